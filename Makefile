@@ -1,0 +1,52 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Both create .venv and install requirements.txt on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv lint format check migrate demo bench bench-quick clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Start the portal: SQLite, in-process jobs, demo data, admin user (password printed).
+run: venv
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
+	DEBUG=$${DEBUG:-1} $(PY) manage.py ipam_demo
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+## Run the whole suite (SQLite by default; set DATABASE_URL for PostgreSQL).
+test: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	DEBUG=1 $(PY) manage.py check
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run -v0
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+migrate: venv
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate
+
+bench: venv
+	DEBUG=1 $(PY) bench/allocate.py --db both
+
+bench-quick: venv
+	DEBUG=1 $(PY) bench/allocate.py --quick --db both
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AllocationsConfig(AppConfig):
+    """The IPAM domain: pools, seeds, shoots, allocations, nodes."""
+
+    name = "allocations"

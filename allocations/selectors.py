@@ -1,0 +1,221 @@
+"""Selectors: the reads of the IPAM domain (utilisation, free blocks, look-ups).
+
+They never change state. Utilisation is exact: sizes are Python integers and
+fractions, never floats of 2**128, so a /64 in a /32 is 1/4294967296, not 0.0 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from django.db.models import Count, Q, QuerySet
+
+from . import prefixes
+from .choices import LIVE_STATES, AllocationState, OwnerType
+from .models import Allocation, FreeBlock, Pool
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """Exact usage of one pool.
+
+    ``size``/``allocated``/``quarantined``/``free`` count addresses; the
+    fractions are exact; ``free_blocks_of_default`` says how many aligned blocks
+    of the pool's allocation size are still free ("3 812 free /56 blocks").
+    """
+
+    pool_id: int
+    cidr: str
+    size: int
+    allocated: int
+    quarantined: int
+    held: int
+    free: int
+    allocated_fraction: Fraction
+    free_fraction: Fraction
+    unit_length: int
+    free_units: int
+    total_units: int
+    allocations_by_length: dict[int, int] = field(default_factory=dict)
+    free_blocks_by_length: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def allocated_percent(self) -> str:
+        return percent(self.allocated_fraction)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pool": self.pool_id,
+            "cidr": self.cidr,
+            "size": str(self.size),
+            "allocated": str(self.allocated),
+            "quarantined": str(self.quarantined),
+            "held": str(self.held),
+            "free": str(self.free),
+            "allocated_fraction": f"{self.allocated_fraction.numerator}/{self.allocated_fraction.denominator}",
+            "free_fraction": f"{self.free_fraction.numerator}/{self.free_fraction.denominator}",
+            "allocated_percent": self.allocated_percent,
+            "unit": f"/{self.unit_length}",
+            "free_units": str(self.free_units),
+            "total_units": str(self.total_units),
+            "allocations_by_length": {f"/{k}": v for k, v in sorted(self.allocations_by_length.items())},
+            "free_blocks_by_length": {f"/{k}": v for k, v in sorted(self.free_blocks_by_length.items())},
+        }
+
+
+def percent(fraction: Fraction, digits: int = 4) -> str:
+    """A percentage that is never rounded to a misleading 0 or 100."""
+    if fraction == 0:
+        return "0 %"
+    if fraction == 1:
+        return "100 %"
+    value = fraction * 100
+    text = f"{float(value):.{digits}g}"
+    if float(text) == 0 or "e" in text:
+        return f"{float(value):.3e} %"
+    if float(text) >= 100:
+        return "99.99… %"
+    return f"{text} %"
+
+
+def pool_unit_length(pool: Pool) -> int:
+    """The allocation size free space is counted in: the default, else /64 (IPv6) or /32 (IPv4)."""
+    if pool.default_prefix_length:
+        return pool.default_prefix_length
+    return 64 if pool.family == 6 and pool.prefix_length <= 64 else pool.bits
+
+
+def pool_utilisation(pool: Pool) -> Utilisation:
+    """Exact utilisation from two grouped index scans (allocations and free blocks by length)."""
+    bits = pool.bits
+    size = 1 << (bits - pool.prefix_length)
+    by_length: dict[int, int] = {}
+    allocated = quarantined = held = 0
+    rows = (
+        Allocation.objects.filter(pool=pool, state__in=LIVE_STATES, scope="")
+        .values("prefix_length", "state", "owner_type")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        block = 1 << (bits - row["prefix_length"])
+        by_length[row["prefix_length"]] = by_length.get(row["prefix_length"], 0) + row["n"]
+        allocated += block * row["n"]
+        if row["state"] == AllocationState.QUARANTINED:
+            quarantined += block * row["n"]
+        elif row["owner_type"] == OwnerType.RESERVATION:
+            held += block * row["n"]
+    unit = pool_unit_length(pool)
+    if pool.is_global:
+        free_by_length = dict(
+            FreeBlock.objects.filter(pool=pool)
+            .values_list("prefix_length")
+            .annotate(n=Count("id"))
+            .values_list("prefix_length", "n")
+        )
+        free = sum(n << (bits - ln) for ln, n in free_by_length.items())
+        free_units = prefixes.count_blocks_of(free_by_length, unit)
+    else:
+        # Per-shoot pools: every shoot sees the whole pool.
+        free_by_length = {pool.prefix_length: 1}
+        free, free_units = size, 1 << (unit - pool.prefix_length)
+        allocated = quarantined = held = 0
+    return Utilisation(
+        pool_id=pool.pk,
+        cidr=pool.cidr,
+        size=size,
+        allocated=allocated,
+        quarantined=quarantined,
+        held=held,
+        free=free,
+        allocated_fraction=prefixes.exact_fraction(allocated, size),
+        free_fraction=prefixes.exact_fraction(free, size),
+        unit_length=unit,
+        free_units=free_units,
+        total_units=1 << (unit - pool.prefix_length),
+        allocations_by_length=by_length,
+        free_blocks_by_length=free_by_length,
+    )
+
+
+def pool_free_blocks(
+    pool: Pool, *, prefix_length: int | None = None, limit: int = 100
+) -> list[prefixes.IPNetwork]:
+    """Free blocks, lowest first; with ``prefix_length`` the free aligned blocks of that size.
+
+    Big free blocks are expanded into aligned /prefix_length blocks lazily, so the
+    first page costs a bounded number of rows whatever the pool's size.
+    """
+    if not pool.is_global:
+        return [pool.network]
+    qs = FreeBlock.objects.filter(pool=pool).order_by("first")
+    if prefix_length is not None:
+        qs = qs.filter(prefix_length__lte=prefix_length)
+    out: list[prefixes.IPNetwork] = []
+    for block in qs.iterator(chunk_size=limit):
+        first = prefixes.from_key(block.first)
+        if prefix_length is None:
+            out.append(prefixes.make_network(first, block.prefix_length, pool.family))
+        else:
+            step = 1 << (pool.bits - prefix_length)
+            count = 1 << (prefix_length - block.prefix_length)
+            for i in range(min(count, limit - len(out))):
+                out.append(prefixes.make_network(first + i * step, prefix_length, pool.family))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def pool_next_free(pool: Pool, prefix_length: int) -> prefixes.IPNetwork | None:
+    """Preview the block the next allocation of ``prefix_length`` would get (nothing is taken)."""
+    from .services.pools import _find_candidates  # the same query the allocator runs
+
+    if not pool.is_global:
+        return prefixes.first_free_avoiding(pool.network, [], prefix_length)
+    if not pool.prefix_length <= prefix_length <= pool.bits:
+        return None
+    candidates = _find_candidates(pool, prefix_length, pool.fit_policy, [])
+    if not candidates:
+        return None
+    return prefixes.make_network(candidates[0][2], prefix_length, pool.family)
+
+
+def allocations_containing(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
+    """Live allocations that contain ``net`` (an address is a /32 or /128), most specific first.
+
+    Exact-key look-ups: the at most 129 aligned blocks containing ``net``.
+    """
+    bits = prefixes.family_bits(net.version)
+    first = int(net.network_address)
+    cond = Q()
+    for length in range(net.prefixlen + 1):
+        key = prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
+        cond |= Q(first=key, prefix_length=length)
+    return (
+        Allocation.objects.filter(cond, family=net.version, state__in=LIVE_STATES)
+        .select_related("pool", "shoot")
+        .order_by("-prefix_length")
+    )
+
+
+def pools_containing(net: prefixes.IPNetwork) -> list[Pool]:
+    """Pools whose prefix contains ``net``, most specific first."""
+    bits = prefixes.family_bits(net.version)
+    first = int(net.network_address)
+    cond = Q()
+    for length in range(net.prefixlen + 1):
+        key = prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
+        cond |= Q(first=key, prefix_length=length)
+    return list(
+        Pool.objects.filter(cond, family=net.version, retired_at__isnull=True).order_by("-prefix_length")
+    )
+
+
+def allocations_within(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
+    """Allocations inside ``net`` (range scan on the first-address key)."""
+    return Allocation.objects.filter(
+        family=net.version,
+        first__gte=prefixes.to_key(int(net.network_address)),
+        first__lte=prefixes.to_key(int(net.broadcast_address)),
+        prefix_length__gte=net.prefixlen,
+    )

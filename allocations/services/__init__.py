@@ -1,0 +1,29 @@
+"""Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
+
+from .pools import (
+    allocation_release,
+    pool_allocate,
+    pool_create,
+    pool_delete,
+    pool_free_space_problems,
+    pool_rebuild_free_space,
+    pool_reclaim,
+    pool_update,
+    quarantine_purge,
+    quota_units,
+    reclaim_all,
+)
+
+__all__ = [
+    "allocation_release",
+    "pool_allocate",
+    "pool_create",
+    "pool_delete",
+    "pool_free_space_problems",
+    "pool_rebuild_free_space",
+    "pool_reclaim",
+    "pool_update",
+    "quarantine_purge",
+    "quota_units",
+    "reclaim_all",
+]

@@ -1,0 +1,838 @@
+"""Pool and allocation services: the only code that changes allocation state.
+
+The allocator keeps each global pool's free space as :class:`FreeBlock` rows (the
+buddy decomposition, see :mod:`allocations.prefixes`). Taking a /N costs one
+candidate query (one index probe per prefix length, in one statement), one
+row lock on the chosen block (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+concurrent requests take different blocks instead of queueing), one delete and
+a few inserts — whatever the number of allocations. Releasing re-merges buddies
+under a per-pool ``FOR NO KEY UPDATE`` lock, which allocations never take.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audit.services import SYSTEM, Actor, audit_record
+
+from .. import prefixes
+from ..choices import (
+    LIVE_STATES,
+    AllocationState,
+    FitPolicy,
+    OwnerType,
+    PoolKind,
+    Provider,
+    Purpose,
+    Role,
+    Uniqueness,
+)
+from ..errors import (
+    AlreadyExists,
+    InvalidState,
+    IpamError,
+    OutsidePool,
+    PoolExhausted,
+    PrefixLengthNotAllowed,
+    PrefixOverlap,
+    PrefixQuarantined,
+    QuotaExceeded,
+    WrongFamily,
+)
+from ..models import Allocation, FreeBlock, Pool, ProjectUsage, Seed, Shoot
+
+# How many times a request looks again when every candidate block is being split
+# by other transactions at that moment (each look skips the locked ones).
+_LOCK_ROUNDS = 50
+_CANDIDATES_PER_LENGTH = 4
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _pool_snapshot(pool: Pool) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "cidr": pool.cidr,
+        "kind": pool.kind,
+        "uniqueness": pool.uniqueness,
+        "purpose": pool.purpose,
+        "parent": pool.parent_id,
+        "default_prefix_length": pool.default_prefix_length,
+        "min_prefix_length": pool.min_prefix_length,
+        "max_prefix_length": pool.max_prefix_length,
+        "fit_policy": pool.fit_policy,
+        "project_quota": pool.project_quota,
+        "provider": pool.provider,
+        "region": pool.region,
+        "description": pool.description,
+        "tags": pool.tags,
+        "retired_at": pool.retired_at.isoformat() if pool.retired_at else None,
+    }
+
+
+def quota_units(family: int, length: int) -> int:
+    """Size of a prefix in quota units: /64s for IPv6 (a longer prefix counts as one), addresses for IPv4."""
+    if family == 4:
+        return 1 << (32 - length)
+    return 1 << (64 - length) if length <= 64 else 1
+
+
+def _validate_lengths(
+    net: prefixes.IPNetwork,
+    default: int | None,
+    minimum: int | None,
+    maximum: int | None,
+) -> None:
+    bits = prefixes.family_bits(net.version)
+    for field, value in (
+        ("default_prefix_length", default),
+        ("min_prefix_length", minimum),
+        ("max_prefix_length", maximum),
+    ):
+        if value is not None and not net.prefixlen <= value <= bits:
+            raise PrefixLengthNotAllowed(
+                f"/{value} must lie between /{net.prefixlen} (the pool) and /{bits}", field=field
+            )
+    lo = minimum if minimum is not None else net.prefixlen
+    hi = maximum if maximum is not None else bits
+    if lo > hi:
+        raise PrefixLengthNotAllowed(f"minimum /{lo} is longer than maximum /{hi}", field="min_prefix_length")
+    if default is not None and not lo <= default <= hi:
+        raise PrefixLengthNotAllowed(
+            f"default /{default} is outside the allowed /{lo}–/{hi}", field="default_prefix_length"
+        )
+
+
+def _check_length(pool: Pool, length: int, field: str) -> None:
+    lo, hi = pool.effective_min_length, pool.effective_max_length
+    if not lo <= length <= hi:
+        raise PrefixLengthNotAllowed(
+            f"/{length} is not allowed in pool {pool.name}: allowed /{lo} to /{hi}", field=field
+        )
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _overlapping(pool: Pool, net: prefixes.IPNetwork, scope: str = "") -> list[Allocation]:
+    """Live allocations of ``pool`` (in ``scope``) that overlap ``net``, by index look-ups.
+
+    Overlap means one contains the other: either an allocation starts inside
+    ``net`` (a range scan on the pool's first-address index) or it is one of the
+    at most ``len(net) + 1`` aligned blocks that contain ``net`` (exact keys).
+    """
+    bits = prefixes.family_bits(net.version)
+    first = int(net.network_address)
+    last = int(net.broadcast_address)
+    ancestors = [
+        prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
+        for length in range(pool.prefix_length, net.prefixlen)
+    ]
+    inside = Q(first__gte=prefixes.to_key(first), first__lte=prefixes.to_key(last))
+    containing = Q(first__in=ancestors, prefix_length__lt=net.prefixlen)
+    qs = Allocation.objects.filter(pool=pool, scope=scope, state__in=LIVE_STATES)
+    found = list(qs.filter(inside | containing).order_by("first")[:20])
+    return [a for a in found if a.network.overlaps(net)]
+
+
+def _overlap_error(net: prefixes.IPNetwork, others: Sequence[Allocation], field: str) -> IpamError:
+    other = others[0]
+    if other.state == AllocationState.QUARANTINED:
+        until = other.expires_at.isoformat() if other.expires_at else "purged"
+        return PrefixQuarantined(
+            f"{net} overlaps {other.cidr}, quarantined until {until}",
+            field=field,
+            allocation=other.pk,
+        )
+    owner = f" held by {other.shoot}" if other.shoot_id else ""
+    return PrefixOverlap(
+        f"{net} overlaps {other.cidr} ({other.role}{owner})", field=field, allocation=other.pk
+    )
+
+
+# --- free space ----------------------------------------------------------------------
+
+
+def _candidate_sql(pool: Pool, length: int, policy: str, exclude: Sequence[int]) -> tuple[str, list[Any]]:
+    """One statement: the best free blocks of every prefix length that can hold a /length.
+
+    Each branch is an index probe on (pool, prefix_length, first); the outer ORDER BY
+    applies the fit policy. Reading one block per length keeps the cost independent
+    of how fragmented the pool is.
+    """
+    table = FreeBlock._meta.db_table
+    branches: list[str] = []
+    params: list[Any] = []
+    not_in = ""
+    if exclude:
+        not_in = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})"
+    limit = _CANDIDATES_PER_LENGTH if exclude else 1
+    for i, block_len in enumerate(range(pool.prefix_length, length + 1)):
+        branches.append(
+            f"SELECT * FROM (SELECT id, prefix_length, first FROM {table} "
+            f"WHERE pool_id = %s AND prefix_length = %s{not_in} ORDER BY first LIMIT {limit}) AS b{i}"
+        )
+        params.extend([pool.pk, block_len, *exclude])
+    order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
+    sql = (
+        f"SELECT id, prefix_length, first FROM ({' UNION ALL '.join(branches)}) AS c ORDER BY {order} LIMIT 8"
+    )
+    return sql, params
+
+
+def _find_candidates(
+    pool: Pool, length: int, policy: str, exclude: Sequence[int]
+) -> list[tuple[int, int, int]]:
+    sql, params = _candidate_sql(pool, length, policy, exclude)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[0], row[1], prefixes.from_key(row[2])) for row in cursor.fetchall()]
+
+
+def _lock_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> tuple[int, int, int] | None:
+    """Lock the best of ``ids`` that still exists and nobody else holds (PostgreSQL)."""
+    table = FreeBlock._meta.db_table
+    order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
+    placeholders = ", ".join(["%s"] * len(ids))
+    lock = ""
+    if _is_postgres():
+        lock = " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
+    sql = (
+        f"SELECT id, prefix_length, first FROM {table} WHERE id IN ({placeholders}) "
+        f"ORDER BY {order} LIMIT 1{lock}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(ids))
+        row = cursor.fetchone()
+    return (row[0], row[1], prefixes.from_key(row[2])) if row else None
+
+
+def _take_next_free(pool: Pool, length: int) -> prefixes.IPNetwork:
+    """Remove the next free /length from the pool's free space (caller is in a transaction)."""
+    policy = pool.fit_policy
+    skipped: list[int] = []
+    for round_ in range(_LOCK_ROUNDS):
+        candidates = _find_candidates(pool, length, policy, skipped)
+        if not candidates:
+            if not skipped:
+                raise PoolExhausted(
+                    f"pool {pool.name} ({pool.cidr}) has no free /{length}",
+                    field="prefix_length",
+                    pool=pool.pk,
+                )
+            skipped = []  # blocks we skipped may have been merged or split meanwhile: look again
+            continue
+        # After a few rounds of contention, wait for the best block instead of skipping.
+        got = _lock_first_free([c[0] for c in candidates], policy, wait=round_ >= 3)
+        if got is None:
+            skipped.extend(c[0] for c in candidates)
+            continue
+        block_id, block_len, block_first = got
+        _split_block(pool, block_id, block_first, block_len, block_first, length)
+        return prefixes.make_network(block_first, length, pool.family)
+    raise PoolExhausted(
+        f"pool {pool.name}: could not lock a free /{length} (too much contention); retry",
+        field="prefix_length",
+    )
+
+
+def _split_block(
+    pool: Pool, block_id: int, block_first: int, block_len: int, first: int, length: int
+) -> None:
+    FreeBlock.objects.filter(pk=block_id).delete()
+    rest = prefixes.split_path(block_first, block_len, first, length, pool.bits)
+    if rest:
+        FreeBlock.objects.bulk_create(
+            [FreeBlock(pool=pool, prefix_length=ln, first=prefixes.to_key(f)) for f, ln in rest]
+        )
+
+
+def _take_specific(pool: Pool, net: prefixes.IPNetwork, field: str) -> None:
+    """Remove exactly ``net`` from the pool's free space, or say what holds it."""
+    first, length = int(net.network_address), net.prefixlen
+    block = (
+        FreeBlock.objects.filter(pool=pool, first__lte=prefixes.to_key(first))
+        .order_by("-first")
+        .values_list("id", "prefix_length", "first")
+        .first()
+    )
+    if block is not None:
+        block_id, block_len, block_key = block
+        block_first = prefixes.from_key(block_key)
+        inside = block_len <= length and first <= prefixes.block_last(block_first, block_len, pool.bits)
+        if inside and _lock_first_free([block_id], FitPolicy.LOWEST_FIRST, wait=True) is not None:
+            _split_block(pool, block_id, block_first, block_len, first, length)
+            return
+        if inside:  # split by a concurrent request meanwhile: look again once
+            return _take_specific(pool, net, field)
+    others = _overlapping(pool, net)
+    if others:
+        raise _overlap_error(net, others, field)
+    raise PrefixOverlap(f"{net} is not free in pool {pool.name}", field=field)
+
+
+def _give_back(pool: Pool, net: prefixes.IPNetwork) -> None:
+    """Return ``net`` to the free space, merging buddies (caller holds the pool lock)."""
+    first, length = int(net.network_address), net.prefixlen
+    while length > pool.prefix_length:
+        buddy_key = prefixes.to_key(prefixes.buddy_of(first, length, pool.bits))
+        buddy = (
+            FreeBlock.objects.select_for_update()
+            .filter(pool=pool, prefix_length=length, first=buddy_key)
+            .values_list("id", flat=True)
+            .first()
+        )
+        if buddy is None:
+            break
+        FreeBlock.objects.filter(pk=buddy).delete()
+        first = min(first, prefixes.from_key(buddy_key))
+        length -= 1
+    FreeBlock.objects.create(pool=pool, prefix_length=length, first=prefixes.to_key(first))
+
+
+def _lock_pool_for_release(pool: Pool) -> None:
+    # FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE that inserts of
+    # allocations and free blocks take on the pool row, so allocations go on.
+    Pool.objects.select_for_update(no_key=True).filter(pk=pool.pk).values_list("pk").first()
+
+
+# --- pools ---------------------------------------------------------------------------
+
+
+def pool_create(
+    *,
+    name: str,
+    actor: Actor,
+    cidr: str | None = None,
+    parent: Pool | None = None,
+    prefix_length: int | None = None,
+    kind: str = PoolKind.OWNED,
+    uniqueness: str = Uniqueness.GLOBAL,
+    purpose: str = Purpose.GENERAL,
+    default_prefix_length: int | None = None,
+    min_prefix_length: int | None = None,
+    max_prefix_length: int | None = None,
+    fit_policy: str = FitPolicy.LOWEST_FIRST,
+    project_quota: int | None = None,
+    provider: str = "",
+    region: str = "",
+    description: str = "",
+    tags: Iterable[str] = (),
+    shoot: Shoot | None = None,
+    project: str = "",
+) -> Pool:
+    """Create a pool: a root pool from ``cidr``, or a child carved from ``parent``.
+
+    A child pool takes its prefix from the parent through a normal allocation
+    (``cidr`` for a given one, else the next free ``prefix_length`` or the parent's
+    default), so it obeys every rule of the parent and never overlaps a sibling.
+    Root pools may not overlap each other (except ``provider`` pools, which only
+    record what a cloud assigned).
+    """
+    name = (name or "").strip()
+    if not name:
+        raise IpamError("a pool needs a name", field="name")
+    _choice(kind, PoolKind, "kind")
+    _choice(uniqueness, Uniqueness, "uniqueness")
+    _choice(purpose, Purpose, "purpose")
+    _choice(fit_policy, FitPolicy, "fit_policy")
+    if provider:
+        _choice(provider, Provider, "provider")
+    if project_quota is not None and project_quota < 0:
+        raise IpamError("a quota cannot be negative", field="project_quota")
+    net = prefixes.parse_prefix(cidr, field="cidr") if cidr is not None else None
+    if net is None and parent is None:
+        raise IpamError("give a CIDR, or a parent pool to carve the pool from", field="cidr")
+    with transaction.atomic():
+        if Pool.objects.filter(name=name).exists():
+            raise AlreadyExists(f"a pool named {name!r} exists", field="name")
+        carved: Allocation | None = None
+        if parent is not None:
+            carved = pool_allocate(
+                pool=parent,
+                actor=actor,
+                cidr=str(net) if net is not None else None,
+                prefix_length=prefix_length,
+                owner_type=OwnerType.POOL,
+                role=Role.BLOCK,
+                label=name,
+                shoot=shoot,
+                project=project,
+            )
+            net = carved.network
+        else:
+            assert net is not None
+            if kind != PoolKind.PROVIDER:
+                roots = Pool.objects.filter(
+                    parent__isnull=True, family=net.version, retired_at__isnull=True
+                ).exclude(kind=PoolKind.PROVIDER)
+                for other in roots:
+                    if other.network.overlaps(net):
+                        raise PrefixOverlap(f"{net} overlaps root pool {other}", field="cidr")
+        _validate_lengths(net, default_prefix_length, min_prefix_length, max_prefix_length)
+        pool = Pool(
+            name=name,
+            kind=kind,
+            uniqueness=uniqueness,
+            purpose=purpose,
+            parent=parent,
+            parent_allocation=carved,
+            default_prefix_length=default_prefix_length,
+            min_prefix_length=min_prefix_length,
+            max_prefix_length=max_prefix_length,
+            fit_policy=fit_policy,
+            project_quota=project_quota,
+            provider=provider,
+            region=region,
+            description=description,
+            tags=list(tags),
+        )
+        pool.set_prefix(net)
+        pool.save()
+        if pool.is_global:
+            FreeBlock.objects.create(pool=pool, prefix_length=net.prefixlen, first=pool.first)
+        audit_record(actor=actor, action="pool.create", obj=pool, after=_pool_snapshot(pool), project=project)
+    return pool
+
+
+_UPDATABLE = (
+    "description",
+    "tags",
+    "default_prefix_length",
+    "min_prefix_length",
+    "max_prefix_length",
+    "fit_policy",
+    "project_quota",
+    "provider",
+    "region",
+    "purpose",
+    "kind",
+)
+
+
+def pool_update(*, pool: Pool, actor: Actor, **changes: Any) -> Pool:
+    """Change a pool's rules (never its prefix); existing allocations are not touched."""
+    unknown = set(changes) - set(_UPDATABLE)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise IpamError(f"{field} cannot be changed on an existing pool", field=field)
+    with transaction.atomic():
+        pool = Pool.objects.select_for_update(no_key=True).get(pk=pool.pk)
+        before = _pool_snapshot(pool)
+        for key, value in changes.items():
+            setattr(pool, key, value)
+        _choice(pool.fit_policy, FitPolicy, "fit_policy")
+        _choice(pool.kind, PoolKind, "kind")
+        _choice(pool.purpose, Purpose, "purpose")
+        if pool.provider:
+            _choice(pool.provider, Provider, "provider")
+        _validate_lengths(
+            pool.network, pool.default_prefix_length, pool.min_prefix_length, pool.max_prefix_length
+        )
+        pool.save()
+        audit_record(actor=actor, action="pool.update", obj=pool, before=before, after=_pool_snapshot(pool))
+    return pool
+
+
+def pool_delete(*, pool: Pool, actor: Actor) -> None:
+    """Delete an empty pool; a child pool's prefix goes back to its parent (quarantined)."""
+    with transaction.atomic():
+        pool = Pool.objects.select_for_update().get(pk=pool.pk)
+        if pool.children.filter(retired_at__isnull=True).exists():
+            raise InvalidState(f"pool {pool.name} still has child pools", field="pool")
+        live = pool.allocations.exclude(state=AllocationState.RELEASED).count()
+        if live:
+            raise InvalidState(f"pool {pool.name} still has {live} live allocations", field="pool")
+        if pool.allocations.exists() or pool.children.exists():
+            raise InvalidState(
+                f"pool {pool.name} has allocation history; it is kept for the audit trail",
+                field="pool",
+            )
+        audit_record(actor=actor, action="pool.delete", obj=pool, before=_pool_snapshot(pool))
+        carved = pool.parent_allocation
+        pool.delete()
+        if carved is not None:
+            allocation_release(allocation=carved, actor=actor)
+
+
+def _choice(value: str, choices: Any, field: str) -> None:
+    if value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise IpamError(f"{value!r} is not one of: {allowed}", field=field)
+
+
+# --- allocations ---------------------------------------------------------------------
+
+
+def _charge_quota(pool: Pool, project: str, units: int) -> None:
+    if pool.project_quota is None or not project:
+        return
+    usage, _ = ProjectUsage.objects.get_or_create(pool=pool, project=project)
+    usage = ProjectUsage.objects.select_for_update().get(pk=usage.pk)
+    if usage.units + units > pool.project_quota:
+        unit = "/64s" if pool.family == 6 else "addresses"
+        raise QuotaExceeded(
+            f"project {project} would hold {usage.units + units} {unit} in pool {pool.name}, "
+            f"quota is {pool.project_quota}",
+            field="project",
+        )
+    usage.units += units
+    usage.save(update_fields=["units"])
+
+
+def _refund_quota(allocation: Allocation) -> None:
+    if allocation.project:
+        ProjectUsage.objects.filter(pool_id=allocation.pool_id, project=allocation.project).update(
+            units=F("units") - allocation.units
+        )
+
+
+def pool_allocate(
+    *,
+    pool: Pool,
+    actor: Actor,
+    prefix_length: int | None = None,
+    cidr: str | None = None,
+    owner_type: str = OwnerType.MANUAL,
+    role: str = Role.BLOCK,
+    shoot: Shoot | None = None,
+    seed: Seed | None = None,
+    project: str = "",
+    scope: str = "",
+    label: str = "",
+    description: str = "",
+    hold_until: dt.datetime | None = None,
+) -> Allocation:
+    """Allocate a prefix from ``pool``: the given ``cidr``, or the next free ``prefix_length``.
+
+    Next free follows the pool's fit policy: ``lowest-first`` returns the
+    lowest-addressed free aligned block (under contention a request skips blocks
+    another transaction is splitting and takes the next one); ``best-fit`` cuts
+    from the smallest free hole. ``hold_until`` makes a reservation that lapses by
+    itself. Raises a domain error naming the field for every refused request.
+    """
+    _choice(owner_type, OwnerType, "owner_type")
+    _choice(role, Role, "role")
+    if pool.retired_at is not None:
+        raise InvalidState(f"pool {pool.name} is retired", field="pool")
+    if cidr is not None and prefix_length is not None:
+        net_given = prefixes.parse_prefix(cidr, field="cidr", family=pool.family)
+        if net_given.prefixlen != prefix_length:
+            raise IpamError("give either cidr or prefix_length, not both", field="prefix_length")
+    if hold_until is not None:
+        owner_type = OwnerType.RESERVATION
+        if hold_until <= timezone.now():
+            raise IpamError("a hold must expire in the future", field="hold_until")
+    if pool.is_global:
+        scope = ""
+    elif not scope:
+        scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
+
+    _reclaim_if_due(pool)
+    with transaction.atomic():
+        if cidr is not None:
+            net = prefixes.parse_prefix(cidr, field="cidr")
+            if net.version != pool.family:
+                raise WrongFamily(
+                    f"{net} is IPv{net.version}, pool {pool.name} is IPv{pool.family}", field="cidr"
+                )
+            if not net.subnet_of(pool.network):  # type: ignore[arg-type]
+                raise OutsidePool(f"{net} is not inside pool {pool.name} ({pool.cidr})", field="cidr")
+            _check_length(pool, net.prefixlen, "cidr")
+            if pool.is_global:
+                _take_specific(pool, net, "cidr")
+            else:
+                others = _overlapping(pool, net, scope)
+                if others:
+                    raise _overlap_error(net, others, "cidr")
+        else:
+            length = prefix_length if prefix_length is not None else pool.default_prefix_length
+            if length is None:
+                raise IpamError(
+                    f"pool {pool.name} has no default prefix length: give prefix_length or cidr",
+                    field="prefix_length",
+                )
+            if isinstance(length, bool) or not isinstance(length, int):
+                raise IpamError("prefix_length must be a whole number", field="prefix_length")
+            _check_length(pool, length, "prefix_length")
+            if pool.is_global:
+                net = _take_next_free(pool, length)
+            else:
+                taken = [a.network for a in pool.allocations.filter(scope=scope, state__in=LIVE_STATES)]
+                found = prefixes.first_free_avoiding(pool.network, taken, length)
+                if found is None:
+                    raise PoolExhausted(
+                        f"pool {pool.name} has no free /{length} for {scope}", field="prefix_length"
+                    )
+                net = found
+        units = quota_units(net.version, net.prefixlen)
+        _charge_quota(pool, project, units)
+        allocation = Allocation(
+            pool=pool,
+            scope=scope,
+            owner_type=owner_type,
+            shoot=shoot,
+            seed=seed,
+            project=project,
+            role=role,
+            label=label,
+            description=description,
+            expires_at=hold_until,
+            units=units,
+            created_by=actor.name,
+        )
+        allocation.set_prefix(net)
+        try:
+            with transaction.atomic():
+                allocation.save()
+        except IntegrityError:
+            # The exclusion constraint caught an overlap the free space did not: never commit it.
+            others = _overlapping(pool, net, scope)
+            raise (
+                _overlap_error(net, others, "cidr")
+                if others
+                else PrefixOverlap(f"{net} overlaps a live allocation", field="cidr")
+            ) from None
+        audit_record(
+            actor=actor,
+            action="allocation.hold" if hold_until else "allocation.allocate",
+            obj=allocation,
+            after=allocation.snapshot(),
+            project=project,
+        )
+    return allocation
+
+
+def allocation_release(
+    *,
+    allocation: Allocation,
+    actor: Actor,
+    quarantine_seconds: int | None = None,
+) -> Allocation:
+    """Release a prefix: into quarantine (default ``IPAM_QUARANTINE_SECONDS``), or free at once.
+
+    A quarantined prefix is not handed out until it expires (or an admin purges
+    it); then it returns to the free space with its buddies merged. Holds and
+    prefixes released with a quarantine of 0 are freed at once. An allocation a
+    live child pool was carved from cannot be released until that pool is empty.
+    """
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().select_related("pool").get(pk=allocation.pk)
+        if allocation.state != AllocationState.ACTIVE:
+            raise InvalidState(f"{allocation.cidr} is {allocation.state}, not active", field="state")
+        child = Pool.objects.filter(parent_allocation=allocation, retired_at__isnull=True).first()
+        if child is not None:
+            live = child.allocations.filter(state__in=LIVE_STATES).count()
+            if live:
+                raise InvalidState(
+                    f"pool {child.name} carved from {allocation.cidr} still has {live} live allocations",
+                    field="allocation",
+                )
+            _pool_retire(child, actor)
+        before = allocation.snapshot()
+        seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
+        if seconds < 0:
+            raise IpamError("quarantine cannot be negative", field="quarantine_seconds")
+        now = timezone.now()
+        allocation.released_by = actor.name
+        allocation.released_at = now
+        if allocation.owner_type == OwnerType.RESERVATION or seconds == 0:
+            _free(allocation)
+            action = "allocation.release"
+        else:
+            allocation.state = AllocationState.QUARANTINED
+            allocation.expires_at = now + dt.timedelta(seconds=seconds)
+            allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
+            action = "allocation.quarantine"
+        audit_record(
+            actor=actor,
+            action=action,
+            obj=allocation,
+            before=before,
+            after=allocation.snapshot(),
+            project=allocation.project,
+        )
+    return allocation
+
+
+def _pool_retire(pool: Pool, actor: Actor) -> None:
+    """Retire an empty child pool whose prefix goes back to its parent (history stays)."""
+    before = _pool_snapshot(pool)
+    pool.free_blocks.all().delete()
+    pool.retired_at = timezone.now()
+    pool.save(update_fields=["retired_at", "updated_at"])
+    audit_record(actor=actor, action="pool.retire", obj=pool, before=before, after=_pool_snapshot(pool))
+
+
+def _free(allocation: Allocation) -> None:
+    """Mark released and give the space back (caller is in a transaction)."""
+    pool = allocation.pool
+    allocation.state = AllocationState.RELEASED
+    allocation.expires_at = None
+    allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
+    _refund_quota(allocation)
+    if pool.is_global and pool.retired_at is None:
+        _lock_pool_for_release(pool)
+        _give_back(pool, allocation.network)
+
+
+def _due(pool: Pool, now: dt.datetime) -> Q:
+    return Q(pool=pool, expires_at__lte=now) & (
+        Q(state=AllocationState.QUARANTINED)
+        | Q(state=AllocationState.ACTIVE, owner_type=OwnerType.RESERVATION)
+    )
+
+
+def _reclaim_if_due(pool: Pool) -> None:
+    """Lazy reclaim: one index probe; frees expired quarantine and lapsed holds first."""
+    if Allocation.objects.filter(_due(pool, timezone.now())).exists():
+        pool_reclaim(pool=pool, actor=SYSTEM)
+
+
+def pool_reclaim(
+    *, pool: Pool, actor: Actor = SYSTEM, now: dt.datetime | None = None, limit: int = 1000
+) -> int:
+    """Free every expired quarantine and lapsed hold of ``pool``; returns how many."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        _lock_pool_for_release(pool)
+        due = list(
+            Allocation.objects.select_for_update()
+            .select_related("pool")
+            .filter(_due(pool, now))
+            .order_by("expires_at")[:limit]
+        )
+        for allocation in due:
+            before = allocation.snapshot()
+            lapsed = allocation.state == AllocationState.ACTIVE
+            if lapsed:
+                allocation.released_at = now
+                allocation.released_by = actor.name
+            _free(allocation)
+            audit_record(
+                actor=actor,
+                action="allocation.hold-lapse" if lapsed else "allocation.reclaim",
+                obj=allocation,
+                before=before,
+                after=allocation.snapshot(),
+                project=allocation.project,
+            )
+    return len(due)
+
+
+def quarantine_purge(
+    *, actor: Actor, pool: Pool | None = None, allocations: Iterable[Allocation] | None = None
+) -> int:
+    """Admin action: end quarantine now for a pool's (or the given) quarantined prefixes."""
+    qs = Allocation.objects.filter(state=AllocationState.QUARANTINED)
+    if pool is not None:
+        qs = qs.filter(pool=pool)
+    if allocations is not None:
+        qs = qs.filter(pk__in=[a.pk for a in allocations])
+    count = 0
+    with transaction.atomic():
+        for allocation in qs.select_for_update().select_related("pool").order_by("pool_id", "first"):
+            before = allocation.snapshot()
+            _lock_pool_for_release(allocation.pool)
+            _free(allocation)
+            audit_record(
+                actor=actor,
+                action="allocation.purge",
+                obj=allocation,
+                before=before,
+                after=allocation.snapshot(),
+                project=allocation.project,
+            )
+            count += 1
+    return count
+
+
+def reclaim_all(*, actor: Actor = SYSTEM) -> int:
+    """Reclaim every pool that has something due (for the periodic task and the command)."""
+    now = timezone.now()
+    pool_ids = (
+        Allocation.objects.filter(
+            Q(expires_at__lte=now)
+            & (
+                Q(state=AllocationState.QUARANTINED)
+                | Q(state=AllocationState.ACTIVE, owner_type=OwnerType.RESERVATION)
+            )
+        )
+        .values_list("pool_id", flat=True)
+        .distinct()
+    )
+    return sum(
+        pool_reclaim(pool=pool, actor=actor, now=now) for pool in Pool.objects.filter(pk__in=list(pool_ids))
+    )
+
+
+def _free_space_from_allocations(pool: Pool) -> list[tuple[int, int]]:
+    """The buddy decomposition of the pool minus its live allocations (one sorted sweep)."""
+    bits = pool.bits
+    pool_first = prefixes.from_key(pool.first)
+    pool_last = prefixes.block_last(pool_first, pool.prefix_length, bits)
+    keys = (
+        Allocation.objects.filter(pool=pool, scope="", state__in=LIVE_STATES)
+        .order_by("first", "prefix_length")
+        .values_list("first", "prefix_length")
+        .iterator(chunk_size=20000)
+    )
+    blocks: list[tuple[int, int]] = []
+    cursor = pool_first
+    for key, length in keys:
+        first = prefixes.from_key(key)
+        last = prefixes.block_last(first, length, bits)
+        if first > cursor:
+            blocks.extend(prefixes.cidr_blocks(cursor, first - 1, bits))
+        cursor = max(cursor, last + 1)
+    if cursor <= pool_last:
+        blocks.extend(prefixes.cidr_blocks(cursor, pool_last, bits))
+    return blocks
+
+
+def pool_rebuild_free_space(*, pool: Pool, actor: Actor = SYSTEM) -> int:
+    """Recompute a global pool's free blocks from its live allocations; returns the block count.
+
+    For bulk loads (brownfield imports, benchmarks) and as a repair: it takes the
+    pool lock, so it must not run beside allocations of the same pool.
+    """
+    if not pool.is_global:
+        return 0
+    with transaction.atomic():
+        Pool.objects.select_for_update().filter(pk=pool.pk).first()
+        blocks = _free_space_from_allocations(pool)
+        FreeBlock.objects.filter(pool=pool).delete()
+        FreeBlock.objects.bulk_create(
+            (FreeBlock(pool=pool, prefix_length=ln, first=prefixes.to_key(f)) for f, ln in blocks),
+            batch_size=5000,
+        )
+        audit_record(
+            actor=actor, action="pool.rebuild-free-space", obj=pool, after={"free_blocks": len(blocks)}
+        )
+    return len(blocks)
+
+
+def pool_free_space_problems(*, pool: Pool) -> list[str]:
+    """Compare the stored free blocks with the ones the allocations imply (empty list = consistent)."""
+    if not pool.is_global:
+        return []
+    expected = set(_free_space_from_allocations(pool))
+    stored = {
+        (prefixes.from_key(f), ln)
+        for f, ln in FreeBlock.objects.filter(pool=pool).values_list("first", "prefix_length")
+    }
+    problems = []
+    for first, length in sorted(stored - expected):
+        problems.append(f"stored free block {prefixes.make_network(first, length, pool.family)} is not free")
+    for first, length in sorted(expected - stored):
+        problems.append(f"free space {prefixes.make_network(first, length, pool.family)} has no free block")
+    return problems

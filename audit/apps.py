@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AuditConfig(AppConfig):
+    """The append-only audit trail every service write leaves behind."""
+
+    name = "audit"
