@@ -13,9 +13,21 @@ from .pools import (
     quota_units,
     reclaim_all,
 )
+from .shoots import (
+    node_register,
+    node_remove,
+    seed_create,
+    select_pool,
+    shoot_allocate,
+    shoot_get,
+    shoot_plan,
+    shoot_release,
+)
 
 __all__ = [
     "allocation_release",
+    "node_register",
+    "node_remove",
     "pool_allocate",
     "pool_create",
     "pool_delete",
@@ -26,4 +38,10 @@ __all__ = [
     "quarantine_purge",
     "quota_units",
     "reclaim_all",
+    "seed_create",
+    "select_pool",
+    "shoot_allocate",
+    "shoot_get",
+    "shoot_plan",
+    "shoot_release",
 ]

@@ -329,6 +329,9 @@ def pool_create(
     tags: Iterable[str] = (),
     shoot: Shoot | None = None,
     project: str = "",
+    owner_type: str = OwnerType.POOL,
+    role: str = Role.BLOCK,
+    label: str = "",
 ) -> Pool:
     """Create a pool: a root pool from ``cidr``, or a child carved from ``parent``.
 
@@ -362,9 +365,9 @@ def pool_create(
                 actor=actor,
                 cidr=str(net) if net is not None else None,
                 prefix_length=prefix_length,
-                owner_type=OwnerType.POOL,
-                role=Role.BLOCK,
-                label=name,
+                owner_type=owner_type,
+                role=role,
+                label=label or name,
                 shoot=shoot,
                 project=project,
             )

@@ -1,0 +1,508 @@
+"""Seed, shoot and node services: whole-shoot allocation by layout, per-node pod ranges.
+
+A shoot allocation is one transaction: the shoot row first (so a concurrent
+duplicate fails before it allocates anything), then its IPv4 ranges from the
+per-shoot pools, then its IPv6 block carved into a child pool and cut by the
+provider's layout, all checked against Gardener's rules before commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from ipaddress import IPv6Address, IPv6Network
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import Actor, audit_record
+
+from .. import gardener, layouts, prefixes, selectors
+from ..choices import (
+    IP_FAMILIES_SUPPORTED,
+    LIVE_STATES,
+    OwnerType,
+    Provider,
+    Purpose,
+    Role,
+    ShootState,
+)
+from ..errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable, NotFound
+from ..models import Allocation, Node, Pool, Seed, Shoot
+from .pools import allocation_release, pool_allocate, pool_create
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Gardener's default IPv4 node mask: 32 - ceil(log2(2 x 110 pods)) = /24.
+IPV4_NODE_MASK = 24
+_IPV4_ROLES = (("nodes", Purpose.NODES), ("pods", Purpose.PODS), ("services", Purpose.SERVICES))
+
+
+def _check_name(value: str, field: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise IpamError(
+            f"{value!r} is not a valid name: lower-case letters, digits and '-', at most 63 characters",
+            field=field,
+        )
+    return value
+
+
+def _check_provider(provider: str) -> str:
+    if provider not in Provider.values:
+        raise IpamError(
+            f"unknown provider {provider!r}; known: {', '.join(Provider.values)}", field="provider"
+        )
+    return provider
+
+
+# --- seeds ---------------------------------------------------------------------------
+
+
+def _cidr_list(values: Sequence[str] | str | None, field: str) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    return [str(gardener.parse_canonical_cidr(v.strip(), field=field)) for v in values]
+
+
+def seed_networks(seed: Seed) -> gardener.SeedNetworks:
+    return gardener.SeedNetworks(
+        nodes=tuple(seed.nodes),
+        pods=tuple(seed.pods),
+        services=tuple(seed.services),
+        shoot_default_pods=tuple(seed.shoot_default_pods),
+        shoot_default_services=tuple(seed.shoot_default_services),
+    )
+
+
+def seed_create(
+    *,
+    name: str,
+    provider: str,
+    region: str,
+    actor: Actor,
+    ip_families: Sequence[str] = ("IPv4",),
+    nodes: Sequence[str] | str | None = None,
+    pods: Sequence[str] | str | None = None,
+    services: Sequence[str] | str | None = None,
+    shoot_default_pods: Sequence[str] | str | None = None,
+    shoot_default_services: Sequence[str] | str | None = None,
+    block_cidrs: Sequence[str] | str | None = None,
+) -> Seed:
+    """Register a seed with its networks, checked by Gardener's seed rules.
+
+    Every IPv6 seed network that lies inside one of our global pools is reserved
+    there (owner ``seed``), so no shoot block can ever be carved over it.
+    """
+    _check_name(name, "name")
+    _check_provider(provider)
+    families = gardener.validate_ip_families(ip_families)
+    seed = Seed(
+        name=name,
+        provider=provider,
+        region=region,
+        ip_families=list(families),
+        nodes=_cidr_list(nodes, "networks.nodes"),
+        pods=_cidr_list(pods, "networks.pods"),
+        services=_cidr_list(services, "networks.services"),
+        shoot_default_pods=_cidr_list(shoot_default_pods, "networks.shootDefaults.pods"),
+        shoot_default_services=_cidr_list(shoot_default_services, "networks.shootDefaults.services"),
+        block_cidrs=_cidr_list(block_cidrs, "networks.blockCIDRs"),
+    )
+    if not seed.pods:
+        raise IpamError("a seed needs its pod network", field="networks.pods")
+    if not seed.services:
+        raise IpamError("a seed needs its service network", field="networks.services")
+    gardener.validate_seed(seed_networks(seed), ip_families=families)
+    with transaction.atomic():
+        if Seed.objects.filter(name=name).exists():
+            raise AlreadyExists(f"a seed named {name!r} exists", field="name")
+        seed.save()
+        for cidr in [*seed.nodes, *seed.pods, *seed.services]:
+            net = prefixes.parse_prefix(cidr)
+            if net.version != 6:
+                continue
+            pool = next((p for p in selectors.pools_containing(net) if p.is_global), None)
+            if pool is not None:
+                pool_allocate(
+                    pool=pool,
+                    actor=actor,
+                    cidr=cidr,
+                    owner_type=OwnerType.SEED,
+                    role=Role.OTHER,
+                    seed=seed,
+                    label=name,
+                )
+        audit_record(actor=actor, action="seed.create", obj=seed, after=_seed_snapshot(seed))
+    return seed
+
+
+def _seed_snapshot(seed: Seed) -> dict[str, Any]:
+    return {
+        "name": seed.name,
+        "provider": seed.provider,
+        "region": seed.region,
+        "ip_families": seed.ip_families,
+        "nodes": seed.nodes,
+        "pods": seed.pods,
+        "services": seed.services,
+        "shoot_default_pods": seed.shoot_default_pods,
+        "shoot_default_services": seed.shoot_default_services,
+    }
+
+
+# --- shoots --------------------------------------------------------------------------
+
+
+def select_pool(*, purpose: str, family: int, provider: str, region: str) -> Pool | None:
+    """The pool a shoot takes a range of ``purpose`` from: region match, else provider, else any.
+
+    Deterministic: the most specific binding wins, then the lowest pool id.
+    """
+    candidates = Pool.objects.filter(purpose=purpose, family=family, retired_at__isnull=True).filter(
+        Q(provider="") | Q(provider=provider)
+    )
+    best: tuple[int, int, Pool] | None = None
+    for pool in candidates:
+        if pool.region and pool.region != region:
+            continue
+        rank = (0 if pool.provider else 1) + (0 if pool.region else 2)
+        if best is None or (rank, pool.pk) < best[:2]:
+            best = (rank, pool.pk, pool)
+    return best[2] if best else None
+
+
+def _shoot_snapshot(shoot: Shoot) -> dict[str, Any]:
+    return {
+        "project": shoot.project,
+        "name": shoot.name,
+        "seed": shoot.seed.name,
+        "provider": shoot.provider,
+        "region": shoot.region,
+        "ip_families": shoot.ip_families,
+        "layout": shoot.layout,
+        "zones": shoot.zones,
+        "state": shoot.state,
+        "ranges": {a.label or a.role: a.cidr for a in shoot.allocations.filter(state__in=LIVE_STATES)},
+    }
+
+
+def _same_request(shoot: Shoot, wanted: dict[str, Any]) -> list[str]:
+    return [key for key, value in wanted.items() if getattr(shoot, key) != value]
+
+
+def shoot_allocate(
+    *,
+    project: str,
+    name: str,
+    seed: Seed,
+    provider: str,
+    region: str,
+    actor: Actor,
+    ip_families: Sequence[str] = ("IPv4", "IPv6"),
+    layout: str | None = None,
+    zones: int = 1,
+) -> tuple[Shoot, bool]:
+    """Allocate every range of a shoot, all or nothing; returns ``(shoot, created)``.
+
+    Idempotent for (project, name): the same request again returns the same
+    shoot and ranges (``created`` False); the same name with other parameters is
+    refused (:class:`AlreadyExists` naming the first differing field).
+    """
+    _check_name(project, "project")
+    _check_name(name, "name")
+    _check_provider(provider)
+    families = gardener.validate_ip_families(ip_families)
+    if families not in IP_FAMILIES_SUPPORTED:
+        raise IpamError(
+            f"ip_families {list(families)} is not supported yet: use [IPv4] or [IPv4, IPv6]",
+            field="ip_families",
+        )
+    chosen = layouts.get_layout(layout) if layout else layouts.default_layout(provider)
+    if chosen.provider != provider:
+        raise IpamError(f"layout {chosen.name} is for {chosen.provider}, not {provider}", field="layout")
+    if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= 85:
+        raise IpamError("zones must be a whole number from 1 to 85", field="zones")
+    wanted = {
+        "seed": seed,
+        "provider": provider,
+        "region": region,
+        "ip_families": list(families),
+        "layout": chosen.name,
+        "zones": zones,
+    }
+
+    existing = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
+    if existing is not None:
+        return _existing(existing, wanted), False
+    try:
+        with transaction.atomic():
+            shoot = Shoot(project=project, name=name, created_by=actor.name, **wanted)
+            with transaction.atomic():
+                shoot.save()
+            _allocate_ranges(shoot, chosen, families, actor)
+            audit_record(
+                actor=actor, action="shoot.allocate", obj=shoot, after=_shoot_snapshot(shoot), project=project
+            )
+    except IntegrityError:
+        # A concurrent identical request won the unique (project, name) race.
+        existing = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
+        if existing is None:
+            raise
+        return _existing(existing, wanted), False
+    return shoot, True
+
+
+def _existing(shoot: Shoot, wanted: dict[str, Any]) -> Shoot:
+    differs = _same_request(shoot, wanted)
+    if differs:
+        field = differs[0]
+        raise AlreadyExists(
+            f"shoot {shoot} exists with {field}={getattr(shoot, field)!s}; "
+            "changing it is not an allocation (release the shoot first)",
+            field=field,
+        )
+    return shoot
+
+
+def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, ...], actor: Actor) -> None:
+    ipv4: dict[str, Allocation] = {}
+    for role, purpose in _IPV4_ROLES:
+        pool = select_pool(purpose=purpose, family=4, provider=shoot.provider, region=shoot.region)
+        if pool is None:
+            raise NoPoolAvailable(
+                f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",
+                field="region",
+            )
+        ipv4[role] = pool_allocate(
+            pool=pool,
+            actor=actor,
+            owner_type=OwnerType.SHOOT,
+            role=role,
+            shoot=shoot,
+            project=shoot.project,
+            label=role,
+        )
+    ipv4_nets = gardener.ShootNetworks(
+        nodes=(ipv4["nodes"].network,), pods=(ipv4["pods"].network,), services=(ipv4["services"].network,)
+    )
+    seed = seed_networks(shoot.seed)
+    if "IPv6" not in families or layout.provider_assigned:
+        # Provider-assigned IPv6 (GCP) is recorded when the provider reports it.
+        gardener.validate_shoot(ipv4_nets, seed=seed, ip_families=families, node_mask_ipv4=IPV4_NODE_MASK)
+        return
+
+    source = select_pool(purpose=Purpose.SHOOTS, family=6, provider=shoot.provider, region=shoot.region)
+    if source is None:
+        raise NoPoolAvailable(
+            f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",
+            field="region",
+        )
+    block_pool = pool_create(
+        name=f"{shoot.project}/{shoot.name}#{shoot.pk}",
+        parent=source,
+        prefix_length=layout.block_prefix_length,
+        purpose=Purpose.SHOOT_BLOCK,
+        kind=source.kind,
+        actor=actor,
+        shoot=shoot,
+        project=shoot.project,
+        owner_type=OwnerType.SHOOT,
+        description=f"IPv6 block of shoot {shoot} ({layout.name})",
+    )
+    plan = layout.plan(block_pool.network, zones=shoot.zones)
+    # kube-controller-manager cuts the pod network into per-node ranges of the layout's size
+    node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
+    gardener.validate_shoot(
+        gardener.shoot_networks_for_plan(plan, ipv4_nets),
+        seed=seed,
+        ip_families=families,
+        node_mask_ipv4=IPV4_NODE_MASK,
+        node_mask_ipv6=node_masks[0] if node_masks else None,
+    )
+    range_pools: dict[str, Pool] = {}
+    for planned in plan.top_level():
+        _reserve(shoot, planned, block_pool, range_pools, actor)
+    for planned in plan.ranges:
+        if planned.inside is not None:
+            _reserve(shoot, planned, range_pools[planned.inside], range_pools, actor)
+
+
+def _reserve(
+    shoot: Shoot, planned: layouts.PlannedRange, pool: Pool, range_pools: dict[str, Pool], actor: Actor
+) -> None:
+    role = Role.SUBNET if planned.role == "subnet" else planned.role
+    if planned.node_pod_prefix_length is not None:
+        range_pools[planned.name] = pool_create(
+            name=f"{shoot.project}/{shoot.name}#{shoot.pk}/{planned.name}",
+            parent=pool,
+            cidr=str(planned.cidr),
+            purpose=Purpose.NODE_PODS,
+            kind=pool.kind,
+            default_prefix_length=planned.node_pod_prefix_length,
+            min_prefix_length=planned.node_pod_prefix_length,
+            actor=actor,
+            shoot=shoot,
+            project=shoot.project,
+            owner_type=OwnerType.SHOOT,
+            role=role,
+            label=planned.name,
+        )
+        return
+    pool_allocate(
+        pool=pool,
+        actor=actor,
+        cidr=str(planned.cidr),
+        owner_type=OwnerType.SHOOT,
+        role=role,
+        shoot=shoot,
+        project=shoot.project,
+        label=planned.name,
+    )
+
+
+def shoot_plan(shoot: Shoot) -> layouts.ShootPlan | None:
+    """The shoot's IPv6 plan, re-derived from its block (the layout is a pure function)."""
+    block = (
+        Pool.objects.filter(
+            purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot, retired_at__isnull=True
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if block is None:
+        return None
+    return layouts.get_layout(shoot.layout).plan(block.network, zones=shoot.zones)
+
+
+def _release_tree(allocation: Allocation, actor: Actor, quarantine_seconds: int | None) -> None:
+    """Release an allocation and, first, everything inside the pool carved from it."""
+    child = Pool.objects.filter(parent_allocation=allocation, retired_at__isnull=True).first()
+    if child is not None:
+        for inner in child.allocations.filter(state="active").order_by("-prefix_length"):
+            node = Node.objects.filter(pod_allocation=inner).first()
+            if node is not None:
+                node.delete()
+            _release_tree(inner, actor, 0)
+    allocation_release(allocation=allocation, actor=actor, quarantine_seconds=quarantine_seconds)
+
+
+def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
+    """Release every range of a shoot: inner ranges at once, the IPv6 block into quarantine.
+
+    The shoot's IPv4 ranges in per-shoot pools are freed at once (every shoot may
+    reuse them anyway); its globally unique IPv6 block is quarantined, since routes
+    and caches outside may still point at it.
+    """
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is already {shoot.state}", field="state")
+        before = _shoot_snapshot(shoot)
+        owned = shoot.allocations.filter(state="active").select_related("pool")
+        inner_pools = Pool.objects.filter(parent_allocation__shoot=shoot)
+        top = [a for a in owned if a.pool_id not in set(inner_pools.values_list("pk", flat=True))]
+        for allocation in top:
+            allocation.refresh_from_db()
+            if allocation.state != "active":
+                continue
+            quarantine = 0 if not allocation.pool.is_global else None
+            _release_tree(allocation, actor, quarantine)
+        shoot.state = ShootState.DELETED
+        shoot.deleted_at = timezone.now()
+        shoot.save(update_fields=["state", "deleted_at"])
+        audit_record(
+            actor=actor,
+            action="shoot.release",
+            obj=shoot,
+            before=before,
+            after=_shoot_snapshot(shoot),
+            project=shoot.project,
+        )
+    return shoot
+
+
+# --- nodes ---------------------------------------------------------------------------
+
+
+def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -> tuple[Node, bool]:
+    """Register a node and hand it the next per-node pod range; returns ``(node, created)``.
+
+    The address must lie in the shoot's node range (the DHCPv6 pool on
+    openstack-gep, a workers subnet on AWS). Registering the same node with the
+    same address again returns it unchanged.
+    """
+    if not isinstance(name, str) or not name or len(name) > 253:
+        raise IpamError("a node needs a name of at most 253 characters", field="name")
+    address = prefixes.parse_address(ipv6_address, field="ipv6_address")
+    if not isinstance(address, IPv6Address):
+        raise IpamError(f"{address} is not an IPv6 address", field="ipv6_address")
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
+        existing = Node.objects.filter(shoot=shoot, name=name).select_related("pod_allocation").first()
+        if existing is not None:
+            if IPv6Address(existing.ipv6_address) != address:
+                raise AlreadyExists(
+                    f"node {name} is registered with {existing.ipv6_address}", field="ipv6_address"
+                )
+            return existing, False
+        if Node.objects.filter(shoot=shoot, ipv6_address=str(address)).exists():
+            raise AlreadyExists(f"{address} belongs to another node of {shoot}", field="ipv6_address")
+        node_pools = list(
+            Pool.objects.filter(
+                purpose=Purpose.NODE_PODS, parent_allocation__shoot=shoot, retired_at__isnull=True
+            ).select_related("parent_allocation")
+        )
+        if not node_pools:
+            raise InvalidState(f"shoot {shoot} has no IPv6 per-node pod ranges", field="shoot")
+        node_ranges: list[IPv6Network] = [
+            a.network for a in shoot.allocations.filter(role=Role.NODES, family=6, state="active")
+        ] + [p.network for p in node_pools if p.parent_allocation.role == Role.SUBNET]
+        if not any(address in net for net in node_ranges):
+            listed = ", ".join(str(n) for n in node_ranges)
+            raise IpamError(
+                f"{address} is not inside the node range of {shoot} ({listed})", field="ipv6_address"
+            )
+        pool = next((p for p in node_pools if address in p.network), node_pools[0])
+        allocation = pool_allocate(
+            pool=pool,
+            actor=actor,
+            owner_type=OwnerType.NODE,
+            role=Role.NODE_PODS,
+            shoot=shoot,
+            project=shoot.project,
+            label=name,
+        )
+        node = Node.objects.create(
+            shoot=shoot, name=name, ipv6_address=str(address), pod_allocation=allocation
+        )
+        audit_record(
+            actor=actor,
+            action="node.register",
+            obj=node,
+            after={"name": name, "ipv6_address": str(address), "pods": allocation.cidr},
+            project=shoot.project,
+        )
+    return node, True
+
+
+def node_remove(*, node: Node, actor: Actor) -> None:
+    """Remove a node and release its pod range (quarantined like any released prefix)."""
+    with transaction.atomic():
+        node = Node.objects.select_related("pod_allocation", "shoot").get(pk=node.pk)
+        before = {"name": node.name, "ipv6_address": node.ipv6_address, "pods": node.pod_allocation.cidr}
+        audit_record(actor=actor, action="node.remove", obj=node, before=before, project=node.shoot.project)
+        allocation = node.pod_allocation
+        node.delete()
+        allocation_release(allocation=allocation, actor=actor)
+
+
+def shoot_get(project: str, name: str) -> Shoot:
+    shoot = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
+    if shoot is None:
+        raise NotFound(f"no live shoot {project}/{name}", field="name")
+    return shoot
