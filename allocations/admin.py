@@ -1,0 +1,493 @@
+"""Django admin for every IPAM model. Every write goes through a service.
+
+Add forms call the create service from ``clean()`` (inside the admin's
+transaction), so a refused request shows the service's message on the field it
+names and nothing is written. Existing allocations, seeds, shoots and nodes are
+read-only here: their changes are actions (release, purge, remove) that call the
+services too. Nothing is deleted through the admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from audit.services import Actor
+
+from . import services
+from .errors import IpamError
+from .models import Allocation, FreeBlock, Node, Pool, ProjectUsage, Seed, Shoot
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor(request.user.get_username() or "admin", "admin")
+
+
+def _split(text: str) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+class ServiceForm(forms.ModelForm):
+    """A model form whose ``clean`` runs a service; its errors land on the named field."""
+
+    request: HttpRequest | None = None
+    result: Any = None
+
+    def call_service(self) -> Any:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.result = self.call_service()
+        except IpamError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return cleaned
+
+    def _post_clean(self) -> None:
+        """The service validated and saved; the model form's own checks would see its row."""
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """Admin whose add/change forms call services; the saved object is the service's result."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request = request
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        result = form.result
+        if result is not None:
+            obj.pk = result.pk
+            obj.__dict__.update({k: v for k, v in result.__dict__.items() if not k.startswith("_")})
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Relations are written by the service, not by the admin."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """Inlines only show what exists; the add form is the service's input alone."""
+        return super().get_inlines(request, obj) if obj is not None else []
+
+
+# --- pools ---------------------------------------------------------------------------
+
+
+class PoolForm(ServiceForm):
+    cidr = forms.CharField(
+        required=False, help_text="Leave empty to carve the next free prefix from the parent"
+    )
+    carve_prefix_length = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=128,
+        label="Prefix length",
+        help_text="With a parent and no CIDR",
+    )
+    tags_text = forms.CharField(required=False, label="Tags", help_text="Comma-separated")
+
+    class Meta:
+        model = Pool
+        fields = [
+            "name",
+            "cidr",
+            "parent",
+            "kind",
+            "uniqueness",
+            "purpose",
+            "default_prefix_length",
+            "min_prefix_length",
+            "max_prefix_length",
+            "fit_policy",
+            "project_quota",
+            "provider",
+            "region",
+            "description",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["tags_text"].initial = ", ".join(self.instance.tags)
+
+    def call_service(self) -> Pool:
+        data = self.cleaned_data
+        actor = admin_actor(self.request)
+        rules = {
+            key: data.get(key)
+            for key in (
+                "kind",
+                "purpose",
+                "default_prefix_length",
+                "min_prefix_length",
+                "max_prefix_length",
+                "fit_policy",
+                "project_quota",
+                "provider",
+                "region",
+                "description",
+            )
+        }
+        rules["tags"] = _split(data.get("tags_text", ""))
+        if self.instance.pk:
+            return services.pool_update(pool=self.instance, actor=actor, **rules)
+        return services.pool_create(
+            name=data["name"],
+            cidr=data.get("cidr") or None,
+            parent=data.get("parent"),
+            prefix_length=data.get("carve_prefix_length"),
+            uniqueness=data["uniqueness"],
+            actor=actor,
+            **rules,
+        )
+
+
+class ChildPoolInline(admin.TabularInline):
+    model = Pool
+    fk_name = "parent"
+    fields = ("name", "cidr", "purpose", "retired_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Pool)
+class PoolAdmin(ServiceAdmin):
+    form = PoolForm
+    list_display = (
+        "name",
+        "cidr",
+        "kind",
+        "uniqueness",
+        "purpose",
+        "provider",
+        "region",
+        "utilisation",
+        "retired_at",
+    )
+    list_filter = ("family", "kind", "uniqueness", "purpose", "provider", "fit_policy")
+    search_fields = ("name", "cidr", "description", "region")
+    list_select_related = ("parent",)
+    inlines = [ChildPoolInline]
+    actions = ["purge_quarantine", "reclaim_expired", "delete_empty_pools"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is not None:
+            return ("name", "cidr", "parent", "uniqueness", "retired_at")
+        return ()
+
+    @admin.display(description="Allocated")
+    def utilisation(self, obj: Pool) -> str:
+        from .selectors import pool_utilisation
+
+        return pool_utilisation(obj).allocated_percent
+
+    @admin.action(description="Purge quarantine (free quarantined prefixes now)")
+    def purge_quarantine(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        count = sum(services.quarantine_purge(actor=admin_actor(request), pool=pool) for pool in queryset)
+        self.message_user(request, f"{count} quarantined prefixes freed.")
+
+    @admin.action(description="Reclaim expired quarantine and lapsed holds")
+    def reclaim_expired(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        count = sum(services.pool_reclaim(pool=pool, actor=admin_actor(request)) for pool in queryset)
+        self.message_user(request, f"{count} prefixes reclaimed.")
+
+    @admin.action(description="Delete selected empty pools")
+    def delete_empty_pools(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
+        for pool in queryset:
+            try:
+                services.pool_delete(pool=pool, actor=admin_actor(request))
+                self.message_user(request, f"Deleted pool {pool.name}.")
+            except IpamError as exc:
+                self.message_user(request, exc.message, level=messages.ERROR)
+
+
+# --- allocations ---------------------------------------------------------------------
+
+
+class AllocationForm(ServiceForm):
+    cidr = forms.CharField(required=False, help_text="A given prefix, or leave empty for the next free one")
+    next_prefix_length = forms.IntegerField(
+        required=False, min_value=0, max_value=128, label="Prefix length", help_text="For the next free block"
+    )
+    hold_hours = forms.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Make it a hold (reservation) that lapses after this many hours",
+    )
+
+    class Meta:
+        model = Allocation
+        fields = ["pool", "cidr", "owner_type", "role", "project", "label", "description"]
+
+    def call_service(self) -> Allocation:
+        data = self.cleaned_data
+        hold = data.get("hold_hours")
+        return services.pool_allocate(
+            pool=data["pool"],
+            actor=admin_actor(self.request),
+            cidr=data.get("cidr") or None,
+            prefix_length=data.get("next_prefix_length"),
+            owner_type=data["owner_type"],
+            role=data["role"],
+            project=data.get("project") or "",
+            label=data.get("label") or "",
+            description=data.get("description") or "",
+            hold_until=timezone.now() + timezone.timedelta(hours=hold) if hold else None,
+        )
+
+
+@admin.register(Allocation)
+class AllocationAdmin(ServiceAdmin):
+    form = AllocationForm
+    list_display = (
+        "cidr",
+        "pool",
+        "state",
+        "role",
+        "owner_type",
+        "shoot",
+        "project",
+        "label",
+        "expires_at",
+        "created_at",
+    )
+    list_filter = ("state", "role", "owner_type", "family", "pool__kind")
+    search_fields = ("cidr", "label", "project", "description", "shoot__name")
+    list_select_related = ("pool", "shoot")
+    date_hierarchy = "created_at"
+    actions = ["release", "release_now", "purge_quarantine"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return [f.name for f in Allocation._meta.fields]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def _release(self, request: HttpRequest, queryset: QuerySet[Allocation], seconds: int | None) -> None:
+        done = 0
+        for allocation in queryset:
+            try:
+                services.allocation_release(
+                    allocation=allocation, actor=admin_actor(request), quarantine_seconds=seconds
+                )
+                done += 1
+            except IpamError as exc:
+                self.message_user(request, f"{allocation.cidr}: {exc.message}", level=messages.ERROR)
+        self.message_user(request, f"{done} allocations released.")
+
+    @admin.action(description="Release into quarantine")
+    def release(self, request: HttpRequest, queryset: QuerySet[Allocation]) -> None:
+        self._release(request, queryset, None)
+
+    @admin.action(description="Release and free at once (no quarantine)")
+    def release_now(self, request: HttpRequest, queryset: QuerySet[Allocation]) -> None:
+        self._release(request, queryset, 0)
+
+    @admin.action(description="Purge quarantine of the selected")
+    def purge_quarantine(self, request: HttpRequest, queryset: QuerySet[Allocation]) -> None:
+        count = services.quarantine_purge(actor=admin_actor(request), allocations=queryset)
+        self.message_user(request, f"{count} quarantined prefixes freed.")
+
+
+# --- seeds, shoots, nodes --------------------------------------------------------------
+
+
+class SeedForm(ServiceForm):
+    ip_families_text = forms.CharField(label="IP families", initial="IPv4, IPv6")
+    nodes_text = forms.CharField(label="Nodes", required=False, help_text="Comma-separated CIDRs")
+    pods_text = forms.CharField(label="Pods", help_text="Comma-separated CIDRs")
+    services_text = forms.CharField(label="Services", help_text="Comma-separated CIDRs")
+    shoot_default_pods_text = forms.CharField(label="Shoot default pods", required=False)
+    shoot_default_services_text = forms.CharField(label="Shoot default services", required=False)
+
+    class Meta:
+        model = Seed
+        fields = ["name", "provider", "region"]
+
+    def call_service(self) -> Seed:
+        d = self.cleaned_data
+        return services.seed_create(
+            name=d["name"],
+            provider=d["provider"],
+            region=d["region"],
+            ip_families=_split(d["ip_families_text"]),
+            nodes=_split(d.get("nodes_text", "")),
+            pods=_split(d["pods_text"]),
+            services=_split(d["services_text"]),
+            shoot_default_pods=_split(d.get("shoot_default_pods_text", "")),
+            shoot_default_services=_split(d.get("shoot_default_services_text", "")),
+            actor=admin_actor(self.request),
+        )
+
+
+@admin.register(Seed)
+class SeedAdmin(ServiceAdmin):
+    """Seeds' networks are immutable in Gardener: add only, then read-only."""
+
+    form = SeedForm
+    list_display = ("name", "provider", "region", "ip_families", "pods", "services", "created_at")
+    list_filter = ("provider",)
+    search_fields = ("name", "region")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Seed._meta.fields] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return [f.name for f in Seed._meta.fields if f.name != "id"]
+        return super().get_fields(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+
+class ShootForm(ServiceForm):
+    ip_families_text = forms.CharField(label="IP families", initial="IPv4, IPv6")
+    layout = forms.CharField(required=False, help_text="Empty: the provider's default layout")
+
+    class Meta:
+        model = Shoot
+        fields = ["project", "name", "seed", "provider", "region", "zones"]
+
+    def call_service(self) -> Shoot:
+        d = self.cleaned_data
+        shoot, _ = services.shoot_allocate(
+            project=d["project"],
+            name=d["name"],
+            seed=d["seed"],
+            provider=d["provider"],
+            region=d["region"],
+            ip_families=_split(d["ip_families_text"]),
+            layout=d.get("layout") or None,
+            zones=d.get("zones") or 1,
+            actor=admin_actor(self.request),
+        )
+        return shoot
+
+
+class AllocationInline(admin.TabularInline):
+    model = Allocation
+    fields = ("cidr", "role", "label", "state", "pool", "expires_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Shoot)
+class ShootAdmin(ServiceAdmin):
+    form = ShootForm
+    list_display = ("__str__", "seed", "provider", "region", "ip_families", "layout", "state", "created_at")
+    list_filter = ("state", "provider", "layout", "seed")
+    search_fields = ("project", "name")
+    list_select_related = ("seed",)
+    inlines = [AllocationInline]
+    actions = ["release_shoots"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Shoot._meta.fields] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return [f.name for f in Shoot._meta.fields if f.name != "id"]
+        return super().get_fields(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description="Release the selected shoots (IPv6 block into quarantine)")
+    def release_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
+        for shoot in queryset:
+            try:
+                services.shoot_release(shoot=shoot, actor=admin_actor(request))
+                self.message_user(request, f"Released {shoot}.")
+            except IpamError as exc:
+                self.message_user(request, f"{shoot}: {exc.message}", level=messages.ERROR)
+
+
+class NodeForm(ServiceForm):
+    class Meta:
+        model = Node
+        fields = ["shoot", "name", "ipv6_address"]
+
+    def call_service(self) -> Node:
+        d = self.cleaned_data
+        node, _ = services.node_register(
+            shoot=d["shoot"],
+            name=d["name"],
+            ipv6_address=str(d["ipv6_address"]),
+            actor=admin_actor(self.request),
+        )
+        return node
+
+
+@admin.register(Node)
+class NodeAdmin(ServiceAdmin):
+    form = NodeForm
+    list_display = ("name", "shoot", "ipv6_address", "pod_allocation", "created_at")
+    search_fields = ("name", "ipv6_address", "shoot__name", "shoot__project")
+    list_select_related = ("shoot", "pod_allocation")
+    actions = ["remove_nodes"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Node._meta.fields] if obj is not None else []
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    @admin.action(description="Remove the selected nodes and release their pod ranges")
+    def remove_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        for node in queryset:
+            services.node_remove(node=node, actor=admin_actor(request))
+        self.message_user(request, "Nodes removed.")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Derived data (free space, quota counters): visible, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FreeBlock)
+class FreeBlockAdmin(ReadOnlyAdmin):
+    list_display = ("pool", "prefix_length", "block")
+    list_filter = ("prefix_length",)
+    list_select_related = ("pool",)
+
+    @admin.display(description="Free block")
+    def block(self, obj: FreeBlock) -> str:
+        return str(obj.network(obj.pool.family))
+
+
+@admin.register(ProjectUsage)
+class ProjectUsageAdmin(ReadOnlyAdmin):
+    list_display = ("pool", "project", "units")
+    search_fields = ("project",)
