@@ -283,6 +283,11 @@ class Node(models.Model):
     def __str__(self) -> str:
         return f"{self.shoot}/{self.name}"
 
+    @property
+    def project(self) -> str:
+        """The Gardener project a node belongs to (the unit of write permission)."""
+        return self.shoot.project
+
 
 class ProjectUsage(models.Model):
     """Quota counter per (pool, Gardener project), row-locked when a quota applies."""

@@ -185,14 +185,8 @@ def allocations_containing(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
 
     Exact-key look-ups: the at most 129 aligned blocks containing ``net``.
     """
-    bits = prefixes.family_bits(net.version)
-    first = int(net.network_address)
-    cond = Q()
-    for length in range(net.prefixlen + 1):
-        key = prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
-        cond |= Q(first=key, prefix_length=length)
     return (
-        Allocation.objects.filter(cond, family=net.version, state__in=LIVE_STATES)
+        Allocation.objects.filter(containing_keys(net), family=net.version, state__in=LIVE_STATES)
         .select_related("pool", "shoot")
         .order_by("-prefix_length")
     )
@@ -200,22 +194,108 @@ def allocations_containing(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
 
 def pools_containing(net: prefixes.IPNetwork) -> list[Pool]:
     """Pools whose prefix contains ``net``, most specific first."""
+    qs = Pool.objects.filter(containing_keys(net), family=net.version, retired_at__isnull=True)
+    return list(qs.order_by("-prefix_length"))
+
+
+def allocations_within(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
+    """Allocations inside ``net`` (range scan on the first-address key)."""
+    return Allocation.objects.filter(within_keys(net), family=net.version)
+
+
+def containing_keys(net: prefixes.IPNetwork) -> Q:
+    """A filter matching the prefixes that contain ``net`` (itself included): exact-key look-ups.
+
+    There are at most 129 such aligned blocks; each is one probe of the
+    (family, first, prefix_length) index. Combine with ``family=net.version``.
+    """
     bits = prefixes.family_bits(net.version)
     first = int(net.network_address)
     cond = Q()
     for length in range(net.prefixlen + 1):
         key = prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
         cond |= Q(first=key, prefix_length=length)
-    return list(
-        Pool.objects.filter(cond, family=net.version, retired_at__isnull=True).order_by("-prefix_length")
-    )
+    return cond
 
 
-def allocations_within(net: prefixes.IPNetwork) -> QuerySet[Allocation]:
-    """Allocations inside ``net`` (range scan on the first-address key)."""
-    return Allocation.objects.filter(
-        family=net.version,
+def within_keys(net: prefixes.IPNetwork) -> Q:
+    """A filter matching prefixes inside ``net`` (a range scan on the first-address key)."""
+    return Q(
         first__gte=prefixes.to_key(int(net.network_address)),
         first__lte=prefixes.to_key(int(net.broadcast_address)),
         prefix_length__gte=net.prefixlen,
     )
+
+
+def shoot_plan_of(shoot: object) -> object:
+    """The shoot's IPv6 plan (re-derived from its block by the pure layout), or None."""
+    from .services.shoots import shoot_plan
+
+    return shoot_plan(shoot)  # type: ignore[arg-type]
+
+
+def shoot_networking(shoot: object) -> dict[str, list[str]]:
+    """Gardener's ``networking`` view of a shoot: per network the IPv4 and the IPv6 CIDR.
+
+    The IPv6 entries are what Gardener reports in ``status.networking`` for the
+    layout (e.g. the services /108; on AWS nodes and pods are the VPC /56); IPv4 entries are the shoot's allocations. Lists are ordered
+    IPv4 then IPv6 — consumers must match by family, never by position.
+    """
+    out: dict[str, list[str]] = {"nodes": [], "pods": [], "services": []}
+    live = Allocation.objects.filter(shoot=shoot, family=4, state__in=LIVE_STATES, role__in=list(out))
+    for allocation in live.order_by("role"):
+        out[allocation.role].append(allocation.cidr)
+    plan = shoot_plan_of(shoot)
+    if plan is not None:
+        from .layouts import gardener_status_networking
+
+        for role, cidrs in gardener_status_networking(plan).items():
+            out.setdefault(role, []).extend(cidrs)
+    return out
+
+
+def shoot_gardener_manifest(shoot: object) -> dict[str, object]:
+    """The shoot's ``spec.networking`` and provider ``InfrastructureConfig`` network section."""
+    from . import layouts
+
+    networking = shoot_networking(shoot)
+    v4 = {role: next((c for c in cidrs if ":" not in c), None) for role, cidrs in networking.items()}
+    spec: dict[str, object] = {
+        "ipFamilies": list(shoot.ip_families),  # type: ignore[attr-defined]
+        **{role: cidr for role, cidr in v4.items() if cidr},
+    }
+    plan = shoot_plan_of(shoot)
+    infra: dict[str, object] = {}
+    provider = shoot.provider  # type: ignore[attr-defined]
+    if provider == "openstack":
+        infra = {
+            "apiVersion": "openstack.provider.extensions.gardener.cloud/v1alpha1",
+            "kind": "InfrastructureConfig",
+        }
+        nets: dict[str, object] = {"workers": v4["nodes"]}
+        if plan is not None:
+            nets["ipv6"] = {
+                "nodeCIDR": str(plan.kubernetes_cidr("nodes")),
+                "podCIDR": str(plan.range("pods").cidr),
+                "serviceCIDR": str(plan.range("services").cidr),
+            }
+        infra["networks"] = nets
+    elif provider == "aws":
+        infra = {
+            "apiVersion": "aws.provider.extensions.gardener.cloud/v1alpha1",
+            "kind": "InfrastructureConfig",
+            "networks": {"vpc": {"cidr": v4["nodes"]}},
+        }
+        if plan is not None:
+            infra["networks"]["vpc"]["ipv6IpamPool"] = {"cidrBlock": str(plan.block)}  # type: ignore[index]
+    manifest: dict[str, object] = {"spec": {"networking": spec}}
+    if infra:
+        manifest["infrastructureConfig"] = infra
+    if plan is not None:
+        manifest["expectedStatus"] = {"networking": layouts.gardener_status_networking(plan)}
+        node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
+        if node_masks:
+            manifest["spec"]["kubernetes"] = {  # type: ignore[index]
+                "kubeControllerManager": {"nodeCIDRMaskSizeIPv6": node_masks[0]}
+            }
+    return manifest

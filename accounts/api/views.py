@@ -1,0 +1,92 @@
+"""API tokens: create (the key is shown once), list your own, revoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import roles, services
+from accounts.models import ApiToken
+from allocations.api.serializers import StrictSerializer
+from ipam_portal.api.base import ApiViewSet, request_actor
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "user",
+            "prefix",
+            "read_only",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+
+class TokenCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    read_only = serializers.BooleanField(default=False)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        help_text="Admins only",
+    )
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="Shown once; only its hash is stored")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields
+
+
+class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Every user manages their own tokens; admins see and revoke everyone's."""
+
+    serializer_class = TokenSerializer
+    write_scope = "self"
+
+    queryset = ApiToken.objects.none()  # for the schema; requests use get_queryset()
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        qs = ApiToken.objects.select_related("user").order_by("-created_at")
+        if roles.user_role(self.request.user) == roles.ADMIN:
+            return qs
+        return qs.filter(user=self.request.user)
+
+    @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})
+    def create(self, request: Request) -> Response:
+        serializer = TokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        user = data.pop("user", None) or request.user
+        if user != request.user and roles.user_role(request.user) != roles.ADMIN:
+            raise serializers.ValidationError({"user": ["only admins can create tokens for other users"]})
+        token, key = services.token_create(user=user, actor=request_actor(request), **data)
+        body = TokenCreatedSerializer(token).data
+        body["key"] = key
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TokenSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        token = services.token_revoke(token=self.get_object(), actor=request_actor(request))
+        return Response(TokenSerializer(token).data)

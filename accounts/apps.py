@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Who may do what: roles, Gardener project membership and hashed API tokens."""
+
+    name = "accounts"
+
+    def ready(self) -> None:
+        from . import schema  # noqa: F401 - registers the OpenAPI security scheme

@@ -1,0 +1,100 @@
+"""django-filter sets: every list filters by family, pool, state, role, project, seed, shoot,
+provider, and by address containment (``contains=``) or prefix (``within=``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+
+from .. import prefixes, selectors
+from ..choices import AllocationState, Family, OwnerType, PoolKind, Provider, Purpose, Role, ShootState
+from ..errors import IpamError
+from ..models import Allocation, Pool, Shoot
+
+
+def _prefix(value: str, field: str) -> prefixes.IPNetwork:
+    try:
+        return prefixes.parse_address_or_prefix(value, field=field)
+    except IpamError as exc:
+        raise ValidationError({field: [exc.message]}) from None
+
+
+class ContainsWithinMixin:
+    """``contains=ADDR|PREFIX``: objects whose prefix contains it; ``within=PREFIX``: inside it."""
+
+    def filter_contains(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        net = _prefix(value, "contains")
+        keys = selectors.containing_keys(net)
+        return queryset.filter(keys, family=net.version)
+
+    def filter_within(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        net = _prefix(value, "within")
+        return queryset.filter(selectors.within_keys(net), family=net.version)
+
+
+class PoolFilterSet(ContainsWithinMixin, django_filters.FilterSet):
+    family = django_filters.ChoiceFilter(choices=Family.choices)
+    kind = django_filters.ChoiceFilter(choices=PoolKind.choices)
+    purpose = django_filters.ChoiceFilter(choices=Purpose.choices)
+    provider = django_filters.ChoiceFilter(choices=Provider.choices)
+    region = django_filters.CharFilter()
+    parent = django_filters.NumberFilter(field_name="parent_id")
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    retired = django_filters.BooleanFilter(field_name="retired_at", lookup_expr="isnull", exclude=True)
+    contains = django_filters.CharFilter(method="filter_contains", label="Contains address or prefix")
+    within = django_filters.CharFilter(method="filter_within", label="Inside prefix")
+
+    class Meta:
+        model = Pool
+        fields = [
+            "family",
+            "kind",
+            "purpose",
+            "provider",
+            "region",
+            "parent",
+            "name",
+            "uniqueness",
+            "fit_policy",
+        ]
+
+
+class AllocationFilterSet(ContainsWithinMixin, django_filters.FilterSet):
+    family = django_filters.ChoiceFilter(choices=Family.choices)
+    pool = django_filters.NumberFilter(field_name="pool_id")
+    state = django_filters.ChoiceFilter(choices=AllocationState.choices)
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+    owner_type = django_filters.ChoiceFilter(choices=OwnerType.choices)
+    project = django_filters.CharFilter()
+    shoot = django_filters.NumberFilter(field_name="shoot_id")
+    seed = django_filters.CharFilter(field_name="shoot__seed__name")
+    provider = django_filters.ChoiceFilter(field_name="shoot__provider", choices=Provider.choices)
+    label = django_filters.CharFilter()
+    contains = django_filters.CharFilter(method="filter_contains", label="Contains address or prefix")
+    within = django_filters.CharFilter(method="filter_within", label="Inside prefix")
+
+    class Meta:
+        model = Allocation
+        fields = ["family", "pool", "state", "role", "owner_type", "project", "shoot", "label"]
+
+
+class ShootFilterSet(django_filters.FilterSet):
+    project = django_filters.CharFilter()
+    name = django_filters.CharFilter()
+    seed = django_filters.CharFilter(field_name="seed__name")
+    provider = django_filters.ChoiceFilter(choices=Provider.choices)
+    region = django_filters.CharFilter()
+    state = django_filters.ChoiceFilter(choices=ShootState.choices)
+    layout = django_filters.CharFilter()
+    family = django_filters.ChoiceFilter(choices=[("IPv4", "IPv4"), ("IPv6", "IPv6")], method="filter_family")
+
+    class Meta:
+        model = Shoot
+        fields = ["project", "name", "seed", "provider", "region", "state", "layout"]
+
+    def filter_family(self, queryset: QuerySet[Shoot], name: str, value: str) -> QuerySet[Shoot]:
+        shoots = [s.pk for s in queryset.only("pk", "ip_families") if value in s.ip_families]
+        return queryset.filter(pk__in=shoots)

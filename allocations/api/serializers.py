@@ -1,0 +1,294 @@
+"""Serializers: input parsing and output shapes only. Writes happen in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..choices import (
+    FitPolicy,
+    OwnerType,
+    PoolKind,
+    Provider,
+    Purpose,
+    Role,
+    Uniqueness,
+)
+from ..models import Allocation, Node, Pool, Seed, Shoot
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses unknown fields, so a typo never silently becomes a default."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+PREFIX_LENGTH = {"min_value": 0, "max_value": 128}
+
+
+class PoolSerializer(serializers.ModelSerializer):
+    family = serializers.IntegerField(read_only=True)
+    prefix_length = serializers.IntegerField(read_only=True)
+    parent = serializers.PrimaryKeyRelatedField(read_only=True)
+    utilisation_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Pool
+        fields = [
+            "id",
+            "name",
+            "cidr",
+            "family",
+            "prefix_length",
+            "kind",
+            "uniqueness",
+            "purpose",
+            "parent",
+            "parent_allocation",
+            "default_prefix_length",
+            "min_prefix_length",
+            "max_prefix_length",
+            "fit_policy",
+            "project_quota",
+            "provider",
+            "region",
+            "description",
+            "tags",
+            "created_at",
+            "updated_at",
+            "retired_at",
+            "utilisation_url",
+        ]
+        read_only_fields = fields
+
+    def get_utilisation_url(self, obj: Pool) -> str:
+        return f"/api/v1/pools/{obj.pk}/utilisation/"
+
+
+class PoolCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    cidr = serializers.CharField(max_length=100, required=False, help_text="Required unless parent is given")
+    parent = serializers.PrimaryKeyRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True)
+    prefix_length = serializers.IntegerField(
+        required=False,
+        help_text="With parent and no cidr: carve the next free prefix of this length",
+        **PREFIX_LENGTH,
+    )
+    kind = serializers.ChoiceField(choices=PoolKind.choices, default=PoolKind.OWNED)
+    uniqueness = serializers.ChoiceField(choices=Uniqueness.choices, default=Uniqueness.GLOBAL)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.GENERAL)
+    default_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, default=FitPolicy.LOWEST_FIRST)
+    project_quota = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True, default="")
+    region = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+
+
+class PoolUpdateSerializer(StrictSerializer):
+    """The rules of a pool; its prefix, name and parent never change."""
+
+    kind = serializers.ChoiceField(choices=PoolKind.choices, required=False)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False)
+    default_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
+    fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, required=False)
+    project_quota = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True)
+    region = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    shoot_name = serializers.SerializerMethodField()
+    node = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Allocation
+        fields = [
+            "id",
+            "cidr",
+            "family",
+            "prefix_length",
+            "pool",
+            "scope",
+            "owner_type",
+            "shoot",
+            "shoot_name",
+            "seed",
+            "node",
+            "project",
+            "role",
+            "label",
+            "state",
+            "expires_at",
+            "description",
+            "created_at",
+            "created_by",
+            "released_at",
+            "released_by",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_shoot_name(self, obj: Allocation) -> str | None:
+        return str(obj.shoot) if obj.shoot_id else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_node(self, obj: Allocation) -> str | None:
+        return obj.label if obj.owner_type == OwnerType.NODE else None
+
+
+class AllocationCreateSerializer(StrictSerializer):
+    prefix_length = serializers.IntegerField(required=False, **PREFIX_LENGTH)
+    cidr = serializers.CharField(required=False, max_length=100)
+    owner_type = serializers.ChoiceField(
+        choices=[OwnerType.MANUAL, OwnerType.RESERVATION], default=OwnerType.MANUAL
+    )
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.BLOCK)
+    project = serializers.CharField(required=False, allow_blank=True, default="", max_length=63)
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    hold_until = serializers.DateTimeField(
+        required=False, help_text="Makes it a hold that lapses at this time"
+    )
+
+
+class ReleaseSerializer(StrictSerializer):
+    quarantine_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=10 * 365 * 24 * 3600,
+        help_text="Default: IPAM_QUARANTINE_SECONDS",
+    )
+
+
+class PrefixLengthQuerySerializer(StrictSerializer):
+    prefix_length = serializers.IntegerField(required=False, **PREFIX_LENGTH)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class LookupQuerySerializer(StrictSerializer):
+    q = serializers.CharField(max_length=100, help_text="An address or a prefix")
+
+
+class SeedSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Seed
+        fields = [
+            "id",
+            "name",
+            "provider",
+            "region",
+            "ip_families",
+            "nodes",
+            "pods",
+            "services",
+            "shoot_default_pods",
+            "shoot_default_services",
+            "block_cidrs",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+CIDR_LIST = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4)
+
+
+class SeedCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=63)
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    region = serializers.CharField(max_length=64)
+    ip_families = serializers.ListField(
+        child=serializers.CharField(max_length=8), max_length=2, default=["IPv4"]
+    )
+    nodes = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4, required=False)
+    pods = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4)
+    services = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4)
+    shoot_default_pods = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=4, required=False
+    )
+    shoot_default_services = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=4, required=False
+    )
+    block_cidrs = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=100, required=False
+    )
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    pods = serializers.CharField(source="pod_allocation.cidr", read_only=True)
+
+    class Meta:
+        model = Node
+        fields = ["id", "name", "ipv6_address", "pods", "created_at"]
+        read_only_fields = fields
+
+
+class NodeCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=253)
+    ipv6_address = serializers.CharField(max_length=100)
+
+
+class ShootCreateSerializer(StrictSerializer):
+    project = serializers.CharField(max_length=63)
+    name = serializers.CharField(max_length=63)
+    seed = serializers.SlugRelatedField(slug_field="name", queryset=Seed.objects.all())
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    region = serializers.CharField(max_length=64)
+    ip_families = serializers.ListField(
+        child=serializers.CharField(max_length=8), min_length=1, max_length=2, default=["IPv4", "IPv6"]
+    )
+    layout = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    zones = serializers.IntegerField(min_value=1, max_value=85, default=1)
+
+
+class ShootSerializer(serializers.ModelSerializer):
+    seed = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    networking = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Shoot
+        fields = [
+            "id",
+            "project",
+            "name",
+            "seed",
+            "provider",
+            "region",
+            "ip_families",
+            "layout",
+            "zones",
+            "state",
+            "networking",
+            "created_at",
+            "created_by",
+            "deleted_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                role: {"type": "array", "items": {"type": "string"}} for role in ("nodes", "pods", "services")
+            },
+        }
+    )
+    def get_networking(self, obj: Shoot) -> dict[str, list[str]]:
+        from ..selectors import shoot_networking
+
+        return shoot_networking(obj)

@@ -1,0 +1,279 @@
+"""REST API views of the IPAM domain. Thin: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ipam_portal.api.base import ApiModelViewSet, ApiViewSet, request_actor
+from ipam_portal.api.etag import etag_of
+from ipam_portal.api.renderers import YAMLRenderer
+
+from .. import prefixes, selectors, services
+from ..models import Allocation, Node, Pool, Seed, Shoot
+from . import serializers as s
+from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input: `{detail, code, errors: {field: [messages]}}`"),
+    401: OpenApiResponse(description="Not authenticated"),
+    403: OpenApiResponse(description="Your role (or a read-only token) does not allow this"),
+    404: OpenApiResponse(description="Not found"),
+}
+CONFLICT = {409: OpenApiResponse(description="Conflict: overlap, exhausted pool, quarantined prefix, exists")}
+
+
+def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+@extend_schema(responses={**ERRORS})
+class PoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiModelViewSet):
+    """Pools: CRUD (admins), free blocks, next-free preview, allocation, utilisation."""
+
+    queryset = Pool.objects.select_related("parent").order_by("family", "first", "prefix_length")
+    serializer_class = s.PoolSerializer
+    filterset_class = PoolFilterSet
+    ordering_fields = ["name", "first", "prefix_length", "created_at"]
+
+    def get_write_project(self, request: Request) -> str | None:
+        return request.data.get("project") if isinstance(request.data, dict) else None
+
+    @property
+    def write_scope(self) -> str:  # type: ignore[override]
+        return "project" if getattr(self, "action", None) == "allocations" else "admin"
+
+    @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer, **ERRORS, **CONFLICT})
+    def create(self, request: Request) -> Response:
+        data = _validated(s.PoolCreateSerializer, request.data)
+        pool = services.pool_create(actor=request_actor(request), **data)
+        return Response(s.PoolSerializer(pool).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer, 412: None, **ERRORS})
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change a pool's rules; send ``If-Match`` with the ETag you read to avoid lost updates."""
+        pool = self.get_object()
+        self.check_if_match(request, pool)
+        data = _validated(s.PoolUpdateSerializer, request.data)
+        pool = services.pool_update(pool=pool, actor=request_actor(request), **data)
+        body = s.PoolSerializer(pool).data
+        return Response(body, headers={"ETag": etag_of(body)})
+
+    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer, 412: None, **ERRORS})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)
+
+    @extend_schema(responses={204: None, **ERRORS, **CONFLICT})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.pool_delete(pool=self.get_object(), actor=request_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("prefix_length", int, description="Free aligned blocks of this length"),
+            OpenApiParameter("limit", int, description="At most this many (default 100)"),
+        ],
+        responses={200: {"type": "array", "items": {"type": "string"}}, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], url_path="free-blocks")
+    def free_blocks(self, request: Request, pk: str | None = None) -> Response:
+        query = _validated(s.PrefixLengthQuerySerializer, request.query_params.dict())
+        blocks = selectors.pool_free_blocks(
+            self.get_object(), prefix_length=query.get("prefix_length"), limit=query["limit"]
+        )
+        return Response([str(b) for b in blocks])
+
+    @extend_schema(
+        parameters=[OpenApiParameter("prefix_length", int, required=False)],
+        responses={
+            200: {"type": "object", "properties": {"cidr": {"type": "string", "nullable": True}}},
+            **ERRORS,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def next(self, request: Request, pk: str | None = None) -> Response:
+        """The block the next allocation of ``prefix_length`` would get; nothing is taken."""
+        pool = self.get_object()
+        query = _validated(s.PrefixLengthQuerySerializer, request.query_params.dict())
+        length = query.get("prefix_length") or pool.default_prefix_length
+        if length is None:
+            return Response(
+                {
+                    "detail": "prefix_length: required (the pool has no default)",
+                    "code": "invalid",
+                    "errors": {"prefix_length": ["required: the pool has no default prefix length"]},
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        found = selectors.pool_next_free(pool, length)
+        return Response({"cidr": str(found) if found else None, "prefix_length": length})
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @action(detail=True, methods=["get"])
+    def utilisation(self, request: Request, pk: str | None = None) -> Response:
+        return Response(selectors.pool_utilisation(self.get_object()).as_dict())
+
+    @extend_schema(
+        request=s.AllocationCreateSerializer, responses={201: s.AllocationSerializer, **ERRORS, **CONFLICT}
+    )
+    @action(detail=True, methods=["post"])
+    def allocations(self, request: Request, pk: str | None = None) -> Response:
+        """Allocate ``{"prefix_length": N}`` (next free) or ``{"cidr": ...}`` from the pool."""
+        data = _validated(s.AllocationCreateSerializer, request.data)
+        allocation = services.pool_allocate(pool=self.get_object(), actor=request_actor(request), **data)
+        return Response(s.AllocationSerializer(allocation).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses={**ERRORS})
+class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Allocations: list/detail; release (``DELETE`` or ``POST .../release/``) into quarantine."""
+
+    queryset = Allocation.objects.select_related("shoot").order_by("family", "first", "prefix_length", "id")
+    serializer_class = s.AllocationSerializer
+    filterset_class = AllocationFilterSet
+    ordering_fields = ["first", "prefix_length", "created_at", "state"]
+    write_scope = "project"
+
+    def _release(self, request: Request) -> Response:
+        data = _validated(s.ReleaseSerializer, request.data if isinstance(request.data, dict) else {})
+        allocation = services.allocation_release(
+            allocation=self.get_object(), actor=request_actor(request), **data
+        )
+        return Response(s.AllocationSerializer(allocation).data)
+
+    @extend_schema(request=s.ReleaseSerializer, responses={200: s.AllocationSerializer, **ERRORS, **CONFLICT})
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str | None = None) -> Response:
+        return self._release(request)
+
+    @extend_schema(responses={200: s.AllocationSerializer, **ERRORS, **CONFLICT})
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        return self._release(request)
+
+
+@extend_schema(
+    parameters=[OpenApiParameter("q", str, required=True, description="An address or a prefix")],
+    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+)
+class LookupViewSet(ApiViewSet):
+    """Who owns this IP? Every allocation and pool that contains it, most specific first."""
+
+    def list(self, request: Request) -> Response:
+        query = _validated(s.LookupQuerySerializer, request.query_params.dict())
+        net = prefixes.parse_address_or_prefix(query["q"], field="q")
+        allocations = selectors.allocations_containing(net)
+        return Response(
+            {
+                "query": str(net),
+                "allocations": s.AllocationSerializer(allocations, many=True).data,
+                "pools": s.PoolSerializer(selectors.pools_containing(net), many=True).data,
+            }
+        )
+
+
+@extend_schema(responses={**ERRORS})
+class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Seeds with their networks (immutable once created, as in Gardener)."""
+
+    queryset = Seed.objects.order_by("name")
+    serializer_class = s.SeedSerializer
+    filterset_fields = ["provider", "region", "name"]
+    ordering_fields = ["name", "created_at"]
+
+    @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer, **ERRORS, **CONFLICT})
+    def create(self, request: Request) -> Response:
+        seed = services.seed_create(
+            actor=request_actor(request), **_validated(s.SeedCreateSerializer, request.data)
+        )
+        return Response(s.SeedSerializer(seed).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses={**ERRORS})
+class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Shoots: ``POST`` allocates every range (201; the same request again 200)."""
+
+    queryset = Shoot.objects.select_related("seed").order_by("project", "name", "id")
+    serializer_class = s.ShootSerializer
+    filterset_class = ShootFilterSet
+    ordering_fields = ["project", "name", "created_at"]
+    write_scope = "project"
+
+    def get_write_project(self, request: Request) -> str | None:
+        if self.action == "create" and isinstance(request.data, dict):
+            return str(request.data.get("project", ""))
+        return None
+
+    @extend_schema(
+        request=s.ShootCreateSerializer,
+        responses={201: s.ShootSerializer, 200: s.ShootSerializer, **ERRORS, **CONFLICT},
+    )
+    def create(self, request: Request) -> Response:
+        data = _validated(s.ShootCreateSerializer, request.data)
+        shoot, created = services.shoot_allocate(actor=request_actor(request), **data)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(s.ShootSerializer(shoot).data, status=code)
+
+    @extend_schema(responses={200: s.ShootSerializer, **ERRORS, **CONFLICT})
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        shoot = services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
+        return Response(s.ShootSerializer(shoot).data)
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="YAML, or JSON with Accept: application/json"
+            )
+        }
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[YAMLRenderer, JSONRenderer])
+    def gardener(self, request: Request, pk: str | None = None) -> Response:
+        """The shoot's ``spec.networking`` and provider ``InfrastructureConfig`` (YAML or JSON)."""
+        return Response(selectors.shoot_gardener_manifest(self.get_object()))
+
+
+@extend_schema(responses={**ERRORS})
+class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """``shoots/{shoot}/nodes/``: register a node (its pod range comes back), remove it."""
+
+    queryset = Node.objects.none()  # for the schema; requests use get_queryset()
+    serializer_class = s.NodeSerializer
+    write_scope = "project"
+
+    def shoot(self) -> Shoot:
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(Shoot, pk=self.kwargs["shoot_pk"])
+
+    def get_write_project(self, request: Request) -> str | None:
+        return self.shoot().project
+
+    def get_queryset(self) -> QuerySet[Node]:
+        if getattr(self, "swagger_fake_view", False):
+            return Node.objects.none()
+        return Node.objects.filter(shoot_id=self.kwargs["shoot_pk"]).select_related("pod_allocation", "shoot")
+
+    @extend_schema(
+        request=s.NodeCreateSerializer,
+        responses={201: s.NodeSerializer, 200: s.NodeSerializer, **ERRORS, **CONFLICT},
+    )
+    def create(self, request: Request, shoot_pk: str | None = None) -> Response:
+        data = _validated(s.NodeCreateSerializer, request.data)
+        node, created = services.node_register(shoot=self.shoot(), actor=request_actor(request), **data)
+        return Response(
+            s.NodeSerializer(node).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request: Request, shoot_pk: str | None = None, pk: str | None = None) -> Response:
+        services.node_remove(node=self.get_object(), actor=request_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,35 @@
+"""Shared pieces of the API views: the actor of a request and the common mixins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import viewsets
+
+from accounts.models import ApiToken
+from audit.services import Actor
+
+from .etag import ETagMixin
+from .idempotency import IdempotentMixin
+
+
+def request_actor(request: Any) -> Actor:
+    """The audit actor of an API request: the user, and the token's name when a token was used."""
+    name = request.user.get_username()
+    if isinstance(request.auth, ApiToken):
+        name = f"{name} (token {request.auth.prefix})"
+    return Actor(name, "api")
+
+
+class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
+    """Base of every API viewset: idempotent POSTs, role permissions (from settings)."""
+
+    write_scope = "admin"
+
+    def get_write_project(self, request: Any) -> str | None:
+        """The Gardener project a write concerns (for ``write_scope = "project"`` views)."""
+        return None
+
+
+class ApiModelViewSet(ETagMixin, ApiViewSet):
+    """Base of viewsets with a detail that can be updated (ETag / If-Match)."""

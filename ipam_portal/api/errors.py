@@ -1,0 +1,69 @@
+"""The one API error handler: every 4xx is ``{"detail", "errors", "code"}`` JSON, never HTML.
+
+Domain errors (:class:`allocations.errors.IpamError`) carry their own status and
+field; DRF's validation errors become field lists; anything else DRF knows
+(401, 403, 404, 405, 415, 429) keeps its status with the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from allocations.errors import IpamError
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_flatten(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            out[prefix or "non_field_errors"] = [str(item) for item in detail]
+        else:
+            for i, item in enumerate(detail):
+                out.update(_flatten(item, f"{prefix}[{i}]" if prefix else f"[{i}]"))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def error_body(detail: str, code: str, errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"detail": detail, "code": code, "errors": errors or {}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, IpamError):
+        errors = {exc.field: [exc.message]} if exc.field else {}
+        body = error_body(exc.message, exc.code, errors)
+        if exc.details:
+            body["details"] = {k: str(v) for k, v in exc.details.items()}
+        return Response(body, status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        first_field, first_messages = next(iter(errors.items()), ("", ["invalid input"]))
+        detail = (
+            f"{first_field}: {first_messages[0]}" if first_field != "non_field_errors" else first_messages[0]
+        )
+        response.data = error_body(detail, "invalid", errors)
+        response.status_code = status.HTTP_400_BAD_REQUEST
+        return response
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
+        response.data = error_body(str(exc.detail), code)
+    return response

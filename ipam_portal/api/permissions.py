@@ -1,0 +1,56 @@
+"""The API's role check: reads for every role, writes by role and Gardener project.
+
+Object- and project-level decisions are made in one place, :mod:`accounts.roles`;
+views declare what a write concerns (``write_scope``: ``"admin"`` for shared data
+such as pools and seeds, ``"project"`` for shoot-owned data) and, for project
+writes, how to find the project (``get_write_project``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import permissions
+
+from accounts import roles
+from accounts.models import ApiToken
+
+
+class RolePermission(permissions.BasePermission):
+    message = "your role does not allow this"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        if not roles.may_read(user):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        if isinstance(request.auth, ApiToken) and request.auth.read_only:
+            self.message = "this token is read-only"
+            return False
+        role = roles.user_role(user)
+        if role == roles.AUDITOR:
+            self.message = "auditors can read, not write"
+            return False
+        scope = getattr(view, "write_scope", "admin")
+        if scope == "self":  # one's own things (API tokens): any role that may write
+            return True
+        if scope == "admin" and role != roles.ADMIN:
+            self.message = "only admins can change this"
+            return False
+        if scope == "project":
+            project = view.get_write_project(request)
+            if project is not None and not roles.may_write_project(user, project):
+                self.message = f"you are not a member of project {project!r}"
+                return False
+        return True
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        if getattr(view, "write_scope", "admin") == "project":
+            project = getattr(obj, "project", "")
+            if not roles.may_write_project(request.user, project):
+                self.message = f"you are not a member of project {project!r}"
+                return False
+        return True
