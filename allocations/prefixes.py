@@ -269,3 +269,12 @@ def first_free_avoiding(pool: IPNetwork, taken: Iterable[IPNetwork], length: int
     if candidate + size - 1 > end:
         return None
     return make_network(candidate, length, pool.version)
+
+
+def first_n_blocks(pool: IPNetwork, length: int, limit: int) -> list[IPNetwork]:
+    """The first ``limit`` aligned /length blocks of ``pool`` (per-shoot pools: all free)."""
+    bits = family_bits(pool.version)
+    step = block_size(length, bits)
+    count = min(limit, 1 << (length - pool.prefixlen))
+    start = int(pool.network_address)
+    return [make_network(start + i * step, length, pool.version) for i in range(count)]

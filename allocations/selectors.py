@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 
 from . import prefixes
 from .choices import LIVE_STATES, AllocationState, OwnerType
+from .errors import PrefixLengthNotAllowed
 from .models import Allocation, FreeBlock, Pool
 
 
@@ -146,8 +147,13 @@ def pool_free_blocks(
     Big free blocks are expanded into aligned /prefix_length blocks lazily, so the
     first page costs a bounded number of rows whatever the pool's size.
     """
+    if prefix_length is not None and not pool.prefix_length <= prefix_length <= pool.bits:
+        raise PrefixLengthNotAllowed(
+            f"/{prefix_length} does not fit pool {pool.name}: use /{pool.prefix_length} to /{pool.bits}",
+            field="prefix_length",
+        )
     if not pool.is_global:
-        return [pool.network]
+        return prefixes.first_n_blocks(pool.network, prefix_length or pool.prefix_length, limit)
     qs = FreeBlock.objects.filter(pool=pool).order_by("first")
     if prefix_length is not None:
         qs = qs.filter(prefix_length__lte=prefix_length)

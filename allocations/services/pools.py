@@ -355,6 +355,8 @@ def pool_create(
     net = prefixes.parse_prefix(cidr, field="cidr") if cidr is not None else None
     if net is None and parent is None:
         raise IpamError("give a CIDR, or a parent pool to carve the pool from", field="cidr")
+    if prefix_length is not None and parent is None:
+        raise IpamError("prefix_length carves a child pool: give a parent too", field="prefix_length")
     with transaction.atomic():
         if Pool.objects.filter(name=name).exists():
             raise AlreadyExists(f"a pool named {name!r} exists", field="name")

@@ -31,7 +31,7 @@ from ..choices import (
 )
 from ..errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable, NotFound
 from ..models import Allocation, Node, Pool, Seed, Shoot
-from .pools import allocation_release, pool_allocate, pool_create
+from .pools import allocation_release, pool_allocate, pool_create, quarantine_purge
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Gardener's default IPv4 node mask: 32 - ceil(log2(2 x 110 pods)) = /24.
@@ -381,6 +381,8 @@ def _release_tree(allocation: Allocation, actor: Actor, quarantine_seconds: int 
     """Release an allocation and, first, everything inside the pool carved from it."""
     child = Pool.objects.filter(parent_allocation=allocation, retired_at__isnull=True).first()
     if child is not None:
+        # Quarantine inside is subsumed by the quarantine (or release) of the enclosing prefix.
+        quarantine_purge(actor=actor, pool=child)
         for inner in child.allocations.filter(state="active").order_by("-prefix_length"):
             node = Node.objects.filter(pod_allocation=inner).first()
             if node is not None:
@@ -504,5 +506,5 @@ def node_remove(*, node: Node, actor: Actor) -> None:
 def shoot_get(project: str, name: str) -> Shoot:
     shoot = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
     if shoot is None:
-        raise NotFound(f"no live shoot {project}/{name}", field="name")
+        raise NotFound(f"no live shoot {project}/{name}", field="shoot")
     return shoot

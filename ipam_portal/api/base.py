@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import viewsets
+from rest_framework.renderers import JSONRenderer
 
 from accounts.models import ApiToken
 from audit.services import Actor
@@ -25,6 +26,13 @@ class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
     """Base of every API viewset: idempotent POSTs, role permissions (from settings)."""
 
     write_scope = "admin"
+
+    def handle_exception(self, exc: Exception) -> Any:
+        """Errors are JSON whatever the endpoint's representation (e.g. YAML manifests)."""
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
 
     def get_write_project(self, request: Any) -> str | None:
         """The Gardener project a write concerns (for ``write_scope = "project"`` views)."""

@@ -49,7 +49,9 @@ class RolePermission(permissions.BasePermission):
         if request.method in permissions.SAFE_METHODS:
             return True
         if getattr(view, "write_scope", "admin") == "project":
-            project = getattr(obj, "project", "")
+            project = view.get_write_project(request)
+            if project is None:  # the object itself belongs to a project (shoot, node, allocation)
+                project = getattr(obj, "project", "")
             if not roles.may_write_project(request.user, project):
                 self.message = f"you are not a member of project {project!r}"
                 return False

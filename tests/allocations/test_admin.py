@@ -30,7 +30,9 @@ def admin_client() -> Client:
 @pytest.fixture
 def demo() -> None:
     call_command("ipam_demo", "--no-user", stdout=io.StringIO())
-    quota = services.pool_create(name="quota", cidr="fd00:99::/40", kind="ula", project_quota=1 << 20, actor=SETUP)
+    quota = services.pool_create(
+        name="quota", cidr="fd00:99::/40", kind="ula", project_quota=1 << 20, actor=SETUP
+    )
     services.pool_allocate(pool=quota, prefix_length=56, project="garden-demo", actor=SETUP)
 
 

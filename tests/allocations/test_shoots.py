@@ -252,3 +252,12 @@ def test_shoot_release_quarantines_block_and_frees_the_rest(landscape, actor) ->
     )
     assert services.pool_free_space_problems(pool=landscape["v6"]) == []
     assert AuditEvent.objects.filter(action="shoot.release", object_id=str(shoot.pk)).exists()
+
+
+def test_release_after_node_removal(landscape, actor) -> None:
+    shoot, _ = create(landscape, actor)
+    node, _ = services.node_register(shoot=shoot, name="n1", ipv6_address="2001:db8::20", actor=actor)
+    services.node_remove(node=node, actor=actor)
+    services.shoot_release(shoot=shoot, actor=actor)
+    assert not shoot.allocations.filter(state="active").exists()
+    assert Allocation.objects.get(pk=node.pod_allocation_id).state == AllocationState.RELEASED

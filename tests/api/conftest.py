@@ -1,0 +1,184 @@
+"""Shared API fixtures: one user and token per role, clients, demo data, error-shape checks.
+
+``clients`` maps a role name to a DRF ``APIClient`` that authenticates with a
+bearer token in the ``Authorization`` header (as automation does):
+
+* ``admin`` — a superuser; ``readonly`` — a read-only token of the same admin;
+* ``auditor`` — group ``auditor`` (reads only);
+* ``op-in`` — group ``operator``, member of project ``garden-demo`` (the demo shoots);
+* ``op-out`` — group ``operator``, member of project ``other`` only;
+* ``anonymous`` — no credentials.
+
+The function fixtures (``demo``, ``users``, ``tokens``, ``clients``, ``api_admin``)
+build everything per test. Corpora of many small tests use ``landscape`` instead:
+the same demo data, users and tokens loaded once per test module inside a
+transaction that is rolled back when the module ends; each test still runs in its
+own savepoint (``django_db``, not ``transaction=True``), so it sees them fresh.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import ApiToken
+from allocations.models import Allocation, FreeBlock, Node, Pool, Seed, Shoot
+from audit.models import AuditEvent
+from audit.services import Actor
+
+SETUP = Actor("t", "command")
+DEMO_PROJECT = "garden-demo"
+ROLES = ("admin", "readonly", "auditor", "op-in", "op-out", "anonymous")
+# Every table a refused request must leave alone.
+WRITTEN_MODELS = (Allocation, Pool, Shoot, Seed, Node, FreeBlock, ApiToken, AuditEvent)
+
+
+def bearer(key: str) -> APIClient:
+    """An API client that sends ``Authorization: Bearer <key>`` on every request."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client
+
+
+def create_role_users() -> dict[str, Any]:
+    """The users behind the roles (``readonly`` is the admin with a read-only token)."""
+    model = get_user_model()
+    admin = model.objects.create_superuser("admin", "", "pw-for-tests")
+    auditor = model.objects.create_user("auditor", "", "pw-for-tests")
+    auditor.groups.add(Group.objects.get_or_create(name="auditor")[0])
+    operators = Group.objects.get_or_create(name="operator")[0]
+    out: dict[str, Any] = {"admin": admin, "readonly": admin, "auditor": auditor}
+    for name, project in (("op-in", DEMO_PROJECT), ("op-out", "other")):
+        user = model.objects.create_user(name, "", "pw-for-tests")
+        user.groups.add(operators)
+        account_services.membership_add(user=user, project=project, actor=SETUP)
+        out[name] = user
+    return out
+
+
+def create_role_tokens(users: dict[str, Any]) -> dict[str, str]:
+    """Role name -> API key (``anonymous`` has none; ``readonly`` is a read-only token)."""
+    keys: dict[str, str] = {}
+    for role, user in users.items():
+        _, keys[role] = account_services.token_create(
+            user=user, name=f"{role}-token", actor=SETUP, read_only=role == "readonly"
+        )
+    return keys
+
+
+def clients_for(keys: dict[str, str]) -> dict[str, APIClient]:
+    """Role name -> authenticated ``APIClient``, plus ``anonymous`` without credentials."""
+    out = {role: bearer(key) for role, key in keys.items()}
+    out["anonymous"] = APIClient()
+    return out
+
+
+def load_demo() -> None:
+    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+
+
+@pytest.fixture
+def users(db: None) -> dict[str, Any]:
+    return create_role_users()
+
+
+@pytest.fixture
+def tokens(users: dict[str, Any]) -> dict[str, str]:
+    return create_role_tokens(users)
+
+
+@pytest.fixture
+def clients(tokens: dict[str, str]) -> dict[str, APIClient]:
+    """Role name -> ``APIClient`` (see the module docstring for the roles)."""
+    return clients_for(tokens)
+
+
+@pytest.fixture
+def api_admin(clients: dict[str, APIClient]) -> APIClient:
+    return clients["admin"]
+
+
+@pytest.fixture
+def demo(db: None) -> None:
+    """The demo landscape: pools, seed ``seed-eu-de-1``, shoots of ``garden-demo`` with nodes."""
+    load_demo()
+
+
+@pytest.fixture(scope="module")
+def landscape(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, str]]:
+    """Demo data plus the role users and tokens, loaded once per module; returns role -> key.
+
+    Written inside one transaction that is rolled back after the module's last test;
+    tests using it must be ``django_db`` (not ``transaction=True``, which would flush).
+    """
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            load_demo()
+            keys = create_role_tokens(create_role_users())
+        except BaseException:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            raise
+    yield keys
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def landscape_clients(landscape: dict[str, str], db: None) -> dict[str, APIClient]:
+    """Like ``clients``, on the module's ``landscape`` (each test in its own savepoint)."""
+    return clients_for(landscape)
+
+
+def row_counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in WRITTEN_MODELS}
+
+
+@contextmanager
+def nothing_written() -> Iterator[None]:
+    """Fail if any domain, token or audit row was added or removed inside the block."""
+    before = row_counts()
+    yield
+    after = row_counts()
+    changed = {name: (before[name], after[name]) for name in before if before[name] != after[name]}
+    assert not changed, f"a refused request wrote rows (before, after): {changed}"
+
+
+def assert_error(
+    response: Any, status: int | None = None, field: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """Check the API's error shape ``{"detail": str, "code": str, "errors": {field: [str]}}``.
+
+    ``status`` is the exact status expected (else any 4xx); ``field`` must be a key of
+    ``errors``; returns the body.
+    """
+    text = response.content[:500]
+    assert 400 <= response.status_code < 500, f"expected a 4xx, got {response.status_code}: {text!r}"
+    if status is not None:
+        assert response.status_code == status, f"expected {status}, got {response.status_code}: {text!r}"
+    assert response["Content-Type"].startswith("application/json"), f"not JSON: {response['Content-Type']}"
+    body = response.json()
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    assert isinstance(body.get("code"), str) and body["code"], body
+    assert isinstance(body.get("errors"), dict), body
+    for name, messages in body["errors"].items():
+        assert isinstance(messages, list) and all(isinstance(m, str) for m in messages), (name, body)
+    if field is not None:
+        assert field in body["errors"], f"{field!r} not named in errors: {body}"
+    if code is not None:
+        assert body["code"] == code, body
+    return body
