@@ -27,8 +27,8 @@ class ContainsWithinMixin:
 
     def filter_contains(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         net = _prefix(value, "contains")
-        keys = selectors.containing_keys(net)
-        return queryset.filter(keys, family=net.version)
+        # most specific first: "who owns this address?"
+        return queryset.filter(selectors.containing_keys(net), family=net.version).order_by("-prefix_length")
 
     def filter_within(self, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         net = _prefix(value, "within")

@@ -13,8 +13,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ipam_portal.api.base import ApiModelViewSet, ApiViewSet, request_actor
-from ipam_portal.api.etag import etag_of
+from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
 from .. import prefixes, selectors, services
@@ -38,7 +38,7 @@ def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
 
 
 @extend_schema(responses={**ERRORS})
-class PoolViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiModelViewSet):
+class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Pools: CRUD (admins), free blocks, next-free preview, allocation, utilisation."""
 
     queryset = Pool.objects.select_related("parent").order_by("family", "first", "prefix_length")

@@ -10,7 +10,6 @@ from rest_framework.renderers import JSONRenderer
 from accounts.models import ApiToken
 from audit.services import Actor
 
-from .etag import ETagMixin
 from .idempotency import IdempotentMixin
 
 
@@ -37,7 +36,3 @@ class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
     def get_write_project(self, request: Any) -> str | None:
         """The Gardener project a write concerns (for ``write_scope = "project"`` views)."""
         return None
-
-
-class ApiModelViewSet(ETagMixin, ApiViewSet):
-    """Base of viewsets with a detail that can be updated (ETag / If-Match)."""
