@@ -47,6 +47,7 @@ from ..errors import (
     WrongFamily,
 )
 from ..models import Allocation, FreeBlock, Pool, ProjectUsage, Seed, Shoot
+from ..selectors import containing_keys
 
 # How many times a request looks again when every candidate block is being split
 # by other transactions at that moment (each look skips the locked ones).
@@ -130,18 +131,12 @@ def _overlapping(pool: Pool, net: prefixes.IPNetwork, scope: str = "") -> list[A
     ``net`` (a range scan on the pool's first-address index) or it is one of the
     at most ``len(net) + 1`` aligned blocks that contain ``net`` (exact keys).
     """
-    bits = prefixes.family_bits(net.version)
-    first = int(net.network_address)
-    last = int(net.broadcast_address)
-    ancestors = [
-        prefixes.to_key(first & ~(prefixes.block_size(length, bits) - 1))
-        for length in range(pool.prefix_length, net.prefixlen)
-    ]
-    inside = Q(first__gte=prefixes.to_key(first), first__lte=prefixes.to_key(last))
-    containing = Q(first__in=ancestors, prefix_length__lt=net.prefixlen)
     qs = Allocation.objects.filter(pool=pool, scope=scope, state__in=LIVE_STATES)
-    found = list(qs.filter(inside | containing).order_by("first")[:20])
-    return [a for a in found if a.network.overlaps(net)]
+    inside = Q(
+        first__gte=prefixes.to_key(int(net.network_address)),
+        first__lte=prefixes.to_key(int(net.broadcast_address)),
+    )
+    return list(qs.filter(inside | containing_keys(net)).order_by("first")[:20])
 
 
 def _overlap_error(net: prefixes.IPNetwork, others: Sequence[Allocation], field: str) -> IpamError:
