@@ -19,9 +19,11 @@ from .shoots import (
     seed_create,
     select_pool,
     shoot_allocate,
+    shoot_change_ip_families,
     shoot_get,
     shoot_plan,
     shoot_release,
+    shoots_allocate_bulk,
 )
 
 __all__ = [
@@ -41,7 +43,9 @@ __all__ = [
     "seed_create",
     "select_pool",
     "shoot_allocate",
+    "shoot_change_ip_families",
     "shoot_get",
     "shoot_plan",
     "shoot_release",
+    "shoots_allocate_bulk",
 ]

@@ -268,7 +268,18 @@ def _existing(shoot: Shoot, wanted: dict[str, Any]) -> Shoot:
 
 
 def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, ...], actor: Actor) -> None:
-    ipv4: dict[str, Allocation] = {}
+    ipv4_nets = _allocate_ipv4(shoot, actor)
+    if "IPv6" not in families or layout.provider_assigned:
+        # Provider-assigned IPv6 (GCP) is recorded when the provider reports it.
+        gardener.validate_shoot(
+            ipv4_nets, seed=seed_networks(shoot.seed), ip_families=families, node_mask_ipv4=IPV4_NODE_MASK
+        )
+        return
+    _allocate_ipv6(shoot, layout, families, ipv4_nets, actor)
+
+
+def _allocate_ipv4(shoot: Shoot, actor: Actor) -> gardener.ShootNetworks:
+    got: dict[str, Allocation] = {}
     for role, purpose in _IPV4_ROLES:
         pool = select_pool(purpose=purpose, family=4, provider=shoot.provider, region=shoot.region)
         if pool is None:
@@ -276,7 +287,7 @@ def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, 
                 f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",
                 field="region",
             )
-        ipv4[role] = pool_allocate(
+        got[role] = pool_allocate(
             pool=pool,
             actor=actor,
             owner_type=OwnerType.SHOOT,
@@ -285,23 +296,37 @@ def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, 
             project=shoot.project,
             label=role,
         )
-    ipv4_nets = gardener.ShootNetworks(
-        nodes=(ipv4["nodes"].network,), pods=(ipv4["pods"].network,), services=(ipv4["services"].network,)
+    return gardener.ShootNetworks(
+        nodes=(got["nodes"].network,), pods=(got["pods"].network,), services=(got["services"].network,)
     )
-    seed = seed_networks(shoot.seed)
-    if "IPv6" not in families or layout.provider_assigned:
-        # Provider-assigned IPv6 (GCP) is recorded when the provider reports it.
-        gardener.validate_shoot(ipv4_nets, seed=seed, ip_families=families, node_mask_ipv4=IPV4_NODE_MASK)
-        return
 
+
+def _ipv4_networks(shoot: Shoot) -> gardener.ShootNetworks:
+    live = {a.role: a.network for a in shoot.allocations.filter(family=4, state__in=LIVE_STATES)}
+    return gardener.ShootNetworks(
+        nodes=tuple(n for r, n in live.items() if r == Role.NODES),
+        pods=tuple(n for r, n in live.items() if r == Role.PODS),
+        services=tuple(n for r, n in live.items() if r == Role.SERVICES),
+    )
+
+
+def _allocate_ipv6(
+    shoot: Shoot,
+    layout: layouts.Layout,
+    families: tuple[str, ...],
+    ipv4_nets: gardener.ShootNetworks,
+    actor: Actor,
+) -> None:
     source = select_pool(purpose=Purpose.SHOOTS, family=6, provider=shoot.provider, region=shoot.region)
     if source is None:
         raise NoPoolAvailable(
             f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",
             field="region",
         )
+    # A shoot migrated back and forth gets a new block each time; old block pools stay as history.
+    generation = Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
     block_pool = pool_create(
-        name=f"{shoot.project}/{shoot.name}#{shoot.pk}",
+        name=f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else ""),
         parent=source,
         prefix_length=layout.block_prefix_length,
         purpose=Purpose.SHOOT_BLOCK,
@@ -317,7 +342,7 @@ def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, 
     node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
     gardener.validate_shoot(
         gardener.shoot_networks_for_plan(plan, ipv4_nets),
-        seed=seed,
+        seed=seed_networks(shoot.seed),
         ip_families=families,
         node_mask_ipv4=IPV4_NODE_MASK,
         node_mask_ipv6=node_masks[0] if node_masks else None,
@@ -336,7 +361,7 @@ def _reserve(
     role = Role.SUBNET if planned.role == "subnet" else planned.role
     if planned.node_pod_prefix_length is not None:
         range_pools[planned.name] = pool_create(
-            name=f"{shoot.project}/{shoot.name}#{shoot.pk}/{planned.name}",
+            name=f"{pool.name}/{planned.name}",
             parent=pool,
             cidr=str(planned.cidr),
             purpose=Purpose.NODE_PODS,
@@ -403,10 +428,7 @@ def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
         if shoot.state != ShootState.ACTIVE:
             raise InvalidState(f"shoot {shoot} is already {shoot.state}", field="state")
         before = _shoot_snapshot(shoot)
-        owned = shoot.allocations.filter(state="active").select_related("pool")
-        inner_pools = Pool.objects.filter(parent_allocation__shoot=shoot)
-        top = [a for a in owned if a.pool_id not in set(inner_pools.values_list("pk", flat=True))]
-        for allocation in top:
+        for allocation in _top_allocations(shoot):
             allocation.refresh_from_db()
             if allocation.state != "active":
                 continue
@@ -424,6 +446,71 @@ def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
             project=shoot.project,
         )
     return shoot
+
+
+def _top_allocations(shoot: Shoot, family: int | None = None) -> list[Allocation]:
+    """The shoot's allocations outside its own carved pools (the roots of its range trees)."""
+    inner = set(Pool.objects.filter(parent_allocation__shoot=shoot).values_list("pk", flat=True))
+    qs = shoot.allocations.filter(state="active").select_related("pool")
+    if family is not None:
+        qs = qs.filter(family=family)
+    return [a for a in qs if a.pool_id not in inner]
+
+
+def shoot_change_ip_families(*, shoot: Shoot, ip_families: Sequence[str], actor: Actor) -> Shoot:
+    """Dual-stack migration ``[IPv4]`` → ``[IPv4, IPv6]`` and rollback; refuses every other change.
+
+    Migration allocates the shoot's IPv6 ranges by its layout (checked like a new
+    shoot); rollback releases them — nodes' pod ranges and inner ranges at once,
+    the IPv6 block into quarantine — so no IPv6 remnant stays active. Gardener's
+    wording for refused changes: ``unsupported IP family update: …``.
+    """
+    new = gardener.validate_ip_families(ip_families)
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
+        old = tuple(shoot.ip_families)
+        if new == old:
+            return shoot
+        gardener.validate_ip_family_change(old, new)
+        before = _shoot_snapshot(shoot)
+        layout = layouts.get_layout(shoot.layout)
+        if "IPv6" in new and not layout.provider_assigned:
+            _allocate_ipv6(shoot, layout, new, _ipv4_networks(shoot), actor)
+        elif "IPv6" not in new:
+            for allocation in _top_allocations(shoot, family=6):
+                _release_tree(allocation, actor, None)
+        shoot.ip_families = list(new)
+        shoot.save(update_fields=["ip_families"])
+        audit_record(
+            actor=actor,
+            action="shoot.ip-families",
+            obj=shoot,
+            before=before,
+            after=_shoot_snapshot(shoot),
+            project=shoot.project,
+        )
+    return shoot
+
+
+def shoots_allocate_bulk(*, requests: Sequence[dict[str, Any]], actor: Actor) -> list[tuple[Shoot, bool]]:
+    """Allocate many shoots (a ManagedSeedSet, a fleet) in one transaction: all or nothing.
+
+    Each request takes the arguments of :func:`shoot_allocate` (``seed`` a Seed). A
+    refused entry fails the whole request with its index in the field name,
+    e.g. ``shoots[3].name``.
+    """
+    results: list[tuple[Shoot, bool]] = []
+    with transaction.atomic():
+        for index, request in enumerate(requests):
+            try:
+                results.append(shoot_allocate(actor=actor, **request))
+            except IpamError as exc:
+                exc.field = f"shoots[{index}].{exc.field}" if exc.field else f"shoots[{index}]"
+                exc.message = f"shoots[{index}]: {exc.message}"
+                raise
+    return results
 
 
 # --- nodes ---------------------------------------------------------------------------

@@ -261,3 +261,61 @@ def test_release_after_node_removal(landscape, actor) -> None:
     services.shoot_release(shoot=shoot, actor=actor)
     assert not shoot.allocations.filter(state="active").exists()
     assert Allocation.objects.get(pk=node.pod_allocation_id).state == AllocationState.RELEASED
+
+
+def test_dual_stack_migration_and_rollback(landscape, actor) -> None:
+    shoot, _ = create(landscape, actor, ip_families=["IPv4"])
+    services.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4", "IPv6"], actor=actor)
+    shoot.refresh_from_db()
+    assert shoot.ip_families == ["IPv4", "IPv6"]
+    v6 = ranges(shoot)
+    assert v6[(6, "pods")] == net("2001:db8::4000:0:0:0/66")
+    node, _ = services.node_register(shoot=shoot, name="n1", ipv6_address="2001:db8::20", actor=actor)
+    services.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4"], actor=actor)
+    shoot.refresh_from_db()
+    assert shoot.ip_families == ["IPv4"] and not shoot.nodes.exists()
+    assert not shoot.allocations.filter(family=6, state="active").exists()  # no IPv6 remnants
+    block = Allocation.objects.get(shoot=shoot, pool=landscape["v6"])
+    assert block.state == AllocationState.QUARANTINED
+    assert {(fam, label) for fam, label in ranges(shoot)} == {(4, "nodes"), (4, "pods"), (4, "services")}
+    assert AuditEvent.objects.filter(action="shoot.ip-families", object_id=str(shoot.pk)).count() == 2
+    # migrating again gets a fresh block: the quarantined one is not reused
+    services.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4", "IPv6"], actor=actor)
+    assert Pool.objects.filter(
+        parent_allocation__shoot=shoot, purpose=Purpose.SHOOT_BLOCK, retired_at=None
+    ).get().cidr == ("2001:db8:0:1::/64")
+    assert node.pod_allocation_id is not None
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["IPv4"], ["IPv6"]), (["IPv4"], ["IPv6", "IPv4"]), (["IPv4", "IPv6"], ["IPv6", "IPv4"])],
+)
+def test_refused_family_changes_use_gardeners_words(landscape, actor, old, new) -> None:
+    shoot, _ = create(landscape, actor, ip_families=old)
+    with pytest.raises(GardenerRuleViolation, match="unsupported IP family update") as exc:
+        services.shoot_change_ip_families(shoot=shoot, ip_families=new, actor=actor)
+    assert "oldIPFamilies" in exc.value.message and exc.value.field == "ip_families"
+
+
+def test_bulk_allocation_is_all_or_nothing(landscape, actor) -> None:
+    base = {
+        "project": "fleet",
+        "seed": landscape["seed"],
+        "provider": "openstack",
+        "region": "eu-de-1",
+        "ip_families": ["IPv4", "IPv6"],
+    }
+    requests = [{**base, "name": f"s{i}"} for i in range(5)]
+    done = services.shoots_allocate_bulk(requests=requests, actor=actor)
+    assert [created for _, created in done] == [True] * 5
+    blocks = [
+        Pool.objects.get(parent_allocation__shoot=s, purpose=Purpose.SHOOT_BLOCK).network for s, _ in done
+    ]
+    assert len(set(blocks)) == 5
+    before = (Allocation.objects.count(), Shoot.objects.count())
+    bad = [{**base, "name": f"t{i}"} for i in range(3)] + [{**base, "name": "Bad_Name"}]
+    with pytest.raises(IpamError) as exc:
+        services.shoots_allocate_bulk(requests=bad, actor=actor)
+    assert exc.value.field == "shoots[3].name" and "shoots[3]" in exc.value.message
+    assert (Allocation.objects.count(), Shoot.objects.count()) == before
