@@ -81,9 +81,12 @@ def parse_address(value: object, *, field: str = "address") -> IPAddress:
     """Parse one IP address (no zone id, no prefix)."""
     text = _clean_text(value, field)
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidPrefix(f"{text!r} is not an IP address", field=field) from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise InvalidPrefix(f"{text!r}: IPv4-mapped IPv6 addresses are not allowed", field=field)
+    return address
 
 
 def parse_address_or_prefix(value: object, *, field: str = "q") -> IPNetwork:

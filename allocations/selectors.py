@@ -174,12 +174,11 @@ def pool_free_blocks(
 
 def pool_next_free(pool: Pool, prefix_length: int) -> prefixes.IPNetwork | None:
     """Preview the block the next allocation of ``prefix_length`` would get (nothing is taken)."""
-    from .services.pools import _find_candidates  # the same query the allocator runs
+    from .services.pools import _check_length, _find_candidates  # the allocator's own rule and query
 
+    _check_length(pool, prefix_length, "prefix_length")
     if not pool.is_global:
         return prefixes.first_free_avoiding(pool.network, [], prefix_length)
-    if not pool.prefix_length <= prefix_length <= pool.bits:
-        return None
     candidates = _find_candidates(pool, prefix_length, pool.fit_policy, [])
     if not candidates:
         return None

@@ -46,6 +46,21 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
+# HTTPS. With DEBUG off the portal assumes it is served over HTTPS only (usually a
+# TLS-terminating proxy: set SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO there).
+# /healthz and /metrics are probed over plain HTTP from inside, so never redirected.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
+# Preloading is decided for a whole registered domain by its owners, not by one app on it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -66,6 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files with DEBUG off, no web server needed
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,6 +148,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # hashed names (cache forever) and pre-compressed copies, made by collectstatic
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 LOGIN_URL = "admin:login"
 
 # REST API (Django REST Framework). Token clients are throttled so one runaway
@@ -146,11 +171,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["ipam_portal.api.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "ipam_portal.api.filters.StrictOrderingFilter",
     ],
+    "DEFAULT_PARSER_CLASSES": ["ipam_portal.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "ipam_portal.api.pagination.Pagination",
     "PAGE_SIZE": API_PAGE_SIZE,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ipam_portal.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "ipam_portal.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["ipam_portal.api.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_TOKEN_RATE},
@@ -183,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 # Default lifetime of a hold (a reservation with an expiry) when none is given.
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
+
+# /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+METRICS_POOL_CACHE_SECONDS = env_int("METRICS_POOL_CACHE_SECONDS", 15)
 
 LOGGING = {
     "version": 1,

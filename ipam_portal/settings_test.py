@@ -7,3 +7,5 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # tests only: speed over strength
+SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405 - no collectstatic manifest in tests

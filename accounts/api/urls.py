@@ -2,6 +2,6 @@ from rest_framework.routers import SimpleRouter
 
 from .views import TokenViewSet
 
-router = SimpleRouter()
+router = SimpleRouter(trailing_slash="/?")
 router.register("tokens", TokenViewSet, basename="token")
 urlpatterns = router.urls

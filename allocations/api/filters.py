@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
@@ -13,6 +14,17 @@ from .. import prefixes, selectors
 from ..choices import AllocationState, Family, OwnerType, PoolKind, Provider, Purpose, Role, ShootState
 from ..errors import IpamError
 from ..models import Allocation, Pool, Shoot
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A database id: a whole number in the range ids can have (else 400 naming the field)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
 
 
 def _prefix(value: str, field: str) -> prefixes.IPNetwork:
@@ -41,9 +53,15 @@ class PoolFilterSet(ContainsWithinMixin, django_filters.FilterSet):
     purpose = django_filters.ChoiceFilter(choices=Purpose.choices)
     provider = django_filters.ChoiceFilter(choices=Provider.choices)
     region = django_filters.CharFilter()
-    parent = django_filters.NumberFilter(field_name="parent_id")
+    parent = IdFilter(field_name="parent_id")
     name = django_filters.CharFilter(lookup_expr="icontains")
-    retired = django_filters.BooleanFilter(field_name="retired_at", lookup_expr="isnull", exclude=True)
+    retired = django_filters.TypedChoiceFilter(
+        field_name="retired_at",
+        lookup_expr="isnull",
+        exclude=True,
+        choices=[("true", "true"), ("false", "false")],
+        coerce=lambda v: v == "true",
+    )
     contains = django_filters.CharFilter(method="filter_contains", label="Contains address or prefix")
     within = django_filters.CharFilter(method="filter_within", label="Inside prefix")
 
@@ -64,12 +82,12 @@ class PoolFilterSet(ContainsWithinMixin, django_filters.FilterSet):
 
 class AllocationFilterSet(ContainsWithinMixin, django_filters.FilterSet):
     family = django_filters.ChoiceFilter(choices=Family.choices)
-    pool = django_filters.NumberFilter(field_name="pool_id")
+    pool = IdFilter(field_name="pool_id")
     state = django_filters.ChoiceFilter(choices=AllocationState.choices)
     role = django_filters.ChoiceFilter(choices=Role.choices)
     owner_type = django_filters.ChoiceFilter(choices=OwnerType.choices)
     project = django_filters.CharFilter()
-    shoot = django_filters.NumberFilter(field_name="shoot_id")
+    shoot = IdFilter(field_name="shoot_id")
     seed = django_filters.CharFilter(field_name="shoot__seed__name")
     provider = django_filters.ChoiceFilter(field_name="shoot__provider", choices=Provider.choices)
     label = django_filters.CharFilter()
@@ -96,5 +114,6 @@ class ShootFilterSet(django_filters.FilterSet):
         fields = ["project", "name", "seed", "provider", "region", "state", "layout"]
 
     def filter_family(self, queryset: QuerySet[Shoot], name: str, value: str) -> QuerySet[Shoot]:
-        shoots = [s.pk for s in queryset.only("pk", "ip_families") if value in s.ip_families]
+        # ip_families is a JSON list; portable JSON containment differs per database, so filter in Python
+        shoots = [pk for pk, families in queryset.values_list("pk", "ip_families") if value in families]
         return queryset.filter(pk__in=shoots)

@@ -19,8 +19,27 @@ from ..choices import (
 from ..models import Allocation, Node, Pool, Seed, Shoot
 
 
+def _type_error(field: serializers.Field, value: Any) -> str | None:
+    """JSON types must match: "56" is not a prefix length and 5 is not a name."""
+    if isinstance(field, serializers.BooleanField):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(field, serializers.IntegerField):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"must be a whole number, not {type(value).__name__}"
+    if isinstance(field, (serializers.CharField, serializers.ChoiceField, serializers.DateTimeField)):
+        return None if isinstance(value, str) else f"must be a string, not {type(value).__name__}"
+    if isinstance(field, serializers.ListField) and not isinstance(value, list):
+        return f"must be a list, not {type(value).__name__}"
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses unknown fields, so a typo never silently becomes a default."""
+    """Refuses unknown fields and wrong JSON types, so a typo never silently becomes a default.
+
+    Query-string serializers set ``strict_types = False``: query values are always text.
+    """
+
+    strict_types = True
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -28,6 +47,22 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        if self.strict_types:
+            problems = {}
+            for name, value in data.items():
+                field = self.fields[name]
+                if value is None and field.allow_null:
+                    continue
+                problem = _type_error(field, value)
+                if problem:
+                    problems[name] = [problem]
+                elif isinstance(field, serializers.ListField):
+                    for i, item in enumerate(value):
+                        problem = _type_error(field.child, item)
+                        if problem:
+                            problems[f"{name}.{i}"] = [problem]
+            if problems:
+                raise serializers.ValidationError(problems)
         return super().to_internal_value(data)
 
 
@@ -37,7 +72,9 @@ PREFIX_LENGTH = {"min_value": 0, "max_value": 128}
 class PoolSerializer(serializers.ModelSerializer):
     family = serializers.IntegerField(read_only=True)
     prefix_length = serializers.IntegerField(read_only=True)
-    parent = serializers.PrimaryKeyRelatedField(read_only=True)
+    parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    parent_allocation = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    provider = serializers.ChoiceField(choices=Provider.choices, allow_blank=True, read_only=True)
     utilisation_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -89,7 +126,9 @@ class PoolCreateSerializer(StrictSerializer):
     min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
     max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
     fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, default=FitPolicy.LOWEST_FIRST)
-    project_quota = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    project_quota = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+    )
     provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True, default="")
     region = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
@@ -105,7 +144,9 @@ class PoolUpdateSerializer(StrictSerializer):
     min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
     max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
     fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, required=False)
-    project_quota = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    project_quota = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+    )
     provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True)
     region = serializers.CharField(max_length=64, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
@@ -177,11 +218,13 @@ class ReleaseSerializer(StrictSerializer):
 
 
 class PrefixLengthQuerySerializer(StrictSerializer):
+    strict_types = False
     prefix_length = serializers.IntegerField(required=False, **PREFIX_LENGTH)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
 class LookupQuerySerializer(StrictSerializer):
+    strict_types = False
     q = serializers.CharField(max_length=100, help_text="An address or a prefix")
 
 

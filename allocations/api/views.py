@@ -18,17 +18,10 @@ from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
 from .. import prefixes, selectors, services
+from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from . import serializers as s
 from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
-
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input: `{detail, code, errors: {field: [messages]}}`"),
-    401: OpenApiResponse(description="Not authenticated"),
-    403: OpenApiResponse(description="Your role (or a read-only token) does not allow this"),
-    404: OpenApiResponse(description="Not found"),
-}
-CONFLICT = {409: OpenApiResponse(description="Conflict: overlap, exhausted pool, quarantined prefix, exists")}
 
 
 def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -37,7 +30,6 @@ def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-@extend_schema(responses={**ERRORS})
 class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Pools: CRUD (admins), free blocks, next-free preview, allocation, utilisation."""
 
@@ -53,13 +45,13 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     def write_scope(self) -> str:  # type: ignore[override]
         return "project" if getattr(self, "action", None) == "allocations" else "admin"
 
-    @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer})
     def create(self, request: Request) -> Response:
         data = _validated(s.PoolCreateSerializer, request.data)
         pool = services.pool_create(actor=request_actor(request), **data)
         return Response(s.PoolSerializer(pool).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer, 412: None, **ERRORS})
+    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change a pool's rules; send ``If-Match`` with the ETag you read to avoid lost updates."""
         pool = self.get_object()
@@ -69,11 +61,11 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         body = s.PoolSerializer(pool).data
         return Response(body, headers={"ETag": etag_of(body)})
 
-    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer, 412: None, **ERRORS})
+    @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.update(request, *args, **kwargs)
 
-    @extend_schema(responses={204: None, **ERRORS, **CONFLICT})
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.pool_delete(pool=self.get_object(), actor=request_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -83,7 +75,7 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
             OpenApiParameter("prefix_length", int, description="Free aligned blocks of this length"),
             OpenApiParameter("limit", int, description="At most this many (default 100)"),
         ],
-        responses={200: {"type": "array", "items": {"type": "string"}}, **ERRORS},
+        responses={200: {"type": "array", "items": {"type": "string"}}},
     )
     @action(detail=True, methods=["get"], url_path="free-blocks")
     def free_blocks(self, request: Request, pk: str | None = None) -> Response:
@@ -96,8 +88,13 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     @extend_schema(
         parameters=[OpenApiParameter("prefix_length", int, required=False)],
         responses={
-            200: {"type": "object", "properties": {"cidr": {"type": "string", "nullable": True}}},
-            **ERRORS,
+            200: {
+                "type": "object",
+                "properties": {
+                    "cidr": {"type": "string", "nullable": True},
+                    "prefix_length": {"type": "integer"},
+                },
+            }
         },
     )
     @action(detail=True, methods=["get"])
@@ -107,25 +104,16 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         query = _validated(s.PrefixLengthQuerySerializer, request.query_params.dict())
         length = query.get("prefix_length") or pool.default_prefix_length
         if length is None:
-            return Response(
-                {
-                    "detail": "prefix_length: required (the pool has no default)",
-                    "code": "invalid",
-                    "errors": {"prefix_length": ["required: the pool has no default prefix length"]},
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise IpamError("required: the pool has no default prefix length", field="prefix_length")
         found = selectors.pool_next_free(pool, length)
         return Response({"cidr": str(found) if found else None, "prefix_length": length})
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def utilisation(self, request: Request, pk: str | None = None) -> Response:
         return Response(selectors.pool_utilisation(self.get_object()).as_dict())
 
-    @extend_schema(
-        request=s.AllocationCreateSerializer, responses={201: s.AllocationSerializer, **ERRORS, **CONFLICT}
-    )
+    @extend_schema(request=s.AllocationCreateSerializer, responses={201: s.AllocationSerializer})
     @action(detail=True, methods=["post"])
     def allocations(self, request: Request, pk: str | None = None) -> Response:
         """Allocate ``{"prefix_length": N}`` (next free) or ``{"cidr": ...}`` from the pool."""
@@ -134,7 +122,6 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return Response(s.AllocationSerializer(allocation).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses={**ERRORS})
 class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Allocations: list/detail; release (``DELETE`` or ``POST .../release/``) into quarantine."""
 
@@ -145,25 +132,25 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     write_scope = "project"
 
     def _release(self, request: Request) -> Response:
-        data = _validated(s.ReleaseSerializer, request.data if isinstance(request.data, dict) else {})
+        data = _validated(s.ReleaseSerializer, request.data)
         allocation = services.allocation_release(
             allocation=self.get_object(), actor=request_actor(request), **data
         )
         return Response(s.AllocationSerializer(allocation).data)
 
-    @extend_schema(request=s.ReleaseSerializer, responses={200: s.AllocationSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(request=s.ReleaseSerializer, responses={200: s.AllocationSerializer})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         return self._release(request)
 
-    @extend_schema(responses={200: s.AllocationSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(responses={200: s.AllocationSerializer})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         return self._release(request)
 
 
 @extend_schema(
     parameters=[OpenApiParameter("q", str, required=True, description="An address or a prefix")],
-    responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    responses={200: OpenApiTypes.OBJECT},
 )
 class LookupViewSet(ApiViewSet):
     """Who owns this IP? Every allocation and pool that contains it, most specific first."""
@@ -181,7 +168,6 @@ class LookupViewSet(ApiViewSet):
         )
 
 
-@extend_schema(responses={**ERRORS})
 class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Seeds with their networks (immutable once created, as in Gardener)."""
 
@@ -190,7 +176,7 @@ class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     filterset_fields = ["provider", "region", "name"]
     ordering_fields = ["name", "created_at"]
 
-    @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer})
     def create(self, request: Request) -> Response:
         seed = services.seed_create(
             actor=request_actor(request), **_validated(s.SeedCreateSerializer, request.data)
@@ -198,7 +184,6 @@ class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return Response(s.SeedSerializer(seed).data, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(responses={**ERRORS})
 class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Shoots: ``POST`` allocates every range (201; the same request again 200)."""
 
@@ -215,7 +200,7 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 
     @extend_schema(
         request=s.ShootCreateSerializer,
-        responses={201: s.ShootSerializer, 200: s.ShootSerializer, **ERRORS, **CONFLICT},
+        responses={201: s.ShootSerializer, 200: s.ShootSerializer},
     )
     def create(self, request: Request) -> Response:
         data = _validated(s.ShootCreateSerializer, request.data)
@@ -223,7 +208,7 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.ShootSerializer(shoot).data, status=code)
 
-    @extend_schema(responses={200: s.ShootSerializer, **ERRORS, **CONFLICT})
+    @extend_schema(responses={200: s.ShootSerializer})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         shoot = services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
         return Response(s.ShootSerializer(shoot).data)
@@ -241,7 +226,6 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         return Response(selectors.shoot_gardener_manifest(self.get_object()))
 
 
-@extend_schema(responses={**ERRORS})
 class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """``shoots/{shoot}/nodes/``: register a node (its pod range comes back), remove it."""
 
@@ -260,11 +244,11 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     def get_queryset(self) -> QuerySet[Node]:
         if getattr(self, "swagger_fake_view", False):
             return Node.objects.none()
-        return Node.objects.filter(shoot_id=self.kwargs["shoot_pk"]).select_related("pod_allocation", "shoot")
+        return Node.objects.filter(shoot=self.shoot()).select_related("pod_allocation", "shoot")
 
     @extend_schema(
         request=s.NodeCreateSerializer,
-        responses={201: s.NodeSerializer, 200: s.NodeSerializer, **ERRORS, **CONFLICT},
+        responses={201: s.NodeSerializer, 200: s.NodeSerializer},
     )
     def create(self, request: Request, shoot_pk: str | None = None) -> Response:
         data = _validated(s.NodeCreateSerializer, request.data)
@@ -273,7 +257,7 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
             s.NodeSerializer(node).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
-    @extend_schema(responses={204: None, **ERRORS})
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, shoot_pk: str | None = None, pk: str | None = None) -> Response:
         services.node_remove(node=self.get_object(), actor=request_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

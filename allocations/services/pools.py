@@ -12,6 +12,7 @@ under a per-pool ``FOR NO KEY UPDATE`` lock, which allocations never take.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -339,6 +340,8 @@ def pool_create(
     name = (name or "").strip()
     if not name:
         raise IpamError("a pool needs a name", field="name")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):
+        raise IpamError("a pool name cannot contain control or invisible formatting characters", field="name")
     _choice(kind, PoolKind, "kind")
     _choice(uniqueness, Uniqueness, "uniqueness")
     _choice(purpose, Purpose, "purpose")
@@ -439,7 +442,9 @@ def pool_update(*, pool: Pool, actor: Actor, **changes: Any) -> Pool:
             pool.network, pool.default_prefix_length, pool.min_prefix_length, pool.max_prefix_length
         )
         pool.save()
-        audit_record(actor=actor, action="pool.update", obj=pool, before=before, after=_pool_snapshot(pool))
+        after = _pool_snapshot(pool)
+        if after != before:  # an empty or no-op update leaves no event
+            audit_record(actor=actor, action="pool.update", obj=pool, before=before, after=after)
     return pool
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import django_filters
 from rest_framework import mixins, serializers
+from rest_framework.exceptions import ValidationError
 
 from ipam_portal.api.base import ApiViewSet
 
@@ -30,6 +34,25 @@ class AuditEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class BoundedDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO date-time the databases can store: UTC offset under 16 h, in range once in UTC."""
+
+    def __init__(self, *args: Any, param: str, **kwargs: Any) -> None:
+        self.param = param
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: Any, value: Any) -> Any:
+        if value is not None:
+            offset = value.utcoffset() or dt.timedelta(0)
+            try:
+                if abs(offset) >= dt.timedelta(hours=16):
+                    raise ValueError
+                value.astimezone(dt.UTC)
+            except (OverflowError, ValueError):
+                raise ValidationError({self.param: ["date-time out of range"]}) from None
+        return super().filter(qs, value)
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
     actor = django_filters.CharFilter()
     source = django_filters.ChoiceFilter(choices=AuditEvent.Source.choices)
@@ -38,8 +61,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter()
     project = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = BoundedDateTimeFilter(field_name="created_at", lookup_expr="gte", param="since")
+    until = BoundedDateTimeFilter(field_name="created_at", lookup_expr="lt", param="until")
 
     class Meta:
         model = AuditEvent

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from allocations.errors import IpamError
+from ipam_portal.metrics import observe_api_error
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -40,12 +41,15 @@ def error_body(detail: str, code: str, errors: dict[str, list[str]] | None = Non
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    observe_api_error(exc, context)
     if isinstance(exc, IpamError):
         errors = {exc.field: [exc.message]} if exc.field else {}
         body = error_body(exc.message, exc.code, errors)
         if exc.details:
             body["details"] = {k: str(v) for k, v in exc.details.items()}
         return Response(body, status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body(str(exc) or "request body too large", "too_large"), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -67,3 +71,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = error_body(str(exc.detail), code)
     return response
+
+
+def not_found(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """JSON 404 for any unknown path under /api/ (instead of Django's HTML page)."""
+    from django.http import JsonResponse
+
+    return JsonResponse(error_body(f"no API endpoint at {request.path}", "not_found"), status=404)

@@ -1,9 +1,12 @@
 """``/api/v1/``: every app's API routes in one place."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from .errors import not_found
 
 urlpatterns = [
     path("", include("allocations.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("accounts.api.urls")),
+    re_path(r"^.*$", not_found),  # last: unknown API paths answer JSON, not HTML
 ]

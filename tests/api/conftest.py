@@ -19,7 +19,7 @@ own savepoint (``django_db``, not ``transaction=True``), so it sees them fresh.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,13 +143,34 @@ def landscape_clients(landscape: dict[str, str], db: None) -> dict[str, APIClien
     return clients_for(landscape)
 
 
+def survive_server_error(send: Callable[[], Any]) -> Any:
+    """Send a request in a savepoint that is rolled back if the server failed (5xx).
+
+    A database error aborts the test's transaction on PostgreSQL; in production each
+    request has a transaction of its own, so what the test does next must not see it.
+    """
+    savepoint = transaction.savepoint()
+    response = send()
+    if response.status_code >= 500:
+        transaction.savepoint_rollback(savepoint)
+    else:
+        transaction.savepoint_commit(savepoint)
+    return response
+
+
 def row_counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in WRITTEN_MODELS}
+    """Rows per table, and the rows that left their first state (released, deleted, revoked)."""
+    counts = {model.__name__: model.objects.count() for model in WRITTEN_MODELS}
+    counts["Allocation not active"] = Allocation.objects.exclude(state="active").count()
+    counts["Shoot not active"] = Shoot.objects.exclude(state="active").count()
+    counts["Pool retired"] = Pool.objects.filter(retired_at__isnull=False).count()
+    counts["ApiToken revoked"] = ApiToken.objects.filter(revoked_at__isnull=False).count()
+    return counts
 
 
 @contextmanager
 def nothing_written() -> Iterator[None]:
-    """Fail if any domain, token or audit row was added or removed inside the block."""
+    """Fail if any domain, token or audit row was added, removed or released inside the block."""
     before = row_counts()
     yield
     after = row_counts()
@@ -158,18 +179,23 @@ def nothing_written() -> Iterator[None]:
 
 
 def assert_error(
-    response: Any, status: int | None = None, field: str | None = None, code: str | None = None
+    response: Any,
+    status: int | tuple[int, ...] | None = None,
+    field: str | None = None,
+    code: str | None = None,
 ) -> dict[str, Any]:
     """Check the API's error shape ``{"detail": str, "code": str, "errors": {field: [str]}}``.
 
-    ``status`` is the exact status expected (else any 4xx); ``field`` must be a key of
-    ``errors``; returns the body.
+    ``status`` is the status expected (or a tuple of acceptable ones; None: any 4xx);
+    ``field`` must be a key of ``errors``; ``code`` the machine-readable code. Returns the body.
     """
     text = response.content[:500]
     assert 400 <= response.status_code < 500, f"expected a 4xx, got {response.status_code}: {text!r}"
     if status is not None:
-        assert response.status_code == status, f"expected {status}, got {response.status_code}: {text!r}"
-    assert response["Content-Type"].startswith("application/json"), f"not JSON: {response['Content-Type']}"
+        wanted = status if isinstance(status, tuple) else (status,)
+        assert response.status_code in wanted, f"expected {status}, got {response.status_code}: {text!r}"
+    content_type = response.get("Content-Type", "")
+    assert content_type.startswith("application/json"), f"not JSON but {content_type!r}: {text!r}"
     body = response.json()
     assert isinstance(body, dict), body
     assert isinstance(body.get("detail"), str) and body["detail"], body
