@@ -211,7 +211,8 @@ class Allocation(PrefixFields):
     and names the shoot in per-shoot pools (where shoots may reuse ranges).
     """
 
-    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="allocations")
+    # db_index off: every composite index below starts with pool
+    pool = models.ForeignKey(Pool, on_delete=models.PROTECT, related_name="allocations", db_index=False)
     scope = models.CharField(max_length=64, blank=True, default="")
     owner_type = models.CharField(max_length=16, choices=OwnerType.choices, default=OwnerType.MANUAL)
     shoot = models.ForeignKey(
@@ -237,7 +238,8 @@ class Allocation(PrefixFields):
         indexes = [
             models.Index(fields=["family", "first", "prefix_length"], name="allocation_key"),
             models.Index(fields=["pool", "first"], name="allocation_pool_first"),
-            models.Index(fields=["pool", "state", "expires_at"], name="allocation_pool_expiry"),
+            models.Index(fields=["pool", "expires_at"], name="allocation_pool_expiry"),
+            models.Index(fields=["expires_at"], name="allocation_expiry"),
             models.Index(fields=["pool", "state", "prefix_length"], name="allocation_pool_length"),
         ]
 

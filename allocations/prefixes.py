@@ -153,17 +153,17 @@ def split_path(
 
 
 def cidr_blocks(first: int, last: int, bits: int) -> Iterator[tuple[int, int]]:
-    """The minimal aligned blocks covering [first, last] (for utilisation and maps)."""
+    """The minimal aligned blocks covering [first, last] (the buddy decomposition of a gap).
+
+    Each step takes the largest block that is both aligned at ``first`` and fits
+    before ``last``: constant work per block.
+    """
     while first <= last:
-        length = bits
-        while length > 0:
-            parent = length - 1
-            size = block_size(parent, bits)
-            if first % size or first + size - 1 > last:
-                break
-            length = parent
-        yield first, length
-        first += block_size(length, bits)
+        align = (first & -first).bit_length() - 1 if first else bits
+        fit = (last - first + 1).bit_length() - 1
+        size_log = min(align, fit)
+        yield first, bits - size_log
+        first += 1 << size_log
 
 
 @dataclass(frozen=True)

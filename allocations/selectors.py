@@ -179,7 +179,7 @@ def pool_next_free(pool: Pool, prefix_length: int) -> prefixes.IPNetwork | None:
     _check_length(pool, prefix_length, "prefix_length")
     if not pool.is_global:
         return prefixes.first_free_avoiding(pool.network, [], prefix_length)
-    candidates = _find_candidates(pool, prefix_length, pool.fit_policy, [])
+    candidates, _ = _find_candidates(pool, prefix_length, pool.fit_policy, [])
     if not candidates:
         return None
     return prefixes.make_network(candidates[0][2], prefix_length, pool.family)

@@ -159,26 +159,34 @@ def _overlap_error(net: prefixes.IPNetwork, others: Sequence[Allocation], field:
 
 
 def _candidate_sql(pool: Pool, length: int, policy: str, exclude: Sequence[int]) -> tuple[str, list[Any]]:
-    """One statement: the best free blocks of every prefix length that can hold a /length.
+    """One statement: the lowest free blocks of every prefix length that can hold a /length.
 
-    Each branch is an index probe on (pool, prefix_length, first); the outer ORDER BY
-    applies the fit policy. Reading one block per length keeps the cost independent
-    of how fragmented the pool is.
+    Each length is one probe of the index (pool, prefix_length, first); the outer
+    ORDER BY applies the fit policy. Reading a few blocks per length keeps the cost
+    independent of how fragmented the pool is. PostgreSQL gets a LATERAL join over
+    the lengths (planned in a fraction of the time a 25-branch UNION takes);
+    SQLite, which has no LATERAL, the equivalent UNION ALL.
     """
     table = FreeBlock._meta.db_table
+    not_in = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
+    per_length = _CANDIDATES_PER_LENGTH
+    order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
+    if _is_postgres():
+        sql = (
+            f"SELECT b.id, b.prefix_length, b.first FROM generate_series(%s, %s) AS l(len) "
+            f"CROSS JOIN LATERAL (SELECT id, prefix_length, first FROM {table} "
+            f"WHERE pool_id = %s AND prefix_length = l.len{not_in} ORDER BY first LIMIT {per_length}) AS b "
+            f"ORDER BY {order} LIMIT 8"
+        )
+        return sql, [pool.prefix_length, length, pool.pk, *exclude]
     branches: list[str] = []
     params: list[Any] = []
-    not_in = ""
-    if exclude:
-        not_in = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})"
-    limit = _CANDIDATES_PER_LENGTH if exclude else 1
     for i, block_len in enumerate(range(pool.prefix_length, length + 1)):
         branches.append(
             f"SELECT * FROM (SELECT id, prefix_length, first FROM {table} "
-            f"WHERE pool_id = %s AND prefix_length = %s{not_in} ORDER BY first LIMIT {limit}) AS b{i}"
+            f"WHERE pool_id = %s AND prefix_length = %s{not_in} ORDER BY first LIMIT {per_length}) AS b{i}"
         )
         params.extend([pool.pk, block_len, *exclude])
-    order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
     sql = (
         f"SELECT id, prefix_length, first FROM ({' UNION ALL '.join(branches)}) AS c ORDER BY {order} LIMIT 8"
     )
@@ -187,15 +195,37 @@ def _candidate_sql(pool: Pool, length: int, policy: str, exclude: Sequence[int])
 
 def _find_candidates(
     pool: Pool, length: int, policy: str, exclude: Sequence[int]
-) -> list[tuple[int, int, int]]:
+) -> tuple[list[tuple[int, int, int]], bool]:
+    """The candidate free blocks, and whether something in the pool is due for reclaim.
+
+    The due check (expired quarantine, lapsed hold: one probe of the (pool, expires_at)
+    index) rides along in the same statement, so it costs no extra round trip.
+    """
     sql, params = _candidate_sql(pool, length, policy, exclude)
+    due_sql = (
+        f"SELECT 1 FROM {Allocation._meta.db_table} WHERE pool_id = %s AND expires_at <= %s "
+        "AND state IN ('active', 'quarantined')"
+    )
+    sql = (
+        f"SELECT EXISTS({due_sql}) AS due, c.id, c.prefix_length, c.first "
+        f"FROM (SELECT 1 AS one) AS d LEFT JOIN ({sql}) AS c ON 1 = 1"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(row[0], row[1], prefixes.from_key(row[2])) for row in cursor.fetchall()]
+        cursor.execute(sql, [pool.pk, timezone.now(), *params])
+        rows = cursor.fetchall()
+    due = bool(rows and rows[0][0])
+    found = [(row[1], row[2], prefixes.from_key(row[3])) for row in rows if row[1] is not None]
+    order = (lambda c: (-c[1], c[2])) if policy == FitPolicy.BEST_FIT else (lambda c: c[2])
+    return sorted(found, key=order), due
 
 
-def _lock_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> tuple[int, int, int] | None:
-    """Lock the best of ``ids`` that still exists and nobody else holds (PostgreSQL)."""
+def _claim_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> tuple[int, int, int] | None:
+    """Delete and return the best of ``ids`` that still exists and nobody else holds.
+
+    One statement: on PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED`` (or
+    waited for), so concurrent requests take different blocks; SQLite serialises
+    writers anyway.
+    """
     table = FreeBlock._meta.db_table
     order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
     placeholders = ", ".join(["%s"] * len(ids))
@@ -203,8 +233,8 @@ def _lock_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> tuple[in
     if _is_postgres():
         lock = " FOR UPDATE" if wait else " FOR UPDATE SKIP LOCKED"
     sql = (
-        f"SELECT id, prefix_length, first FROM {table} WHERE id IN ({placeholders}) "
-        f"ORDER BY {order} LIMIT 1{lock}"
+        f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} WHERE id IN ({placeholders}) "
+        f"ORDER BY {order} LIMIT 1{lock}) RETURNING id, prefix_length, first"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, list(ids))
@@ -217,7 +247,12 @@ def _take_next_free(pool: Pool, length: int) -> prefixes.IPNetwork:
     policy = pool.fit_policy
     skipped: list[int] = []
     for round_ in range(_LOCK_ROUNDS):
-        candidates = _find_candidates(pool, length, policy, skipped)
+        candidates, due = _find_candidates(pool, length, policy, skipped)
+        if due and round_ == 0:
+            # Expired quarantine or a lapsed hold is free space again: reclaim it first, so
+            # lowest-first sees it (inside this transaction; allocations are not blocked).
+            pool_reclaim(pool=pool)
+            candidates, _ = _find_candidates(pool, length, policy, skipped)
         if not candidates:
             if not skipped:
                 raise PoolExhausted(
@@ -228,12 +263,12 @@ def _take_next_free(pool: Pool, length: int) -> prefixes.IPNetwork:
             skipped = []  # blocks we skipped may have been merged or split meanwhile: look again
             continue
         # After a few rounds of contention, wait for the best block instead of skipping.
-        got = _lock_first_free([c[0] for c in candidates], policy, wait=round_ >= 3)
+        got = _claim_first_free([c[0] for c in candidates], policy, wait=round_ >= 3)
         if got is None:
             skipped.extend(c[0] for c in candidates)
             continue
-        block_id, block_len, block_first = got
-        _split_block(pool, block_id, block_first, block_len, block_first, length)
+        _, block_len, block_first = got
+        _keep_rest(pool, block_first, block_len, block_first, length)
         return prefixes.make_network(block_first, length, pool.family)
     raise PoolExhausted(
         f"pool {pool.name}: could not lock a free /{length} (too much contention); retry",
@@ -241,10 +276,8 @@ def _take_next_free(pool: Pool, length: int) -> prefixes.IPNetwork:
     )
 
 
-def _split_block(
-    pool: Pool, block_id: int, block_first: int, block_len: int, first: int, length: int
-) -> None:
-    FreeBlock.objects.filter(pk=block_id).delete()
+def _keep_rest(pool: Pool, block_first: int, block_len: int, first: int, length: int) -> None:
+    """Insert the free blocks left when /length at ``first`` is cut from a claimed block."""
     rest = prefixes.split_path(block_first, block_len, first, length, pool.bits)
     if rest:
         FreeBlock.objects.bulk_create(
@@ -252,7 +285,7 @@ def _split_block(
         )
 
 
-def _take_specific(pool: Pool, net: prefixes.IPNetwork, field: str) -> None:
+def _take_specific(pool: Pool, net: prefixes.IPNetwork, field: str, _retry: bool = False) -> None:
     """Remove exactly ``net`` from the pool's free space, or say what holds it."""
     first, length = int(net.network_address), net.prefixlen
     block = (
@@ -265,12 +298,16 @@ def _take_specific(pool: Pool, net: prefixes.IPNetwork, field: str) -> None:
         block_id, block_len, block_key = block
         block_first = prefixes.from_key(block_key)
         inside = block_len <= length and first <= prefixes.block_last(block_first, block_len, pool.bits)
-        if inside and _lock_first_free([block_id], FitPolicy.LOWEST_FIRST, wait=True) is not None:
-            _split_block(pool, block_id, block_first, block_len, first, length)
+        if inside and _claim_first_free([block_id], FitPolicy.LOWEST_FIRST, wait=True) is not None:
+            _keep_rest(pool, block_first, block_len, first, length)
             return
-        if inside:  # split by a concurrent request meanwhile: look again once
-            return _take_specific(pool, net, field)
+        if inside:  # split by a concurrent request meanwhile: look again
+            return _take_specific(pool, net, field, _retry)
     others = _overlapping(pool, net)
+    now = timezone.now()
+    if others and all(o.expires_at is not None and o.expires_at <= now for o in others) and not _retry:
+        pool_reclaim(pool=pool, now=now)  # only expired quarantine or lapsed holds were in the way
+        return _take_specific(pool, net, field, _retry=True)
     if others:
         raise _overlap_error(net, others, field)
     raise PrefixOverlap(f"{net} is not free in pool {pool.name}", field=field)
@@ -542,78 +579,81 @@ def pool_allocate(
     elif not scope:
         scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
 
-    _reclaim_if_due(pool)
-    with transaction.atomic():
-        if cidr is not None:
-            net = prefixes.parse_prefix(cidr, field="cidr")
-            if net.version != pool.family:
-                raise WrongFamily(
-                    f"{net} is IPv{net.version}, pool {pool.name} is IPv{pool.family}", field="cidr"
-                )
-            if not net.subnet_of(pool.network):  # type: ignore[arg-type]
-                raise OutsidePool(f"{net} is not inside pool {pool.name} ({pool.cidr})", field="cidr")
-            _check_length(pool, net.prefixlen, "cidr")
-            if pool.is_global:
-                _take_specific(pool, net, "cidr")
-            else:
-                others = _overlapping(pool, net, scope)
-                if others:
-                    raise _overlap_error(net, others, "cidr")
-        else:
-            length = prefix_length if prefix_length is not None else pool.default_prefix_length
-            if length is None:
-                raise IpamError(
-                    f"pool {pool.name} has no default prefix length: give prefix_length or cidr",
-                    field="prefix_length",
-                )
-            if isinstance(length, bool) or not isinstance(length, int):
-                raise IpamError("prefix_length must be a whole number", field="prefix_length")
-            _check_length(pool, length, "prefix_length")
-            if pool.is_global:
-                net = _take_next_free(pool, length)
-            else:
-                taken = [a.network for a in pool.allocations.filter(scope=scope, state__in=LIVE_STATES)]
-                found = prefixes.first_free_avoiding(pool.network, taken, length)
-                if found is None:
-                    raise PoolExhausted(
-                        f"pool {pool.name} has no free /{length} for {scope}", field="prefix_length"
+    if not pool.is_global:
+        _reclaim_if_due(pool)  # per-shoot pools keep no free blocks: reclaim before looking
+    net: prefixes.IPNetwork | None = None
+    try:
+        with transaction.atomic():
+            if cidr is not None:
+                net = prefixes.parse_prefix(cidr, field="cidr")
+                if net.version != pool.family:
+                    raise WrongFamily(
+                        f"{net} is IPv{net.version}, pool {pool.name} is IPv{pool.family}", field="cidr"
                     )
-                net = found
-        units = quota_units(net.version, net.prefixlen)
-        _charge_quota(pool, project, units)
-        allocation = Allocation(
-            pool=pool,
-            scope=scope,
-            owner_type=owner_type,
-            shoot=shoot,
-            seed=seed,
-            project=project,
-            role=role,
-            label=label,
-            description=description,
-            expires_at=hold_until,
-            units=units,
-            created_by=actor.name,
-        )
-        allocation.set_prefix(net)
-        try:
-            with transaction.atomic():
-                allocation.save()
-        except IntegrityError:
-            # The exclusion constraint caught an overlap the free space did not: never commit it.
-            others = _overlapping(pool, net, scope)
-            raise (
-                _overlap_error(net, others, "cidr")
-                if others
-                else PrefixOverlap(f"{net} overlaps a live allocation", field="cidr")
-            ) from None
-        audit_record(
-            actor=actor,
-            action="allocation.hold" if hold_until else "allocation.allocate",
-            obj=allocation,
-            after=allocation.snapshot(),
-            project=project,
-        )
+                if not net.subnet_of(pool.network):  # type: ignore[arg-type]
+                    raise OutsidePool(f"{net} is not inside pool {pool.name} ({pool.cidr})", field="cidr")
+                _check_length(pool, net.prefixlen, "cidr")
+                if pool.is_global:
+                    _take_specific(pool, net, "cidr")
+                else:
+                    others = _overlapping(pool, net, scope)
+                    if others:
+                        raise _overlap_error(net, others, "cidr")
+            else:
+                length = prefix_length if prefix_length is not None else pool.default_prefix_length
+                if length is None:
+                    raise IpamError(
+                        f"pool {pool.name} has no default prefix length: give prefix_length or cidr",
+                        field="prefix_length",
+                    )
+                if isinstance(length, bool) or not isinstance(length, int):
+                    raise IpamError("prefix_length must be a whole number", field="prefix_length")
+                _check_length(pool, length, "prefix_length")
+                if pool.is_global:
+                    net = _take_next_free(pool, length)
+                else:
+                    taken = [a.network for a in pool.allocations.filter(scope=scope, state__in=LIVE_STATES)]
+                    found = prefixes.first_free_avoiding(pool.network, taken, length)
+                    if found is None:
+                        raise PoolExhausted(
+                            f"pool {pool.name} has no free /{length} for {scope}", field="prefix_length"
+                        )
+                    net = found
+            units = quota_units(net.version, net.prefixlen)
+            _charge_quota(pool, project, units)
+            allocation = Allocation(
+                pool=pool,
+                scope=scope,
+                owner_type=owner_type,
+                shoot=shoot,
+                seed=seed,
+                project=project,
+                role=role,
+                label=label,
+                description=description,
+                expires_at=hold_until,
+                units=units,
+                created_by=actor.name,
+            )
+            allocation.set_prefix(net)
+            allocation.save()
+            audit_record(
+                actor=actor,
+                action="allocation.hold" if hold_until else "allocation.allocate",
+                obj=allocation,
+                after=allocation.snapshot(),
+                project=project,
+            )
+    except IntegrityError:
+        if net is None:
+            raise
+        # The exclusion constraint caught an overlap the free space did not: never commit it.
+        others = _overlapping(pool, net, scope)
+        raise (
+            _overlap_error(net, others, "cidr")
+            if others
+            else PrefixOverlap(f"{net} overlaps a live allocation", field="cidr")
+        ) from None
     return allocation
 
 
@@ -690,16 +730,18 @@ def _free(allocation: Allocation) -> None:
         _give_back(pool, allocation.network)
 
 
-def _due(pool: Pool, now: dt.datetime) -> Q:
-    return Q(pool=pool, expires_at__lte=now) & (
-        Q(state=AllocationState.QUARANTINED)
-        | Q(state=AllocationState.ACTIVE, owner_type=OwnerType.RESERVATION)
-    )
+def _due(now: dt.datetime) -> Q:
+    """Quarantine ended or hold lapsed: live rows whose ``expires_at`` passed.
+
+    Only quarantined rows and holds carry ``expires_at`` (releasing clears it),
+    so one range on the (pool, expires_at) index finds both.
+    """
+    return Q(expires_at__lte=now, state__in=LIVE_STATES)
 
 
 def _reclaim_if_due(pool: Pool) -> None:
     """Lazy reclaim: one index probe; frees expired quarantine and lapsed holds first."""
-    if Allocation.objects.filter(_due(pool, timezone.now())).exists():
+    if Allocation.objects.filter(_due(timezone.now()), pool=pool).exists():
         pool_reclaim(pool=pool, actor=SYSTEM)
 
 
@@ -713,7 +755,7 @@ def pool_reclaim(
         due = list(
             Allocation.objects.select_for_update()
             .select_related("pool")
-            .filter(_due(pool, now))
+            .filter(_due(now), pool=pool)
             .order_by("expires_at")[:limit]
         )
         for allocation in due:
@@ -764,17 +806,7 @@ def quarantine_purge(
 def reclaim_all(*, actor: Actor = SYSTEM) -> int:
     """Reclaim every pool that has something due (for the periodic task and the command)."""
     now = timezone.now()
-    pool_ids = (
-        Allocation.objects.filter(
-            Q(expires_at__lte=now)
-            & (
-                Q(state=AllocationState.QUARANTINED)
-                | Q(state=AllocationState.ACTIVE, owner_type=OwnerType.RESERVATION)
-            )
-        )
-        .values_list("pool_id", flat=True)
-        .distinct()
-    )
+    pool_ids = Allocation.objects.filter(_due(now)).values_list("pool_id", flat=True).distinct()
     return sum(
         pool_reclaim(pool=pool, actor=actor, now=now) for pool in Pool.objects.filter(pk__in=list(pool_ids))
     )

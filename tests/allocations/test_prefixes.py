@@ -159,3 +159,14 @@ def test_lowest_first_is_lowest_free_aligned_block(pool, lengths) -> None:
             net = prefixes.make_network(cand, length, pool.version)
             assert any(net.overlaps(h) for h in held), f"{net} was free but {got} was returned"
         held.append(got)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.integers(0, (1 << 128) - 1), b=st.integers(0, (1 << 128) - 1))
+def test_cidr_blocks_matches_ipaddress(a: int, b: int) -> None:
+    first, last = min(a, b), max(a, b)
+    ours = [ipaddress.IPv6Network((f, ln)) for f, ln in prefixes.cidr_blocks(first, last, 128)]
+    theirs = list(
+        ipaddress.summarize_address_range(ipaddress.IPv6Address(first), ipaddress.IPv6Address(last))
+    )
+    assert ours == theirs
