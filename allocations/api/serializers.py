@@ -335,3 +335,11 @@ class ShootSerializer(serializers.ModelSerializer):
         from ..selectors import shoot_networking
 
         return shoot_networking(obj)
+
+
+class IpFamiliesSerializer(StrictSerializer):
+    ip_families = serializers.ListField(child=serializers.CharField(max_length=8), min_length=1, max_length=2)
+
+
+class ShootBulkSerializer(StrictSerializer):
+    shoots = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=1000)

@@ -6,13 +6,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import roles
 from ipam_portal.api.base import ApiViewSet, request_actor
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
@@ -113,7 +115,33 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     def utilisation(self, request: Request, pk: str | None = None) -> Response:
         return Response(selectors.pool_utilisation(self.get_object()).as_dict())
 
-    @extend_schema(request=s.AllocationCreateSerializer, responses={201: s.AllocationSerializer})
+    @extend_schema(
+        request=s.AllocationCreateSerializer,
+        responses={201: s.AllocationSerializer},
+        examples=[
+            OpenApiExample(
+                "next free /56", value={"prefix_length": 56, "project": "garden-dev"}, request_only=True
+            ),
+            OpenApiExample(
+                "a given prefix", value={"cidr": "2001:db8:0:ff00::/56", "label": "lab"}, request_only=True
+            ),
+            OpenApiExample(
+                "a hold for a shoot's growth",
+                value={"cidr": "2001:db8:0:1::/64", "hold_until": "2026-12-31T00:00:00Z", "label": "growth"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "exhausted",
+                value={
+                    "detail": "pool p (2001:db8::/48) has no free /48",
+                    "code": "pool_exhausted",
+                    "errors": {"prefix_length": ["pool p (2001:db8::/48) has no free /48"]},
+                },
+                response_only=True,
+                status_codes=["409"],
+            ),
+        ],
+    )
     @action(detail=True, methods=["post"])
     def allocations(self, request: Request, pk: str | None = None) -> Response:
         """Allocate ``{"prefix_length": N}`` (next free) or ``{"cidr": ...}`` from the pool."""
@@ -196,11 +224,37 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     def get_write_project(self, request: Request) -> str | None:
         if self.action == "create" and isinstance(request.data, dict):
             return str(request.data.get("project", ""))
-        return None
+        return None  # bulk checks each entry's project; detail actions check the shoot's
 
     @extend_schema(
         request=s.ShootCreateSerializer,
         responses={201: s.ShootSerializer, 200: s.ShootSerializer},
+        examples=[
+            OpenApiExample(
+                "dual-stack OpenStack shoot",
+                value={
+                    "project": "garden-dev",
+                    "name": "my-shoot",
+                    "seed": "seed-eu-de-1",
+                    "provider": "openstack",
+                    "region": "eu-de-1",
+                    "ip_families": ["IPv4", "IPv6"],
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "AWS, three zones",
+                value={
+                    "project": "garden-dev",
+                    "name": "aws-shoot",
+                    "seed": "seed-eu-de-1",
+                    "provider": "aws",
+                    "region": "eu-central-1",
+                    "zones": 3,
+                },
+                request_only=True,
+            ),
+        ],
     )
     def create(self, request: Request) -> Response:
         data = _validated(s.ShootCreateSerializer, request.data)
@@ -212,6 +266,35 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         shoot = services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
         return Response(s.ShootSerializer(shoot).data)
+
+    @extend_schema(request=s.IpFamiliesSerializer, responses={200: s.ShootSerializer})
+    @action(detail=True, methods=["post"], url_path="ip-families")
+    def ip_families(self, request: Request, pk: str | None = None) -> Response:
+        """Dual-stack migration ``[IPv4]`` → ``[IPv4, IPv6]`` or rollback; other changes are refused."""
+        data = _validated(s.IpFamiliesSerializer, request.data)
+        shoot = services.shoot_change_ip_families(
+            shoot=self.get_object(), ip_families=data["ip_families"], actor=request_actor(request)
+        )
+        return Response(s.ShootSerializer(shoot).data)
+
+    @extend_schema(request=s.ShootBulkSerializer, responses={201: s.ShootSerializer(many=True)})
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        """Allocate many shoots at once, all or nothing; a refused entry names its index."""
+        data = _validated(s.ShootBulkSerializer, request.data)
+        requests = []
+        for index, item in enumerate(data["shoots"]):
+            entry = s.ShootCreateSerializer(data=item)
+            if not entry.is_valid():
+                raise ValidationError({f"shoots[{index}].{k}": v for k, v in entry.errors.items()})
+            requests.append(dict(entry.validated_data))
+        for item in requests:
+            if not roles.may_write_project(request.user, item["project"]):
+                raise PermissionDenied(f"you are not a member of project {item['project']!r}")
+        done = services.shoots_allocate_bulk(requests=requests, actor=request_actor(request))
+        return Response(
+            s.ShootSerializer([shoot for shoot, _ in done], many=True).data, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(
         responses={

@@ -211,3 +211,39 @@ def test_anonymous_gets_schema_and_healthz_only(landscape_clients) -> None:
     assert anonymous.get("/api/schema/").status_code == 200
     assert anonymous.get("/healthz").status_code == 200
     assert_error(anonymous.get("/api/v1/shoots/"), 401)
+
+
+def test_ip_family_migration_and_rollback(admin) -> None:
+    legacy = Shoot.objects.get(name="legacy-v4")
+    url = f"/api/v1/shoots/{legacy.pk}/ip-families/"
+    migrated = admin.post(url, {"ip_families": ["IPv4", "IPv6"]}, format="json")
+    assert migrated.status_code == 200, migrated.content
+    assert len(migrated.json()["networking"]["pods"]) == 2
+    refused = admin.post(url, {"ip_families": ["IPv6"]}, format="json")
+    body = assert_error(refused, 400, field="ip_families", code="gardener_rule")
+    assert "unsupported IP family update" in body["detail"]
+    back = admin.post(url, {"ip_families": ["IPv4"]}, format="json")
+    assert back.status_code == 200 and len(back.json()["networking"]["pods"]) == 1
+    assert not Allocation.objects.filter(shoot=legacy, family=6, state="active").exists()
+
+
+def test_bulk_shoots_all_or_nothing(landscape_clients) -> None:
+    op = landscape_clients["op-in"]
+    entry = {"project": "garden-demo", "seed": "seed-eu-de-1", "provider": "openstack", "region": "eu-de-1"}
+    made = op.post(
+        "/api/v1/shoots/bulk/", {"shoots": [{**entry, "name": f"b{i}"} for i in range(4)]}, format="json"
+    )
+    assert made.status_code == 201, made.content
+    assert len({tuple(s["networking"]["pods"]) for s in made.json()}) == 4
+    count = Shoot.objects.count()
+    bad = [{**entry, "name": "c0"}, {**entry, "name": "c1", "zones": 0}]
+    assert_error(
+        op.post("/api/v1/shoots/bulk/", {"shoots": bad}, format="json"), 400, field="shoots[1].zones"
+    )
+    clash = [{**entry, "name": "c0"}, {**entry, "name": "c1", "region": "nowhere"}]
+    assert_error(
+        op.post("/api/v1/shoots/bulk/", {"shoots": clash}, format="json"), 409, field="shoots[1].region"
+    )
+    assert Shoot.objects.count() == count
+    other = [{**entry, "name": "d0", "project": "other"}]
+    assert_error(op.post("/api/v1/shoots/bulk/", {"shoots": other}, format="json"), 403)
