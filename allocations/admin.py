@@ -22,6 +22,7 @@ from audit.services import Actor
 from . import services
 from .errors import IpamError
 from .models import Allocation, FreeBlock, Node, Pool, ProjectUsage, Seed, Shoot
+from .selectors import pool_utilisation
 
 
 def admin_actor(request: HttpRequest) -> Actor:
@@ -169,17 +170,8 @@ class ChildPoolInline(admin.TabularInline):
 @admin.register(Pool)
 class PoolAdmin(ServiceAdmin):
     form = PoolForm
-    list_display = (
-        "name",
-        "cidr",
-        "kind",
-        "uniqueness",
-        "purpose",
-        "provider",
-        "region",
-        "utilisation",
-        "retired_at",
-    )
+    # utilisation shows on the detail page only: per row it would cost two queries each
+    list_display = ("name", "cidr", "kind", "uniqueness", "purpose", "provider", "region", "retired_at")
     list_filter = ("family", "kind", "uniqueness", "purpose", "provider", "fit_policy")
     search_fields = ("name", "cidr", "description", "region")
     list_select_related = ("parent",)
@@ -188,14 +180,13 @@ class PoolAdmin(ServiceAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is not None:
-            return ("name", "cidr", "parent", "uniqueness", "retired_at")
+            return ("name", "cidr", "parent", "uniqueness", "retired_at", "utilisation")
         return ()
 
-    @admin.display(description="Allocated")
+    @admin.display(description="Utilisation")
     def utilisation(self, obj: Pool) -> str:
-        from .selectors import pool_utilisation
-
-        return pool_utilisation(obj).allocated_percent
+        use = pool_utilisation(obj)
+        return f"{use.allocated_percent} allocated; {use.free_units:,} free /{use.unit_length} blocks"
 
     @admin.action(description="Purge quarantine (free quarantined prefixes now)")
     def purge_quarantine(self, request: HttpRequest, queryset: QuerySet[Pool]) -> None:
