@@ -319,3 +319,23 @@ def test_bulk_allocation_is_all_or_nothing(landscape, actor) -> None:
         services.shoots_allocate_bulk(requests=bad, actor=actor)
     assert exc.value.field == "shoots[3].name" and "shoots[3]" in exc.value.message
     assert (Allocation.objects.count(), Shoot.objects.count()) == before
+
+
+def test_azure_ula_and_gcp_provider_assigned(landscape, actor, make_pool) -> None:
+    from allocations import layouts
+
+    make_pool(
+        str(layouts.ula_site_prefix(0x00C0FFEE11)),
+        name="azure-ula",
+        kind="ula",
+        purpose=Purpose.SHOOTS,
+        provider="azure",
+    )
+    azure, _ = create(landscape, actor, name="az", provider="azure", region="westeurope")
+    block = Pool.objects.get(parent_allocation__shoot=azure, purpose=Purpose.SHOOT_BLOCK).network
+    assert block.prefixlen == 64 and block.subnet_of(net("fd00::/8"))
+    assert {label for fam, label in ranges(azure) if fam == 6} >= {"nodes", "pods", "services"}
+    # GCP assigns IPv6 itself: the shoot gets its IPv4 ranges now, IPv6 is recorded when reported
+    gcp, created = create(landscape, actor, name="g", provider="gcp", region="europe-west1")
+    assert created and gcp.ip_families == ["IPv4", "IPv6"] and gcp.layout == "gcp"
+    assert {fam for fam, _ in ranges(gcp)} == {4}
