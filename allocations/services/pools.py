@@ -49,6 +49,7 @@ from ..errors import (
 )
 from ..models import Allocation, FreeBlock, Pool, ProjectUsage, Seed, Shoot
 from ..selectors import containing_keys
+from .units import in_unit_of_work, step
 
 # How many times a request looks again when every candidate block is being split
 # by other transactions at that moment (each look skips the locked ones).
@@ -392,7 +393,7 @@ def pool_create(
         raise IpamError("give a CIDR, or a parent pool to carve the pool from", field="cidr")
     if prefix_length is not None and parent is None:
         raise IpamError("prefix_length carves a child pool: give a parent too", field="prefix_length")
-    with transaction.atomic():
+    with step():
         if Pool.objects.filter(name=name).exists():
             raise AlreadyExists(f"a pool named {name!r} exists", field="name")
         carved: Allocation | None = None
@@ -583,7 +584,7 @@ def pool_allocate(
         _reclaim_if_due(pool)  # per-shoot pools keep no free blocks: reclaim before looking
     net: prefixes.IPNetwork | None = None
     try:
-        with transaction.atomic():
+        with step():
             if cidr is not None:
                 net = prefixes.parse_prefix(cidr, field="cidr")
                 if net.version != pool.family:
@@ -647,6 +648,8 @@ def pool_allocate(
     except IntegrityError:
         if net is None:
             raise
+        if in_unit_of_work():  # no savepoint: the unit's transaction is aborted, no more queries
+            raise PrefixOverlap(f"{net} overlaps a live allocation", field="cidr") from None
         # The exclusion constraint caught an overlap the free space did not: never commit it.
         others = _overlapping(pool, net, scope)
         raise (

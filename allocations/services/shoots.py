@@ -32,6 +32,7 @@ from ..choices import (
 from ..errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable, NotFound
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from .pools import allocation_release, pool_allocate, pool_create, quarantine_purge
+from .units import in_unit_of_work, unit_of_work
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Gardener's default IPv4 node mask: 32 - ceil(log2(2 x 110 pods)) = /24.
@@ -238,16 +239,17 @@ def shoot_allocate(
     if existing is not None:
         return _existing(existing, wanted), False
     try:
-        with transaction.atomic():
+        with unit_of_work():
             shoot = Shoot(project=project, name=name, created_by=actor.name, **wanted)
-            with transaction.atomic():
-                shoot.save()
+            shoot.save()
             _allocate_ranges(shoot, chosen, families, actor)
             audit_record(
                 actor=actor, action="shoot.allocate", obj=shoot, after=_shoot_snapshot(shoot), project=project
             )
     except IntegrityError:
         # A concurrent identical request won the unique (project, name) race.
+        if in_unit_of_work():  # inside a bulk request the transaction is aborted: no more queries
+            raise AlreadyExists(f"shoot {project}/{name} was created concurrently", field="name") from None
         existing = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
         if existing is None:
             raise
@@ -466,7 +468,7 @@ def shoot_change_ip_families(*, shoot: Shoot, ip_families: Sequence[str], actor:
     wording for refused changes: ``unsupported IP family update: …``.
     """
     new = gardener.validate_ip_families(ip_families)
-    with transaction.atomic():
+    with unit_of_work():
         shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=shoot.pk)
         if shoot.state != ShootState.ACTIVE:
             raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
@@ -502,7 +504,7 @@ def shoots_allocate_bulk(*, requests: Sequence[dict[str, Any]], actor: Actor) ->
     e.g. ``shoots[3].name``.
     """
     results: list[tuple[Shoot, bool]] = []
-    with transaction.atomic():
+    with unit_of_work():
         for index, request in enumerate(requests):
             try:
                 results.append(shoot_allocate(actor=actor, **request))
