@@ -393,9 +393,63 @@ def pool_create(
         raise IpamError("give a CIDR, or a parent pool to carve the pool from", field="cidr")
     if prefix_length is not None and parent is None:
         raise IpamError("prefix_length carves a child pool: give a parent too", field="prefix_length")
+    try:
+        return _pool_create(
+            name=name,
+            actor=actor,
+            net=net,
+            parent=parent,
+            prefix_length=prefix_length,
+            kind=kind,
+            uniqueness=uniqueness,
+            purpose=purpose,
+            default_prefix_length=default_prefix_length,
+            min_prefix_length=min_prefix_length,
+            max_prefix_length=max_prefix_length,
+            fit_policy=fit_policy,
+            project_quota=project_quota,
+            provider=provider,
+            region=region,
+            description=description,
+            tags=tags,
+            shoot=shoot,
+            project=project,
+            owner_type=owner_type,
+            role=role,
+            label=label,
+        )
+    except IntegrityError as exc:
+        if "name" not in str(exc):  # the only unique rule a valid request can break is the name
+            raise
+        raise AlreadyExists(f"a pool named {name!r} exists", field="name") from None
+
+
+def _pool_create(
+    *,
+    name: str,
+    actor: Actor,
+    net: prefixes.IPNetwork | None,
+    parent: Pool | None,
+    prefix_length: int | None,
+    kind: str,
+    uniqueness: str,
+    purpose: str,
+    default_prefix_length: int | None,
+    min_prefix_length: int | None,
+    max_prefix_length: int | None,
+    fit_policy: str,
+    project_quota: int | None,
+    provider: str,
+    region: str,
+    description: str,
+    tags: Iterable[str],
+    shoot: Shoot | None,
+    project: str,
+    owner_type: str,
+    role: str,
+    label: str,
+) -> Pool:
     with step():
-        if Pool.objects.filter(name=name).exists():
-            raise AlreadyExists(f"a pool named {name!r} exists", field="name")
         carved: Allocation | None = None
         if parent is not None:
             carved = pool_allocate(
@@ -580,8 +634,6 @@ def pool_allocate(
     elif not scope:
         scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
 
-    if not pool.is_global:
-        _reclaim_if_due(pool)  # per-shoot pools keep no free blocks: reclaim before looking
     net: prefixes.IPNetwork | None = None
     try:
         with step():
@@ -598,6 +650,8 @@ def pool_allocate(
                     _take_specific(pool, net, "cidr")
                 else:
                     others = _overlapping(pool, net, scope)
+                    if others and _reclaimed_any(pool, others):
+                        others = _overlapping(pool, net, scope)
                     if others:
                         raise _overlap_error(net, others, "cidr")
             else:
@@ -613,7 +667,10 @@ def pool_allocate(
                 if pool.is_global:
                     net = _take_next_free(pool, length)
                 else:
-                    taken = [a.network for a in pool.allocations.filter(scope=scope, state__in=LIVE_STATES)]
+                    live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
+                    if _reclaimed_any(pool, live):
+                        live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
+                    taken = [a.network for a in live]
                     found = prefixes.first_free_avoiding(pool.network, taken, length)
                     if found is None:
                         raise PoolExhausted(
@@ -742,10 +799,13 @@ def _due(now: dt.datetime) -> Q:
     return Q(expires_at__lte=now, state__in=LIVE_STATES)
 
 
-def _reclaim_if_due(pool: Pool) -> None:
-    """Lazy reclaim: one index probe; frees expired quarantine and lapsed holds first."""
-    if Allocation.objects.filter(_due(timezone.now()), pool=pool).exists():
-        pool_reclaim(pool=pool, actor=SYSTEM)
+def _reclaimed_any(pool: Pool, allocations: Iterable[Allocation]) -> bool:
+    """Reclaim the pool if any of ``allocations`` is due (per-shoot pools: no extra query)."""
+    now = timezone.now()
+    if any(a.expires_at is not None and a.expires_at <= now for a in allocations):
+        pool_reclaim(pool=pool, now=now)
+        return True
+    return False
 
 
 def pool_reclaim(

@@ -157,22 +157,32 @@ def _seed_snapshot(seed: Seed) -> dict[str, Any]:
 # --- shoots --------------------------------------------------------------------------
 
 
-def select_pool(*, purpose: str, family: int, provider: str, region: str) -> Pool | None:
-    """The pool a shoot takes a range of ``purpose`` from: region match, else provider, else any.
+def select_pools(
+    *, purposes: Sequence[tuple[str, int]], provider: str, region: str
+) -> dict[tuple[str, int], Pool]:
+    """The pools a shoot takes its ranges from, per (purpose, family), in one query.
 
-    Deterministic: the most specific binding wins, then the lowest pool id.
+    For each: a pool bound to the region wins over one bound to the provider only,
+    which wins over an unbound one; then the lowest pool id (deterministic).
     """
-    candidates = Pool.objects.filter(purpose=purpose, family=family, retired_at__isnull=True).filter(
-        Q(provider="") | Q(provider=provider)
-    )
-    best: tuple[int, int, Pool] | None = None
+    wanted = set(purposes)
+    candidates = Pool.objects.filter(
+        purpose__in={p for p, _ in wanted}, family__in={f for _, f in wanted}, retired_at__isnull=True
+    ).filter(Q(provider="") | Q(provider=provider))
+    best: dict[tuple[str, int], tuple[int, int, Pool]] = {}
     for pool in candidates:
-        if pool.region and pool.region != region:
+        key = (pool.purpose, pool.family)
+        if key not in wanted or (pool.region and pool.region != region):
             continue
         rank = (0 if pool.provider else 1) + (0 if pool.region else 2)
-        if best is None or (rank, pool.pk) < best[:2]:
-            best = (rank, pool.pk, pool)
-    return best[2] if best else None
+        if key not in best or (rank, pool.pk) < best[key][:2]:
+            best[key] = (rank, pool.pk, pool)
+    return {key: value[2] for key, value in best.items()}
+
+
+def select_pool(*, purpose: str, family: int, provider: str, region: str) -> Pool | None:
+    """The pool a shoot takes a range of ``purpose`` from (see :func:`select_pools`)."""
+    return select_pools(purposes=[(purpose, family)], provider=provider, region=region).get((purpose, family))
 
 
 def _shoot_snapshot(shoot: Shoot) -> dict[str, Any]:
@@ -282,8 +292,11 @@ def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, 
 
 def _allocate_ipv4(shoot: Shoot, actor: Actor) -> gardener.ShootNetworks:
     got: dict[str, Allocation] = {}
+    pools = select_pools(
+        purposes=[(purpose, 4) for _, purpose in _IPV4_ROLES], provider=shoot.provider, region=shoot.region
+    )
     for role, purpose in _IPV4_ROLES:
-        pool = select_pool(purpose=purpose, family=4, provider=shoot.provider, region=shoot.region)
+        pool = pools.get((purpose, 4))
         if pool is None:
             raise NoPoolAvailable(
                 f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",

@@ -33,6 +33,12 @@ class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
         self.request.accepted_media_type = JSONRenderer.media_type
         return response
 
+    def filter_queryset(self, queryset: Any) -> Any:
+        """Filters and ordering apply to lists; detail look-ups skip building their forms."""
+        if getattr(self, "action", None) != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
     def get_write_project(self, request: Any) -> str | None:
         """The Gardener project a write concerns (for ``write_scope = "project"`` views)."""
         return None
