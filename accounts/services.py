@@ -11,9 +11,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from allocations.errors import InvalidState, IpamError
+from allocations.errors import Forbidden, InvalidState, IpamError
 from audit.services import Actor, audit_record
 
+from . import roles
 from .models import ApiToken, ProjectMembership
 
 TOKEN_PREFIX = "ipam_"  # noqa: S105 - a public marker of our key format, not a secret
@@ -24,9 +25,20 @@ def token_digest(key: str) -> str:
 
 
 def token_create(
-    *, user: Any, name: str, actor: Actor, read_only: bool = False, expires_at: dt.datetime | None = None
+    *,
+    user: Any,
+    name: str,
+    actor: Actor,
+    read_only: bool = False,
+    expires_at: dt.datetime | None = None,
+    requested_by: Any | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the key, which is shown once and never stored."""
+    """Create a token; returns the row and the key, which is shown once and never stored.
+
+    ``requested_by`` (the API caller) may create tokens for itself; only admins for others.
+    """
+    if requested_by is not None and requested_by != user and roles.user_role(requested_by) != roles.ADMIN:
+        raise Forbidden("only admins can create tokens for other users", field="user")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise IpamError("a token needs a name of at most 100 characters", field="name")

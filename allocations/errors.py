@@ -109,3 +109,10 @@ class UnknownLayout(IpamError):
     """No shoot layout by that name, or no default layout for that provider."""
 
     code = "unknown_layout"
+
+
+class Forbidden(IpamError):
+    """The caller's role does not allow this particular request."""
+
+    code = "forbidden"
+    status = 403

@@ -11,10 +11,10 @@ from fractions import Fraction
 
 from django.db.models import Count, Q, QuerySet
 
-from . import prefixes
-from .choices import LIVE_STATES, AllocationState, OwnerType
+from . import layouts, prefixes
+from .choices import LIVE_STATES, AllocationState, OwnerType, Purpose
 from .errors import PrefixLengthNotAllowed
-from .models import Allocation, FreeBlock, Pool
+from .models import Allocation, FreeBlock, Pool, Shoot
 
 
 @dataclass(frozen=True)
@@ -232,14 +232,21 @@ def within_keys(net: prefixes.IPNetwork) -> Q:
     )
 
 
-def shoot_plan_of(shoot: object) -> object:
-    """The shoot's IPv6 plan (re-derived from its block by the pure layout), or None."""
-    from .services.shoots import shoot_plan
+def shoot_plan(shoot: Shoot) -> layouts.ShootPlan | None:
+    """The shoot's IPv6 plan, re-derived from its live block (the layout is a pure function)."""
+    block = (
+        Pool.objects.filter(
+            purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot, retired_at__isnull=True
+        )
+        .order_by("-pk")
+        .first()
+    )
+    if block is None:
+        return None
+    return layouts.get_layout(shoot.layout).plan(block.network, zones=shoot.zones)
 
-    return shoot_plan(shoot)  # type: ignore[arg-type]
 
-
-def shoot_networking(shoot: object) -> dict[str, list[str]]:
+def shoot_networking(shoot: Shoot) -> dict[str, list[str]]:
     """Gardener's ``networking`` view of a shoot: per network the IPv4 and the IPv6 CIDR.
 
     The IPv6 entries are what Gardener reports in ``status.networking`` for the
@@ -250,7 +257,7 @@ def shoot_networking(shoot: object) -> dict[str, list[str]]:
     live = Allocation.objects.filter(shoot=shoot, family=4, state__in=LIVE_STATES, role__in=list(out))
     for allocation in live.order_by("role"):
         out[allocation.role].append(allocation.cidr)
-    plan = shoot_plan_of(shoot)
+    plan = shoot_plan(shoot)
     if plan is not None:
         from .layouts import gardener_status_networking
 
@@ -259,7 +266,7 @@ def shoot_networking(shoot: object) -> dict[str, list[str]]:
     return out
 
 
-def shoot_gardener_manifest(shoot: object) -> dict[str, object]:
+def shoot_gardener_manifest(shoot: Shoot) -> dict[str, object]:
     """The shoot's ``spec.networking`` and provider ``InfrastructureConfig`` network section."""
     from . import layouts
 
@@ -269,7 +276,7 @@ def shoot_gardener_manifest(shoot: object) -> dict[str, object]:
         "ipFamilies": list(shoot.ip_families),  # type: ignore[attr-defined]
         **{role: cidr for role, cidr in v4.items() if cidr},
     }
-    plan = shoot_plan_of(shoot)
+    plan = shoot_plan(shoot)
     infra: dict[str, object] = {}
     provider = shoot.provider  # type: ignore[attr-defined]
     if provider == "openstack":

@@ -78,9 +78,9 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         user = data.pop("user", None) or request.user
-        if user != request.user and roles.user_role(request.user) != roles.ADMIN:
-            raise serializers.ValidationError({"user": ["only admins can create tokens for other users"]})
-        token, key = services.token_create(user=user, actor=request_actor(request), **data)
+        token, key = services.token_create(
+            user=user, actor=request_actor(request), requested_by=request.user, **data
+        )
         body = TokenCreatedSerializer(token).data
         body["key"] = key
         return Response(body, status=status.HTTP_201_CREATED)

@@ -21,7 +21,6 @@ from .shoots import (
     shoot_allocate,
     shoot_change_ip_families,
     shoot_get,
-    shoot_plan,
     shoot_release,
     shoots_allocate_bulk,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "shoot_allocate",
     "shoot_change_ip_families",
     "shoot_get",
-    "shoot_plan",
     "shoot_release",
     "shoots_allocate_bulk",
 ]

@@ -403,20 +403,6 @@ def _reserve(
     )
 
 
-def shoot_plan(shoot: Shoot) -> layouts.ShootPlan | None:
-    """The shoot's IPv6 plan, re-derived from its block (the layout is a pure function)."""
-    block = (
-        Pool.objects.filter(
-            purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot, retired_at__isnull=True
-        )
-        .order_by("-pk")
-        .first()
-    )
-    if block is None:
-        return None
-    return layouts.get_layout(shoot.layout).plan(block.network, zones=shoot.zones)
-
-
 def _release_tree(allocation: Allocation, actor: Actor, quarantine_seconds: int | None) -> None:
     """Release an allocation and, first, everything inside the pool carved from it."""
     child = Pool.objects.filter(parent_allocation=allocation, retired_at__isnull=True).first()

@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 
 import pytest
 
-from allocations import services
+from allocations import selectors, services
 from allocations.choices import AllocationState, Purpose, Uniqueness
 from allocations.errors import (
     AlreadyExists,
@@ -79,7 +79,7 @@ def test_openstack_reference_layout_exactly(landscape, actor) -> None:
     block = Pool.objects.get(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot)
     assert block.cidr == "2001:db8::/64"
     assert got[(4, "nodes")] == net("100.0.0.0/24") and got[(4, "pods")] == net("10.0.0.0/16")
-    plan = services.shoot_plan(shoot)
+    plan = selectors.shoot_plan(shoot)
     assert plan.range("services").kubernetes_cidr == net("2001:db8::8000:0:0:0/108")
     assert plan.range("nodes").kubernetes_cidr == net("2001:db8::/64")
     n1, _ = services.node_register(shoot=shoot, name="node-1", ipv6_address="2001:db8::10", actor=actor)

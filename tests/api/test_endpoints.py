@@ -247,3 +247,14 @@ def test_bulk_shoots_all_or_nothing(landscape_clients) -> None:
     assert Shoot.objects.count() == count
     other = [{**entry, "name": "d0", "project": "other"}]
     assert_error(op.post("/api/v1/shoots/bulk/", {"shoots": other}, format="json"), 403)
+
+
+def test_only_admins_create_tokens_for_others(landscape_clients) -> None:
+    count = ApiToken.objects.count()
+    refused = landscape_clients["op-in"].post(
+        "/api/v1/tokens/", {"name": "x", "user": "auditor"}, format="json"
+    )
+    assert_error(refused, 403, field="user", code="forbidden")
+    assert ApiToken.objects.count() == count
+    made = landscape_clients["admin"].post("/api/v1/tokens/", {"name": "x", "user": "auditor"}, format="json")
+    assert made.status_code == 201 and made.json()["user"] == "auditor"

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from allocations import layouts, services
+from allocations import layouts, selectors, services
 from allocations.choices import LIVE_STATES, Provider
 from allocations.management.base import IpamCommand, comma_list, seed_named, table
 from allocations.models import Shoot
@@ -24,7 +24,7 @@ def shoot_networking(shoot: Shoot) -> dict[str, Any]:
     ipv4: dict[str, list[str]] = {role: [] for role in ROLES}
     for allocation in shoot.allocations.filter(family=4, state__in=LIVE_STATES).order_by("first"):
         ipv4.setdefault(allocation.role, []).append(allocation.cidr)
-    plan = services.shoot_plan(shoot)
+    plan = selectors.shoot_plan(shoot)
     status = layouts.gardener_status_networking(plan) if plan is not None else {}
     networking = {
         role: {
