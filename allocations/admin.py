@@ -154,17 +154,24 @@ class PoolForm(ServiceForm):
         )
 
 
-class ChildPoolInline(admin.TabularInline):
-    model = Pool
-    fk_name = "parent"
-    fields = ("name", "cidr", "purpose", "retired_at")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Related rows shown for reading; they change only through services."""
+
     extra = 0
     can_delete = False
     show_change_link = True
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ChildPoolInline(ReadOnlyInline):
+    model = Pool
+    fk_name = "parent"
+    fields = ("name", "cidr", "purpose", "retired_at")
 
 
 @admin.register(Pool)
@@ -374,16 +381,9 @@ class ShootForm(ServiceForm):
         return shoot
 
 
-class AllocationInline(admin.TabularInline):
+class AllocationInline(ReadOnlyInline):
     model = Allocation
     fields = ("cidr", "role", "label", "state", "pool", "expires_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Shoot)
