@@ -82,6 +82,21 @@ class ServiceAdmin(admin.ModelAdmin):
         return super().get_inlines(request, obj) if obj is not None else []
 
 
+class AddOnlyAdmin(ServiceAdmin):
+    """Created through a service, then read-only: changes are actions that call services."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [f.name for f in self.model._meta.fields] if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return [f.name for f in self.model._meta.fields if f.name != "id"]
+        return super().get_fields(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+
 # --- pools ---------------------------------------------------------------------------
 
 
@@ -251,7 +266,7 @@ class AllocationForm(ServiceForm):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(ServiceAdmin):
+class AllocationAdmin(AddOnlyAdmin):
     form = AllocationForm
     list_display = (
         "cidr",
@@ -270,14 +285,6 @@ class AllocationAdmin(ServiceAdmin):
     list_select_related = ("pool", "shoot")
     date_hierarchy = "created_at"
     actions = ["release", "release_now", "purge_quarantine"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        if obj is None:
-            return []
-        return [f.name for f in Allocation._meta.fields]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
     def _release(self, request: HttpRequest, queryset: QuerySet[Allocation], seconds: int | None) -> None:
         done = 0
@@ -337,24 +344,13 @@ class SeedForm(ServiceForm):
 
 
 @admin.register(Seed)
-class SeedAdmin(ServiceAdmin):
+class SeedAdmin(AddOnlyAdmin):
     """Seeds' networks are immutable in Gardener: add only, then read-only."""
 
     form = SeedForm
     list_display = ("name", "provider", "region", "ip_families", "pods", "services", "created_at")
     list_filter = ("provider",)
     search_fields = ("name", "region")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Seed._meta.fields] if obj is not None else []
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is not None:
-            return [f.name for f in Seed._meta.fields if f.name != "id"]
-        return super().get_fields(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
 
 class ShootForm(ServiceForm):
@@ -385,9 +381,12 @@ class AllocationInline(ReadOnlyInline):
     model = Allocation
     fields = ("cidr", "role", "label", "state", "pool", "expires_at")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Allocation]:
+        return super().get_queryset(request).select_related("pool")
+
 
 @admin.register(Shoot)
-class ShootAdmin(ServiceAdmin):
+class ShootAdmin(AddOnlyAdmin):
     form = ShootForm
     list_display = ("__str__", "seed", "provider", "region", "ip_families", "layout", "state", "created_at")
     list_filter = ("state", "provider", "layout", "seed")
@@ -395,17 +394,6 @@ class ShootAdmin(ServiceAdmin):
     list_select_related = ("seed",)
     inlines = [AllocationInline]
     actions = ["release_shoots"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Shoot._meta.fields] if obj is not None else []
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is not None:
-            return [f.name for f in Shoot._meta.fields if f.name != "id"]
-        return super().get_fields(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
     @admin.action(description="Release the selected shoots (IPv6 block into quarantine)")
     def release_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
@@ -434,18 +422,12 @@ class NodeForm(ServiceForm):
 
 
 @admin.register(Node)
-class NodeAdmin(ServiceAdmin):
+class NodeAdmin(AddOnlyAdmin):
     form = NodeForm
     list_display = ("name", "shoot", "ipv6_address", "pod_allocation", "created_at")
     search_fields = ("name", "ipv6_address", "shoot__name", "shoot__project")
     list_select_related = ("shoot", "pod_allocation")
     actions = ["remove_nodes"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Node._meta.fields] if obj is not None else []
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
     @admin.action(description="Remove the selected nodes and release their pod ranges")
     def remove_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:

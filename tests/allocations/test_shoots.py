@@ -272,6 +272,7 @@ def test_dual_stack_migration_and_rollback(landscape, actor) -> None:
     assert v6[(6, "pods")] == net("2001:db8::4000:0:0:0/66")
     node, _ = services.node_register(shoot=shoot, name="n1", ipv6_address="2001:db8::20", actor=actor)
     services.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4"], actor=actor)
+    assert Allocation.objects.get(pk=node.pod_allocation_id).state == AllocationState.RELEASED
     shoot.refresh_from_db()
     assert shoot.ip_families == ["IPv4"] and not shoot.nodes.exists()
     assert not shoot.allocations.filter(family=6, state="active").exists()  # no IPv6 remnants
@@ -284,7 +285,6 @@ def test_dual_stack_migration_and_rollback(landscape, actor) -> None:
     assert Pool.objects.filter(
         parent_allocation__shoot=shoot, purpose=Purpose.SHOOT_BLOCK, retired_at=None
     ).get().cidr == ("2001:db8:0:1::/64")
-    assert node.pod_allocation_id is not None
 
 
 @pytest.mark.parametrize(
