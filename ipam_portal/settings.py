@@ -198,12 +198,39 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis re-delivers an unacknowledged task (its worker died) after this many seconds;
+# RabbitMQ does so as soon as the worker's connection drops.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-prefixes": {
         "task": "allocations.tasks.reclaim_expired",
         "schedule": env_int("IPAM_RECLAIM_INTERVAL_SECONDS", 300),
     },
+    "reap-provisioning-jobs": {
+        "task": "providers.tasks.reap_jobs",
+        "schedule": env_int("PROVISIONING_REAP_INTERVAL_SECONDS", 60),
+    },
+    "reconcile-provider-accounts": {
+        "task": "providers.tasks.reconcile_accounts",
+        "schedule": env_int("PROVISIONING_RECONCILE_INTERVAL_SECONDS", 3600),
+    },
 }
+
+# Provisioning jobs.
+# Attempts per job before a transient provider error fails it.
+PROVISIONING_MAX_ATTEMPTS = env_int("PROVISIONING_MAX_ATTEMPTS", 5)
+# Backoff before attempt n+1: uniform in [b·2^(n-1)/2, b·2^(n-1)] seconds, capped.
+PROVISIONING_BACKOFF_SECONDS = env_int("PROVISIONING_BACKOFF_SECONDS", 5)
+PROVISIONING_BACKOFF_MAX_SECONDS = env_int("PROVISIONING_BACKOFF_MAX_SECONDS", 300)
+# In embedded mode (no broker) a retry waits at most this long, in-process.
+PROVISIONING_EAGER_BACKOFF_CAP_SECONDS = env_int("PROVISIONING_EAGER_BACKOFF_CAP_SECONDS", 2)
+# A running job without a heartbeat for this long lost its worker and is picked up again.
+PROVISIONING_STALE_SECONDS = env_int("PROVISIONING_STALE_SECONDS", 300)
+# A job waiting for an earlier job of its shoot looks again after this many seconds.
+PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
+# Soft time limit of one attempt (the hard limit is 30 s later).
+PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
 
 # IPAM rules.
 # How long a released prefix stays quarantined before it can be handed out again.

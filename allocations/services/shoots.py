@@ -24,6 +24,7 @@ from ..choices import (
     IP_FAMILIES_SUPPORTED,
     LIVE_STATES,
     OwnerType,
+    PoolKind,
     Provider,
     Purpose,
     Role,
@@ -256,6 +257,7 @@ def shoot_allocate(
             audit_record(
                 actor=actor, action="shoot.allocate", obj=shoot, after=_shoot_snapshot(shoot), project=project
             )
+            _provisioning(shoot, "created", actor)
     except IntegrityError:
         # A concurrent identical request won the unique (project, name) race.
         if in_unit_of_work():  # inside a bulk request the transaction is aborted: no more queries
@@ -331,6 +333,7 @@ def _allocate_ipv6(
     families: tuple[str, ...],
     ipv4_nets: gardener.ShootNetworks,
     actor: Actor,
+    cidr: str | None = None,
 ) -> None:
     source = select_pool(purpose=Purpose.SHOOTS, family=6, provider=shoot.provider, region=shoot.region)
     if source is None:
@@ -338,12 +341,16 @@ def _allocate_ipv6(
             f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",
             field="region",
         )
+    if source.kind == PoolKind.PROVIDER and cidr is None:
+        # The cloud assigns the block (Amazon's /56): the provisioning job reads it
+        # back and records it here through shoot_adopt_ipv6_block.
+        return
     # A shoot migrated back and forth gets a new block each time; old block pools stay as history.
     generation = Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
     block_pool = pool_create(
         name=f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else ""),
         parent=source,
-        prefix_length=layout.block_prefix_length,
+        **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
         purpose=Purpose.SHOOT_BLOCK,
         kind=source.kind,
         actor=actor,
@@ -438,6 +445,7 @@ def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
         shoot.state = ShootState.DELETED
         shoot.deleted_at = timezone.now()
         shoot.save(update_fields=["state", "deleted_at"])
+        _provisioning(shoot, "deleted", actor)
         audit_record(
             actor=actor,
             action="shoot.release",
@@ -484,6 +492,7 @@ def shoot_change_ip_families(*, shoot: Shoot, ip_families: Sequence[str], actor:
                 _release_tree(allocation, actor, None)
         shoot.ip_families = list(new)
         shoot.save(update_fields=["ip_families"])
+        _provisioning(shoot, "families-changed", actor)
         audit_record(
             actor=actor,
             action="shoot.ip-families",
@@ -577,6 +586,7 @@ def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -
             after={"name": name, "ipv6_address": str(address), "pods": allocation.cidr},
             project=shoot.project,
         )
+        _provisioning(shoot, "nodes-changed", actor)
     return node, True
 
 
@@ -589,6 +599,48 @@ def node_remove(*, node: Node, actor: Actor) -> None:
         allocation = node.pod_allocation
         node.delete()
         allocation_release(allocation=allocation, actor=actor)
+        _provisioning(node.shoot, "nodes-changed", actor)
+
+
+def shoot_adopt_ipv6_block(*, shoot: Shoot, cidr: str, actor: Actor) -> Shoot:
+    """Record the IPv6 block the cloud assigned to ``shoot`` (Amazon's /56) and plan its ranges.
+
+    The block is reserved in the shoot's provider-kind shoots pool and laid out like
+    a block the portal chose, checked against Gardener's rules. Idempotent: the same
+    block again changes nothing; a different one while the shoot holds a block is refused.
+    """
+    with unit_of_work():
+        shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE or "IPv6" not in shoot.ip_families:
+            raise InvalidState(f"shoot {shoot} is {shoot.state} with {shoot.ip_families}", field="shoot")
+        net = prefixes.parse_prefix(cidr, field="cidr", family=6)
+        held = [a for a in _top_allocations(shoot, family=6) if a.role == Role.BLOCK]
+        if held:
+            if held[0].cidr == str(net):
+                return shoot
+            raise AlreadyExists(f"shoot {shoot} already holds the IPv6 block {held[0].cidr}", field="cidr")
+        layout = layouts.get_layout(shoot.layout)
+        if net.prefixlen != layout.block_prefix_length:
+            raise IpamError(
+                f"{net} is not a /{layout.block_prefix_length}, the block size of layout {layout.name}",
+                field="cidr",
+            )
+        _allocate_ipv6(shoot, layout, tuple(shoot.ip_families), _ipv4_networks(shoot), actor, cidr=str(net))
+        audit_record(
+            actor=actor,
+            action="shoot.adopt-ipv6-block",
+            obj=shoot,
+            after={"ipv6_block": str(net)},
+            project=shoot.project,
+        )
+    return shoot
+
+
+def _provisioning(shoot: Shoot, event: str, actor: Actor) -> None:
+    """Tell provisioning what changed; it creates the job when an account serves the shoot."""
+    from providers.services import shoot_event
+
+    shoot_event(shoot=shoot, event=event, actor=actor)
 
 
 def shoot_get(project: str, name: str) -> Shoot:

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("allocations.api.urls")),
     path("", include("audit.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("providers.api.urls")),
     re_path(r"^.*$", not_found),  # last: unknown API paths answer JSON, not HTML
 ]

@@ -35,12 +35,24 @@ from accounts.models import ApiToken
 from allocations.models import Allocation, FreeBlock, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
+from providers.models import ProviderAccount, ProvisioningJob
 
 SETUP = Actor("t", "command")
 DEMO_PROJECT = "garden-demo"
 ROLES = ("admin", "readonly", "auditor", "op-in", "op-out", "anonymous")
 # Every table a refused request must leave alone.
-WRITTEN_MODELS = (Allocation, Pool, Shoot, Seed, Node, FreeBlock, ApiToken, AuditEvent)
+WRITTEN_MODELS = (
+    Allocation,
+    Pool,
+    Shoot,
+    Seed,
+    Node,
+    FreeBlock,
+    ApiToken,
+    AuditEvent,
+    ProviderAccount,
+    ProvisioningJob,
+)
 
 
 def bearer(key: str) -> APIClient:

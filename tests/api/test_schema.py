@@ -36,6 +36,7 @@ from accounts.models import ApiToken
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from ipam_portal.wsgi import application
+from providers.models import ProviderAccount, ProvisioningJob
 
 from .conftest import survive_server_error
 
@@ -121,6 +122,10 @@ def real_ids() -> dict[str, int]:
         "/api/v1/shoots/": demo.pk,
         # not the admin's own token: revoking it would end the run
         "/api/v1/tokens/": ApiToken.objects.get(user__username="auditor").pk,
+        "/api/v1/provider-accounts/": ProviderAccount.objects.get().pk,
+        "/api/v1/jobs/": ProvisioningJob.objects.filter(shoot=demo).first().pk,
+        # the demo's dry-run account finds nothing to reconcile: an id that does not exist (404)
+        "/api/v1/reconcile-findings/": 10**6,
     }
 
 

@@ -102,6 +102,17 @@ class Command(BaseCommand):
             services=["100.64.0.0/13", "fd00:5eed:2::/112"],
             actor=actor,
         )
+        # A dry-run account: the OpenStack shoots get provisioning jobs that plan and record only.
+        from providers.services import account_create
+
+        account_create(
+            name="dry-run-eu-de-1",
+            type="dry-run",
+            provider="openstack",
+            region="eu-de-1",
+            options={"note": "demo: plans what OpenStack would get, touches no cloud"},
+            actor=actor,
+        )
         shoot, _ = services.shoot_allocate(
             project="garden-demo",
             name="openstack-ds",

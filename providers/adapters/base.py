@@ -1,0 +1,191 @@
+"""The adapter interface every cloud adapter implements, and the objects it trades in.
+
+Adapters are Libcloud-style drivers behind one abstract base class. They know
+nothing of Django: the job runner (``providers.services``) hands them a
+:class:`ShootSpec` (what the portal decided) and a :class:`StepContext` (where to
+record each step and every cloud id it creates, persisted at once so a killed
+worker's successor finds them). Every step is idempotent: it first looks for what
+an earlier, interrupted attempt created (ids in ``ctx.resources``, then the
+shoot's tags or names in the cloud) and only then creates.
+
+SDK imports live only inside the adapter modules; SDK exceptions are translated
+into :mod:`providers.errors` at the adapter's boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from allocations.layouts import ShootPlan
+
+#: Tag keys every adapter puts on what it creates (AWS tags, Neutron tags as "key=value").
+TAG_SHOOT = "ipam-portal/shoot"
+TAG_SHOOT_ID = "ipam-portal/shoot-id"
+TAG_MANAGED = "ipam-portal/managed"
+
+
+@dataclass(frozen=True)
+class NodeRoute:
+    """One registered node: its pod range is routed via its IPv6 address."""
+
+    name: str
+    address: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class ShootSpec:
+    """What the portal decided for one shoot, as the adapters see it (pure data).
+
+    ``ipv4`` maps ``nodes``/``pods``/``services`` to the shoot's IPv4 CIDRs (empty
+    without IPv4). ``plan`` is the IPv6 layout plan, None without IPv6 or while a
+    provider-assigned block (Amazon's /56) has not been read back yet.
+    """
+
+    shoot_id: int
+    project: str
+    name: str
+    region: str
+    layout: str
+    zones: int
+    ip_families: tuple[str, ...]
+    ipv4: Mapping[str, str] = field(default_factory=dict)
+    plan: ShootPlan | None = None
+    nodes: tuple[NodeRoute, ...] = ()
+    #: True when the IPv6 block is to come from the provider (and be read back).
+    ipv6_from_provider: bool = False
+
+    @property
+    def identity(self) -> str:
+        return f"{self.project}/{self.name}"
+
+    @property
+    def technical_id(self) -> str:
+        """Gardener's technical id, used to name cloud resources: ``shoot--<project>--<name>``."""
+        return f"shoot--{self.project}--{self.name}"
+
+    def resource_name(self, suffix: str = "") -> str:
+        return f"{self.technical_id}-{suffix}" if suffix else self.technical_id
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags that identify the shoot's resources, so a re-run finds what exists."""
+        return {TAG_SHOOT: self.identity, TAG_SHOOT_ID: str(self.shoot_id), TAG_MANAGED: "true"}
+
+    @property
+    def dual_stack(self) -> bool:
+        return "IPv4" in self.ip_families and "IPv6" in self.ip_families
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """A provider account as the adapter needs it; ``credentials`` are resolved at run time.
+
+    ``credentials`` is never persisted, logged or shown: it is excluded from
+    ``repr`` so a traceback or log line cannot leak it.
+    """
+
+    name: str
+    type: str
+    region: str
+    endpoint: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step an action would take, in order (shown in the UI and recorded by ``dry-run``)."""
+
+    name: str
+    description: str
+    #: What the step creates or changes: e.g. ``("subnet", "2001:db8::/64")``.
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudRange:
+    """One address range that exists in the cloud (read back, or found by reconcile).
+
+    ``kind``: ``vpc``, ``subnet``, ``subnetpool``, ``route``, ... ``shoot`` is the
+    shoot identity from the resource's tags or name when it is ours, else None.
+    ``extra`` holds provider specifics (Libcloud's habit).
+    """
+
+    kind: str
+    resource_id: str
+    cidr: str
+    name: str = ""
+    shoot: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StepHandle(Protocol):
+    """What a running step may record (each call is persisted at once)."""
+
+    def created(self, key: str, resource_id: str, *, kind: str = "") -> None:
+        """Record a cloud resource this step created (or found from an earlier attempt)."""
+
+    def deleted(self, key: str) -> None:
+        """Record that the resource recorded under ``key`` is gone."""
+
+    def note(self, **detail: Any) -> None:
+        """Add JSON-friendly detail to the step (e.g. the CIDR it set)."""
+
+
+class StepContext(Protocol):
+    """The job runner's side of a job: recorded ids, step bookkeeping, read-back."""
+
+    @property
+    def resources(self) -> Mapping[str, str]:
+        """Cloud ids recorded for this shoot and account by earlier attempts and jobs."""
+
+    def step(self, name: str) -> AbstractContextManager[StepHandle]:
+        """Run one named step: marks it running, then done, or failed if the block raises."""
+
+    def adopt_ipv6_block(self, cidr: str) -> ShootSpec:
+        """Record a provider-assigned IPv6 block (e.g. Amazon's /56); returns the re-planned spec."""
+
+
+class Adapter(abc.ABC):
+    """One cloud. Subclasses set ``slug`` and are registered with ``@register``."""
+
+    slug: ClassVar[str]
+
+    def __init__(self, account: AccountConfig) -> None:
+        self.account = account
+
+    @abc.abstractmethod
+    def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
+        """The ordered steps ``action`` would take for ``spec``; no cloud call is made."""
+
+    @abc.abstractmethod
+    def apply(self, spec: ShootSpec, ctx: StepContext) -> None:
+        """Create what ``spec`` needs, step by step; idempotent (finds before it creates)."""
+
+    @abc.abstractmethod
+    def destroy(self, spec: ShootSpec, ctx: StepContext) -> None:
+        """Delete what ``apply`` created, also after a half-done apply; nothing else."""
+
+    @abc.abstractmethod
+    def sync_routes(self, spec: ShootSpec, ctx: StepContext) -> None:
+        """Make the shoot's node routes exactly ``spec.nodes`` (pod range via node address)."""
+
+    @abc.abstractmethod
+    def read_back(self, spec: ShootSpec, ctx: StepContext) -> list[CloudRange]:
+        """The shoot's ranges as the cloud has them (provider-assigned ones included)."""
+
+    @abc.abstractmethod
+    def inventory(self) -> list[CloudRange]:
+        """Every address range in the account's region, ours and not (for reconcile)."""
+
+
+def iter_ranges(ranges: list[CloudRange], kind: str) -> Iterator[CloudRange]:
+    return (r for r in ranges if r.kind == kind)

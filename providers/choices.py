@@ -1,0 +1,53 @@
+"""Choices of the provisioning domain, and the allowed job transitions as data."""
+
+from django.db import models
+
+
+class AccountType(models.TextChoices):
+    OPENSTACK = "openstack", "OpenStack"
+    AWS = "aws", "AWS"
+    DRY_RUN = "dry-run", "Dry run (plan only)"
+
+
+class JobAction(models.TextChoices):
+    PROVISION = "provision", "Provision"
+    DEPROVISION = "deprovision", "Deprovision"
+    SYNC_ROUTES = "sync-routes", "Sync node routes"
+    RECONCILE = "reconcile", "Reconcile"
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+#: ``running → pending`` is a retry after a transient error or a reaped worker death;
+#: ``failed``/``cancelled → pending`` is an admin's retry.
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobState.PENDING: frozenset({JobState.RUNNING, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PENDING}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset({JobState.PENDING}),
+    JobState.CANCELLED: frozenset({JobState.PENDING}),
+}
+ACTIVE_JOB_STATES = (JobState.PENDING, JobState.RUNNING)
+
+
+class StepState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class FindingStatus(models.TextChoices):
+    """What reconcile found for one cloud range, compared with the portal."""
+
+    MATCHING = "matching", "Managed and matching"
+    DRIFTED = "drifted", "Drifted (differs from the portal)"
+    UNMANAGED = "unmanaged", "Unmanaged (unknown to the portal)"
+    OVERLAPPING = "overlapping", "Overlaps a portal allocation"
+    MISSING = "missing", "Missing in the cloud"

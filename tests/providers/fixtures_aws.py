@@ -1,0 +1,1 @@
+"""Fixtures for the AWS adapter tests (moto in server mode on loopback)."""

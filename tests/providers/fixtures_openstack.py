@@ -1,0 +1,1 @@
+"""Fixtures for the OpenStack adapter tests (real Neutron API server on loopback)."""
