@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv lint format check migrate demo bench bench-quick clean
+.PHONY: run run-worker test venv lint format check migrate demo bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ run: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
 	DEBUG=$${DEBUG:-1} $(PY) manage.py ipam_demo
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+## A Celery worker (with the beat scheduler) on a real broker, for a portal started with the same
+## CELERY_BROKER_URL (without one, `make run` runs jobs in-process and needs no worker).
+BROKER ?= redis://127.0.0.1:6379/0
+run-worker: venv
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(BROKER)} DEBUG=$${DEBUG:-1} $(PY) -m celery -A ipam_portal worker --beat --loglevel=INFO
 
 ## Run the whole suite (SQLite by default; set DATABASE_URL for PostgreSQL).
 test: venv
@@ -50,3 +56,9 @@ bench-quick: venv
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis
+
+## Build the Neutron virtualenv for the OpenStack adapter tests (the tests also build it when missing).
+NEUTRON_VENV ?= .venv-neutron
+.PHONY: neutron-venv
+neutron-venv: venv
+	NEUTRON_VENV=$(NEUTRON_VENV) $(PY) -c "from tests.providers.fixtures_openstack import ensure_neutron_venv as e; print(e())"

@@ -393,7 +393,18 @@ class ShootAdmin(AddOnlyAdmin):
     search_fields = ("project", "name")
     list_select_related = ("seed",)
     inlines = [AllocationInline]
-    actions = ["release_shoots"]
+    actions = ["release_shoots", "provision_shoots"]
+
+    @admin.action(description="Re-provision the selected shoots in their cloud")
+    def provision_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
+        from providers.services import job_create
+
+        for shoot in queryset:
+            try:
+                job = job_create(action="provision", shoot=shoot, actor=admin_actor(request))
+                self.message_user(request, f"{shoot}: provision job #{job.pk} queued.")
+            except IpamError as exc:
+                self.message_user(request, f"{shoot}: {exc.message}", level=messages.ERROR)
 
     @admin.action(description="Release the selected shoots (IPv6 block into quarantine)")
     def release_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:

@@ -116,3 +116,24 @@ class Forbidden(IpamError):
 
     code = "forbidden"
     status = 403
+
+
+class ImportConflict(IpamError):
+    """A Gardener import was refused: at least one document conflicts (nothing was written).
+
+    ``report`` is the whole :class:`~allocations.services.gardener_import.ImportReport`,
+    so callers can show every conflict, not just the first one named in the message.
+    """
+
+    code = "import_conflict"
+    status = 409
+
+    def __init__(self, message: str, *, field: str | None = None, report: object = None) -> None:
+        super().__init__(message, field=field)
+        self.report = report
+
+
+class InvalidManifest(IpamError):
+    """A Gardener manifest that cannot be read: bad YAML/JSON, an unknown kind, a missing field."""
+
+    code = "invalid_manifest"

@@ -188,6 +188,13 @@ class Shoot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=150, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    gardener_reported = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What Gardener last reported for the shoot (imported status.networking and "
+        "provider network settings); the drift report compares it with the portal's ranges",
+    )
+    gardener_reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["project", "name"]

@@ -157,7 +157,11 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-LOGIN_URL = "admin:login"
+# The web UI's own login page; the admin keeps its own. Every UI page requires login.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "ui:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+STATICFILES_DIRS = [BASE_DIR / "ipam_portal" / "static"]  # the UI's stylesheet (ipam_portal is no app)
 
 # REST API (Django REST Framework). Token clients are throttled so one runaway
 # script cannot starve everyone; browsers use the session.

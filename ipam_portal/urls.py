@@ -1,15 +1,20 @@
-"""Top-level URLs: admin, REST API v1 with its OpenAPI schema, health and metrics."""
+"""Top-level URLs: web UI, login, admin, REST API v1 with its OpenAPI schema, health and metrics."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .health import healthz
 from .metrics import metrics_view
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", include("allocations.urls")),
+    path("audit/", include("audit.urls")),
+    path("", include("providers.urls")),
+    path("gardener/", include("allocations.gardener_urls_ui")),
+    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("ipam_portal.api.urls")),
     path(

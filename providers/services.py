@@ -643,24 +643,15 @@ def reconcile_all(*, actor: Actor) -> list[ProvisioningJob]:
 # --------------------------------------------------------------------------- reconcile
 
 
-def _portal_cidrs(shoot: Shoot) -> set[str]:
-    """Every CIDR the portal holds for a shoot, as clouds may show them (ranges and subnets)."""
-    out = set(Allocation.objects.filter(shoot=shoot, state__in=LIVE_STATES).values_list("cidr", flat=True))
-    plan = ipam.shoot_plan(shoot)
-    if plan is not None:
-        out.add(str(plan.block))
-        for r in plan.ranges:
-            out.update(
-                {
-                    str(r.cidr),
-                    str(r.kubernetes_cidr),
-                    *(str(v) for v in r.extra.values() if isinstance(v, str)),
-                }
-            )
-    return out
+def _portal_networks(shoot: Shoot) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Every live range the portal holds for a shoot (its block, ranges, node pod ranges)."""
+    cidrs = Allocation.objects.filter(shoot=shoot, state__in=LIVE_STATES).values_list("cidr", flat=True)
+    return [ipaddress.ip_network(c) for c in cidrs]
 
 
-def _classify(r: CloudRange, shoots: dict[str, Shoot | None]) -> tuple[str, Allocation | None, str]:
+def _classify(
+    r: CloudRange, shoots: dict[str, tuple[Shoot, list[Any]] | None]
+) -> tuple[str, Allocation | None, str]:
     try:
         net = ipaddress.ip_network(r.cidr, strict=False)
     except ValueError:
@@ -668,13 +659,15 @@ def _classify(r: CloudRange, shoots: dict[str, Shoot | None]) -> tuple[str, Allo
     if r.shoot:
         if r.shoot not in shoots:
             project, _, name = r.shoot.partition("/")
-            shoots[r.shoot] = Shoot.objects.filter(project=project, name=name, state="active").first()
-        shoot = shoots[r.shoot]
-        if shoot is None:
+            found = Shoot.objects.filter(project=project, name=name, state="active").first()
+            shoots[r.shoot] = (found, _portal_networks(found)) if found else None
+        held = shoots[r.shoot]
+        if held is None:
             return FindingStatus.DRIFTED, None, f"tagged for {r.shoot}, which the portal does not hold"
-        if str(net) in _portal_cidrs(shoot):
+        # A cloud subnet carved from a range the shoot holds (AWS zone subnets) is consistent too.
+        if any(net.version == p.version and net.subnet_of(p) for p in held[1]):  # type: ignore[arg-type]
             return FindingStatus.MATCHING, None, ""
-        return FindingStatus.DRIFTED, None, f"{shoot} holds no range {net}"
+        return FindingStatus.DRIFTED, None, f"{held[0]} holds no range containing {net}"
     exact = ipam.allocations_containing(net).filter(cidr=str(net), state__in=LIVE_STATES).first()
     if exact is not None:
         return FindingStatus.MATCHING, exact, ""
@@ -696,7 +689,7 @@ def _classify(r: CloudRange, shoots: dict[str, Shoot | None]) -> tuple[str, Allo
 
 def _reconcile(job: ProvisioningJob, adapter: Adapter) -> dict[str, Any]:
     ranges = adapter.inventory()
-    shoots: dict[str, Shoot | None] = {}
+    shoots: dict[str, tuple[Shoot, list[Any]] | None] = {}
     findings = []
     for r in ranges:
         status, allocation, detail = _classify(r, shoots)

@@ -49,7 +49,7 @@ from ..errors import (
 )
 from ..models import Allocation, FreeBlock, Pool, ProjectUsage, Seed, Shoot
 from ..selectors import containing_keys
-from .units import in_unit_of_work, step
+from .units import in_unit_of_work, step, unit_cache_clear
 
 # How many times a request looks again when every candidate block is being split
 # by other transactions at that moment (each look skips the locked ones).
@@ -120,6 +120,25 @@ def _check_length(pool: Pool, length: int, field: str) -> None:
         raise PrefixLengthNotAllowed(
             f"/{length} is not allowed in pool {pool.name}: allowed /{lo} to /{hi}", field=field
         )
+
+
+def _check_given(pool: Pool, net: prefixes.IPNetwork) -> None:
+    """A given prefix must be of the pool's family, inside it and of an allowed length."""
+    if net.version != pool.family:
+        raise WrongFamily(f"{net} is IPv{net.version}, pool {pool.name} is IPv{pool.family}", field="cidr")
+    if not net.subnet_of(pool.network):  # type: ignore[arg-type]
+        raise OutsidePool(f"{net} is not inside pool {pool.name} ({pool.cidr})", field="cidr")
+    _check_length(pool, net.prefixlen, "cidr")
+
+
+# Pools carved for one shoot: no provider/region selection ever picks them.
+_SHOOT_OWN_PURPOSES = frozenset({Purpose.SHOOT_BLOCK, Purpose.NODE_PODS})
+
+
+def _pools_changed(pools: Iterable[Pool]) -> None:
+    """Forget the unit's cached pool selection when a pool it may pick was created or retired."""
+    if any(pool.purpose not in _SHOOT_OWN_PURPOSES for pool in pools):
+        unit_cache_clear()
 
 
 def _is_postgres() -> bool:
@@ -243,8 +262,47 @@ def _claim_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> tuple[i
     return (row[0], row[1], prefixes.from_key(row[2])) if row else None
 
 
+def _claim_in_one(pool: Pool, length: int) -> tuple[int, int, int] | None:
+    """The common case in one statement: delete and return the best fitting free block.
+
+    The candidate query, the claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and the
+    due check ride in one ``DELETE … RETURNING``. None when that is not the whole
+    story — no candidate left unlocked, or something in the pool is due for reclaim
+    (then the block goes back first) — and :func:`_take_next_free` takes the long way.
+    """
+    table = FreeBlock._meta.db_table
+    policy = pool.fit_policy
+    candidates, params = _candidate_sql(pool, length, policy, ())
+    order = "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
+    lock = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
+    due = (
+        f"SELECT 1 FROM {Allocation._meta.db_table} WHERE pool_id = %s AND expires_at <= %s "
+        "AND state IN ('active', 'quarantined')"
+    )
+    sql = (
+        f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} WHERE id IN "
+        f"(SELECT id FROM ({candidates}) AS c) ORDER BY {order} LIMIT 1{lock}) "
+        f"RETURNING id, prefix_length, first, EXISTS({due})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, pool.pk, timezone.now()])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    block_id, block_len, block_key, is_due = row
+    if is_due:  # lowest-first must see the reclaimed space: put the block back, take the long way
+        FreeBlock.objects.create(pool=pool, prefix_length=block_len, first=bytes(block_key))
+        return None
+    return block_id, block_len, prefixes.from_key(block_key)
+
+
 def _take_next_free(pool: Pool, length: int) -> prefixes.IPNetwork:
     """Remove the next free /length from the pool's free space (caller is in a transaction)."""
+    got = _claim_in_one(pool, length)
+    if got is not None:
+        _, block_len, block_first = got
+        _keep_rest(pool, block_first, block_len, block_first, length)
+        return prefixes.make_network(block_first, length, pool.family)
     policy = pool.fit_policy
     skipped: list[int] = []
     for round_ in range(_LOCK_ROUNDS):
@@ -473,9 +531,9 @@ def _pool_create(
                 for other in roots:
                     if other.network.overlaps(net):
                         raise PrefixOverlap(f"{net} overlaps root pool {other}", field="cidr")
-        _validate_lengths(net, default_prefix_length, min_prefix_length, max_prefix_length)
-        pool = Pool(
+        pool = new_pool(
             name=name,
+            net=net,
             kind=kind,
             uniqueness=uniqueness,
             purpose=purpose,
@@ -489,13 +547,55 @@ def _pool_create(
             provider=provider,
             region=region,
             description=description,
-            tags=list(tags),
+            tags=tags,
         )
-        pool.set_prefix(net)
         pool.save()
+        _pools_changed([pool])
         if pool.is_global:
             FreeBlock.objects.create(pool=pool, prefix_length=net.prefixlen, first=pool.first)
         audit_record(actor=actor, action="pool.create", obj=pool, after=_pool_snapshot(pool), project=project)
+    return pool
+
+
+def new_pool(
+    *,
+    name: str,
+    net: prefixes.IPNetwork,
+    parent: Pool | None = None,
+    parent_allocation: Allocation | None = None,
+    kind: str = PoolKind.OWNED,
+    uniqueness: str = Uniqueness.GLOBAL,
+    purpose: str = Purpose.GENERAL,
+    default_prefix_length: int | None = None,
+    min_prefix_length: int | None = None,
+    max_prefix_length: int | None = None,
+    fit_policy: str = FitPolicy.LOWEST_FIRST,
+    project_quota: int | None = None,
+    provider: str = "",
+    region: str = "",
+    description: str = "",
+    tags: Iterable[str] = (),
+) -> Pool:
+    """An unsaved pool of ``net`` with its length rules checked (for :func:`pool_create` and batches)."""
+    _validate_lengths(net, default_prefix_length, min_prefix_length, max_prefix_length)
+    pool = Pool(
+        name=name,
+        kind=kind,
+        uniqueness=uniqueness,
+        purpose=purpose,
+        parent=parent,
+        parent_allocation=parent_allocation,
+        default_prefix_length=default_prefix_length,
+        min_prefix_length=min_prefix_length,
+        max_prefix_length=max_prefix_length,
+        fit_policy=fit_policy,
+        project_quota=project_quota,
+        provider=provider,
+        region=region,
+        description=description,
+        tags=list(tags),
+    )
+    pool.set_prefix(net)
     return pool
 
 
@@ -534,6 +634,7 @@ def pool_update(*, pool: Pool, actor: Actor, **changes: Any) -> Pool:
             pool.network, pool.default_prefix_length, pool.min_prefix_length, pool.max_prefix_length
         )
         pool.save()
+        unit_cache_clear()
         after = _pool_snapshot(pool)
         if after != before:  # an empty or no-op update leaves no event
             audit_record(actor=actor, action="pool.update", obj=pool, before=before, after=after)
@@ -557,6 +658,7 @@ def pool_delete(*, pool: Pool, actor: Actor) -> None:
         audit_record(actor=actor, action="pool.delete", obj=pool, before=_pool_snapshot(pool))
         carved = pool.parent_allocation
         pool.delete()
+        _pools_changed([pool])
         if carved is not None:
             allocation_release(allocation=carved, actor=actor)
 
@@ -617,83 +719,35 @@ def pool_allocate(
     from the smallest free hole. ``hold_until`` makes a reservation that lapses by
     itself. Raises a domain error naming the field for every refused request.
     """
-    _choice(owner_type, OwnerType, "owner_type")
-    _choice(role, Role, "role")
-    if pool.retired_at is not None:
-        raise InvalidState(f"pool {pool.name} is retired", field="pool")
-    if cidr is not None and prefix_length is not None:
-        net_given = prefixes.parse_prefix(cidr, field="cidr", family=pool.family)
-        if net_given.prefixlen != prefix_length:
-            raise IpamError("give either cidr or prefix_length, not both", field="prefix_length")
-    if hold_until is not None:
-        owner_type = OwnerType.RESERVATION
-        if hold_until <= timezone.now():
-            raise IpamError("a hold must expire in the future", field="hold_until")
-    if pool.is_global:
-        scope = ""
-    elif not scope:
-        scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
-
+    owner_type, scope = _allocation_request(
+        pool=pool,
+        prefix_length=prefix_length,
+        cidr=cidr,
+        owner_type=owner_type,
+        role=role,
+        shoot=shoot,
+        scope=scope,
+        label=label,
+        hold_until=hold_until,
+    )
     net: prefixes.IPNetwork | None = None
     try:
         with step():
-            if cidr is not None:
-                net = prefixes.parse_prefix(cidr, field="cidr")
-                if net.version != pool.family:
-                    raise WrongFamily(
-                        f"{net} is IPv{net.version}, pool {pool.name} is IPv{pool.family}", field="cidr"
-                    )
-                if not net.subnet_of(pool.network):  # type: ignore[arg-type]
-                    raise OutsidePool(f"{net} is not inside pool {pool.name} ({pool.cidr})", field="cidr")
-                _check_length(pool, net.prefixlen, "cidr")
-                if pool.is_global:
-                    _take_specific(pool, net, "cidr")
-                else:
-                    others = _overlapping(pool, net, scope)
-                    if others and _reclaimed_any(pool, others):
-                        others = _overlapping(pool, net, scope)
-                    if others:
-                        raise _overlap_error(net, others, "cidr")
-            else:
-                length = prefix_length if prefix_length is not None else pool.default_prefix_length
-                if length is None:
-                    raise IpamError(
-                        f"pool {pool.name} has no default prefix length: give prefix_length or cidr",
-                        field="prefix_length",
-                    )
-                if isinstance(length, bool) or not isinstance(length, int):
-                    raise IpamError("prefix_length must be a whole number", field="prefix_length")
-                _check_length(pool, length, "prefix_length")
-                if pool.is_global:
-                    net = _take_next_free(pool, length)
-                else:
-                    live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
-                    if _reclaimed_any(pool, live):
-                        live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
-                    taken = [a.network for a in live]
-                    found = prefixes.first_free_avoiding(pool.network, taken, length)
-                    if found is None:
-                        raise PoolExhausted(
-                            f"pool {pool.name} has no free /{length} for {scope}", field="prefix_length"
-                        )
-                    net = found
-            units = quota_units(net.version, net.prefixlen)
-            _charge_quota(pool, project, units)
-            allocation = Allocation(
+            net = _choose_prefix(pool=pool, scope=scope, cidr=cidr, prefix_length=prefix_length)
+            allocation = new_allocation(
                 pool=pool,
+                net=net,
+                actor=actor,
                 scope=scope,
                 owner_type=owner_type,
+                role=role,
                 shoot=shoot,
                 seed=seed,
                 project=project,
-                role=role,
                 label=label,
                 description=description,
-                expires_at=hold_until,
-                units=units,
-                created_by=actor.name,
+                hold_until=hold_until,
             )
-            allocation.set_prefix(net)
             allocation.save()
             audit_record(
                 actor=actor,
@@ -715,6 +769,278 @@ def pool_allocate(
             else PrefixOverlap(f"{net} overlaps a live allocation", field="cidr")
         ) from None
     return allocation
+
+
+def _allocation_request(
+    *,
+    pool: Pool,
+    prefix_length: int | None,
+    cidr: str | None,
+    owner_type: str,
+    role: str,
+    shoot: Shoot | None,
+    scope: str,
+    label: str,
+    hold_until: dt.datetime | None,
+) -> tuple[str, str]:
+    """Check an allocation request without the database; returns the effective (owner_type, scope)."""
+    _choice(owner_type, OwnerType, "owner_type")
+    _choice(role, Role, "role")
+    if pool.retired_at is not None:
+        raise InvalidState(f"pool {pool.name} is retired", field="pool")
+    if cidr is not None and prefix_length is not None:
+        net_given = prefixes.parse_prefix(cidr, field="cidr", family=pool.family)
+        if net_given.prefixlen != prefix_length:
+            raise IpamError("give either cidr or prefix_length, not both", field="prefix_length")
+    if hold_until is not None:
+        owner_type = OwnerType.RESERVATION
+        if hold_until <= timezone.now():
+            raise IpamError("a hold must expire in the future", field="hold_until")
+    if pool.is_global:
+        scope = ""
+    elif not scope:
+        scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
+    return owner_type, scope
+
+
+def _choose_prefix(
+    *,
+    pool: Pool,
+    scope: str,
+    cidr: str | None,
+    prefix_length: int | None,
+    live: Sequence[Allocation] | None = None,
+) -> prefixes.IPNetwork:
+    """Decide (and, in a global pool, take out of the free space) the prefix of one allocation.
+
+    Caller is in a transaction. ``live``: the live allocations of ``scope`` in a
+    per-shoot pool when the caller has read them already (saves the query).
+    """
+    if cidr is not None:
+        net = prefixes.parse_prefix(cidr, field="cidr")
+        _check_given(pool, net)
+        if pool.is_global:
+            _take_specific(pool, net, "cidr")
+        else:
+            others = _overlapping(pool, net, scope)
+            if others and _reclaimed_any(pool, others):
+                others = _overlapping(pool, net, scope)
+            if others:
+                raise _overlap_error(net, others, "cidr")
+        return net
+    length = prefix_length if prefix_length is not None else pool.default_prefix_length
+    if length is None:
+        raise IpamError(
+            f"pool {pool.name} has no default prefix length: give prefix_length or cidr",
+            field="prefix_length",
+        )
+    if isinstance(length, bool) or not isinstance(length, int):
+        raise IpamError("prefix_length must be a whole number", field="prefix_length")
+    _check_length(pool, length, "prefix_length")
+    if pool.is_global:
+        return _take_next_free(pool, length)
+    if live is None:
+        live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
+    if _reclaimed_any(pool, live):
+        live = list(pool.allocations.filter(scope=scope, state__in=LIVE_STATES))
+    found = prefixes.first_free_avoiding(pool.network, [a.network for a in live], length)
+    if found is None:
+        raise PoolExhausted(f"pool {pool.name} has no free /{length} for {scope}", field="prefix_length")
+    return found
+
+
+def new_allocation(
+    *,
+    pool: Pool,
+    net: prefixes.IPNetwork,
+    actor: Actor,
+    scope: str = "",
+    owner_type: str = OwnerType.MANUAL,
+    role: str = Role.BLOCK,
+    shoot: Shoot | None = None,
+    seed: Seed | None = None,
+    project: str = "",
+    label: str = "",
+    description: str = "",
+    hold_until: dt.datetime | None = None,
+) -> Allocation:
+    """The unsaved allocation of ``net`` (already taken from the pool), its quota charged."""
+    units = quota_units(net.version, net.prefixlen)
+    _charge_quota(pool, project, units)
+    allocation = Allocation(
+        pool=pool,
+        scope=scope,
+        owner_type=owner_type,
+        shoot=shoot,
+        seed=seed,
+        project=project,
+        role=role,
+        label=label,
+        description=description,
+        expires_at=hold_until,
+        units=units,
+        created_by=actor.name,
+    )
+    allocation.set_prefix(net)
+    return allocation
+
+
+# --- batches (steps of a unit of work) ----------------------------------------------
+
+
+def pool_take_for(
+    *,
+    pool: Pool,
+    actor: Actor,
+    prefix_length: int | None = None,
+    cidr: str | None = None,
+    owner_type: str = OwnerType.MANUAL,
+    role: str = Role.BLOCK,
+    shoot: Shoot | None = None,
+    project: str = "",
+    label: str = "",
+    description: str = "",
+    live: Sequence[Allocation] | None = None,
+) -> Allocation:
+    """:func:`pool_allocate` without the INSERT: the prefix is taken, the row comes back unsaved.
+
+    For a unit of work that writes many rows at once (:func:`allocations_insert`);
+    same rules, same errors. ``live``: see :func:`_choose_prefix`.
+    """
+    if not in_unit_of_work():
+        raise RuntimeError("pool_take_for is a step of a unit of work")
+    owner_type, scope = _allocation_request(
+        pool=pool,
+        prefix_length=prefix_length,
+        cidr=cidr,
+        owner_type=owner_type,
+        role=role,
+        shoot=shoot,
+        scope="",
+        label=label,
+        hold_until=None,
+    )
+    net = _choose_prefix(pool=pool, scope=scope, cidr=cidr, prefix_length=prefix_length, live=live)
+    return new_allocation(
+        pool=pool,
+        net=net,
+        actor=actor,
+        scope=scope,
+        owner_type=owner_type,
+        role=role,
+        shoot=shoot,
+        project=project,
+        label=label,
+        description=description,
+    )
+
+
+class FreshPool:
+    """A global pool created in this unit of work: its free space is known without reading it.
+
+    Nothing else can allocate from a pool that is not committed yet, so carving
+    given prefixes from it needs no candidate query and no claim: :meth:`take`
+    checks the prefix in memory and :meth:`free_blocks` gives the buddy
+    decomposition of what is left, to be inserted once.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        if not pool.is_global:
+            raise ValueError("only a global pool keeps free blocks")
+        self.pool = pool
+        self.taken: list[prefixes.IPNetwork] = []
+
+    def take(
+        self,
+        *,
+        cidr: prefixes.IPNetwork,
+        actor: Actor,
+        owner_type: str,
+        role: str,
+        shoot: Shoot | None = None,
+        project: str = "",
+        label: str = "",
+    ) -> Allocation:
+        """The unsaved allocation of ``cidr`` in the pool (the checks of :func:`pool_allocate`)."""
+        pool, net = self.pool, cidr
+        _choice(owner_type, OwnerType, "owner_type")
+        _choice(role, Role, "role")
+        _check_given(pool, net)
+        for other in self.taken:
+            if other.overlaps(net):
+                raise PrefixOverlap(f"{net} overlaps {other} in pool {pool.name}", field="cidr")
+        self.taken.append(net)
+        return new_allocation(
+            pool=pool,
+            net=net,
+            actor=actor,
+            owner_type=owner_type,
+            role=role,
+            shoot=shoot,
+            project=project,
+            label=label,
+        )
+
+    def free_blocks(self) -> list[FreeBlock]:
+        pool = self.pool
+        spans = sorted((int(n.network_address), n.prefixlen) for n in self.taken)
+        first = prefixes.from_key(pool.first)
+        return [
+            FreeBlock(pool=pool, prefix_length=ln, first=prefixes.to_key(f))
+            for f, ln in _free_blocks_around(first, pool.prefix_length, pool.bits, spans)
+        ]
+
+
+def allocations_insert(*, allocations: Sequence[Allocation], actor: Actor) -> None:
+    """Write prefixes taken by :func:`pool_take_for` / :meth:`FreshPool.take` with one INSERT, audited.
+
+    A step of a unit of work: if the exclusion constraint (PostgreSQL) refuses a
+    row, the unit's transaction is aborted and the whole unit fails.
+    """
+    if not allocations:
+        return
+    try:
+        Allocation.objects.bulk_create(allocations)
+    except IntegrityError:
+        cidrs = ", ".join(a.cidr for a in allocations)
+        raise PrefixOverlap(f"one of {cidrs} overlaps a live allocation", field="cidr") from None
+    for allocation in allocations:
+        audit_record(
+            actor=actor,
+            action="allocation.allocate",
+            obj=allocation,
+            after=allocation.snapshot(),
+            project=allocation.project,
+        )
+
+
+def pools_insert(*, pools: Sequence[Pool], actor: Actor) -> None:
+    """Write pools built by :func:`new_pool` with one INSERT, audited (free blocks: the caller's).
+
+    Each event names the project of the allocation the pool was carved from, as
+    :func:`pool_create` does for a carved pool.
+    """
+    if not pools:
+        return
+    try:
+        Pool.objects.bulk_create(pools)
+    except IntegrityError as exc:
+        if "name" not in str(exc):
+            raise
+        names = ", ".join(repr(p.name) for p in pools)
+        raise AlreadyExists(f"a pool named {names} exists", field="name") from None
+    _pools_changed(pools)
+    for pool in pools:
+        carved = pool.parent_allocation
+        project = carved.project if carved is not None else ""
+        audit_record(actor=actor, action="pool.create", obj=pool, after=_pool_snapshot(pool), project=project)
+
+
+def free_blocks_insert(*, pools: Sequence[FreshPool]) -> None:
+    """Write the free space left in fresh pools with one INSERT."""
+    blocks = [block for fresh in pools for block in fresh.free_blocks()]
+    if blocks:
+        FreeBlock.objects.bulk_create(blocks)
 
 
 def allocation_release(
@@ -775,6 +1101,7 @@ def _pool_retire(pool: Pool, actor: Actor) -> None:
     pool.free_blocks.all().delete()
     pool.retired_at = timezone.now()
     pool.save(update_fields=["retired_at", "updated_at"])
+    _pools_changed([pool])
     audit_record(actor=actor, action="pool.retire", obj=pool, before=before, after=_pool_snapshot(pool))
 
 
@@ -877,19 +1204,24 @@ def reclaim_all(*, actor: Actor = SYSTEM) -> int:
 
 def _free_space_from_allocations(pool: Pool) -> list[tuple[int, int]]:
     """The buddy decomposition of the pool minus its live allocations (one sorted sweep)."""
-    bits = pool.bits
-    pool_first = prefixes.from_key(pool.first)
-    pool_last = prefixes.block_last(pool_first, pool.prefix_length, bits)
     keys = (
         Allocation.objects.filter(pool=pool, scope="", state__in=LIVE_STATES)
         .order_by("first", "prefix_length")
         .values_list("first", "prefix_length")
         .iterator(chunk_size=20000)
     )
+    spans = ((prefixes.from_key(key), length) for key, length in keys)
+    return _free_blocks_around(prefixes.from_key(pool.first), pool.prefix_length, pool.bits, spans)
+
+
+def _free_blocks_around(
+    pool_first: int, pool_length: int, bits: int, taken: Iterable[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The maximal free aligned blocks of a pool around ``taken`` (sorted (first, length) pairs)."""
+    pool_last = prefixes.block_last(pool_first, pool_length, bits)
     blocks: list[tuple[int, int]] = []
     cursor = pool_first
-    for key, length in keys:
-        first = prefixes.from_key(key)
+    for first, length in taken:
         last = prefixes.block_last(first, length, bits)
         if first > cursor:
             blocks.extend(prefixes.cidr_blocks(cursor, first - 1, bits))

@@ -32,8 +32,19 @@ from ..choices import (
 )
 from ..errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable, NotFound
 from ..models import Allocation, Node, Pool, Seed, Shoot
-from .pools import allocation_release, pool_allocate, pool_create, quarantine_purge
-from .units import in_unit_of_work, unit_of_work
+from .pools import (
+    FreshPool,
+    allocation_release,
+    allocations_insert,
+    free_blocks_insert,
+    new_pool,
+    pool_allocate,
+    pool_create,
+    pool_take_for,
+    pools_insert,
+    quarantine_purge,
+)
+from .units import in_unit_of_work, unit_cache, unit_of_work
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Gardener's default IPv4 node mask: 32 - ceil(log2(2 x 110 pods)) = /24.
@@ -183,10 +194,33 @@ def select_pools(
 
 def select_pool(*, purpose: str, family: int, provider: str, region: str) -> Pool | None:
     """The pool a shoot takes a range of ``purpose`` from (see :func:`select_pools`)."""
+    if (purpose, family) in _SHOOT_PURPOSES:
+        return _shoot_pools(provider, region).get((purpose, family))
     return select_pools(purposes=[(purpose, family)], provider=provider, region=region).get((purpose, family))
 
 
-def _shoot_snapshot(shoot: Shoot) -> dict[str, Any]:
+# Every pool a shoot may take a range from: one query answers all of them.
+_SHOOT_PURPOSES = (*((purpose, 4) for _, purpose in _IPV4_ROLES), (Purpose.SHOOTS, 6))
+
+
+def _shoot_pools(provider: str, region: str) -> dict[tuple[str, int], Pool]:
+    """The IPv4 and IPv6 pools of shoots in ``provider`` ``region``, cached for the unit of work."""
+    cache = unit_cache()
+    key = ("shoot-pools", provider, region)
+    if cache is not None and key in cache:
+        return cache[key]
+    pools = select_pools(purposes=_SHOOT_PURPOSES, provider=provider, region=region)
+    if cache is not None:
+        cache[key] = pools
+    return pools
+
+
+def _shoot_snapshot(shoot: Shoot, allocations: Sequence[Allocation] | None = None) -> dict[str, Any]:
+    """The shoot as audit events record it; ``allocations``: its live ones when known (no query)."""
+    if allocations is None:
+        live: Sequence[Allocation] = list(shoot.allocations.filter(state__in=LIVE_STATES))
+    else:  # the order of the query above (Allocation.Meta.ordering), so later labels win alike
+        live = sorted(allocations, key=lambda a: (a.family, a.first, a.prefix_length))
     return {
         "project": shoot.project,
         "name": shoot.name,
@@ -197,7 +231,7 @@ def _shoot_snapshot(shoot: Shoot) -> dict[str, Any]:
         "layout": shoot.layout,
         "zones": shoot.zones,
         "state": shoot.state,
-        "ranges": {a.label or a.role: a.cidr for a in shoot.allocations.filter(state__in=LIVE_STATES)},
+        "ranges": {a.label or a.role: a.cidr for a in live},
     }
 
 
@@ -223,6 +257,41 @@ def shoot_allocate(
     shoot and ranges (``created`` False); the same name with other parameters is
     refused (:class:`AlreadyExists` naming the first differing field).
     """
+    return _shoot_allocate(
+        project=project,
+        name=name,
+        seed=seed,
+        provider=provider,
+        region=region,
+        actor=actor,
+        ip_families=ip_families,
+        layout=layout,
+        zones=zones,
+    )
+
+
+_LOOK_IT_UP = object()  # _shoot_allocate: the caller did not look for the live shoot
+
+
+def _shoot_allocate(
+    *,
+    project: str,
+    name: str,
+    seed: Seed,
+    provider: str,
+    region: str,
+    actor: Actor,
+    ip_families: Sequence[str] = ("IPv4", "IPv6"),
+    layout: str | None = None,
+    zones: int = 1,
+    existing: Any = _LOOK_IT_UP,
+    pending: _PendingWrites | None = None,
+) -> tuple[Shoot, bool]:
+    """:func:`shoot_allocate`; ``existing``: the live shoot (project, name) or None, if already read.
+
+    ``pending``: a bulk request's writes, done once for all of its shoots at its end;
+    without it the shoot's rows are written before this returns.
+    """
     _check_name(project, "project")
     _check_name(name, "name")
     _check_provider(provider)
@@ -246,16 +315,26 @@ def shoot_allocate(
         "zones": zones,
     }
 
-    existing = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
+    if existing is _LOOK_IT_UP:
+        existing = Shoot.objects.filter(project=project, name=name, state=ShootState.ACTIVE).first()
     if existing is not None:
         return _existing(existing, wanted), False
     try:
         with unit_of_work():
             shoot = Shoot(project=project, name=name, created_by=actor.name, **wanted)
             shoot.save()
-            _allocate_ranges(shoot, chosen, families, actor)
+            writes = pending if pending is not None else _PendingWrites()
+            created, plan = _allocate_ranges(shoot, chosen, families, actor, writes)
+            if pending is None:
+                writes.write(actor)
+            ipv4 = {a.role: a.cidr for a in created if a.family == 4}
+            selectors.shoot_networking_known(shoot, ipv4, plan)  # the API's answer needs no query
             audit_record(
-                actor=actor, action="shoot.allocate", obj=shoot, after=_shoot_snapshot(shoot), project=project
+                actor=actor,
+                action="shoot.allocate",
+                obj=shoot,
+                after=_shoot_snapshot(shoot, created),
+                project=project,
             )
             _provisioning(shoot, "created", actor)
     except IntegrityError:
@@ -281,22 +360,71 @@ def _existing(shoot: Shoot, wanted: dict[str, Any]) -> Shoot:
     return shoot
 
 
-def _allocate_ranges(shoot: Shoot, layout: layouts.Layout, families: tuple[str, ...], actor: Actor) -> None:
-    ipv4_nets = _allocate_ipv4(shoot, actor)
+class _PendingWrites:
+    """The rows of new shoots, taken in memory and written with one INSERT per stage.
+
+    Stage 0 holds allocations taken from existing pools (IPv4 ranges, the IPv6
+    block), stage 1 the block pools carved from them; then, per nesting level of
+    the layout, the ranges reserved in the pools of the stage before (even stages)
+    and the pools carved from those ranges (odd stages); last the free space left
+    in every new pool. Rows refer to rows of earlier stages as objects, so their
+    keys are filled in when those are written. Nothing reads these rows before
+    :meth:`write`: a shoot writes them before it returns, a bulk request once for
+    all of its shoots.
+    """
+
+    def __init__(self) -> None:
+        self.stages: list[list[Any]] = []
+        self.fresh: list[FreshPool] = []
+
+    def add(self, stage: int, rows: Sequence[Any]) -> None:
+        while len(self.stages) <= stage:
+            self.stages.append([])
+        self.stages[stage].extend(rows)
+
+    def write(self, actor: Actor) -> None:
+        for stage, rows in enumerate(self.stages):
+            if stage % 2 == 0:
+                allocations_insert(allocations=rows, actor=actor)
+            else:
+                pools_insert(pools=rows, actor=actor)
+        free_blocks_insert(pools=self.fresh)
+        self.stages, self.fresh = [], []
+
+
+def _allocate_ranges(
+    shoot: Shoot,
+    layout: layouts.Layout,
+    families: tuple[str, ...],
+    actor: Actor,
+    writes: _PendingWrites,
+) -> tuple[list[Allocation], layouts.ShootPlan | None]:
+    """Take every range of a new shoot (IPv4, IPv6 block and its layout) into ``writes``.
+
+    Only the block's claim in the shoots pool touches the database here; the rows
+    are written by ``writes`` (see :class:`_PendingWrites`). Gardener's rules are
+    checked before anything is written. Returns the shoot's allocations and IPv6 plan.
+    """
+    pools = _shoot_pools(shoot.provider, shoot.region)
+    ipv4 = _take_ipv4(shoot, pools, actor)
+    ipv4_nets = gardener.ShootNetworks(
+        nodes=(ipv4["nodes"].network,), pods=(ipv4["pods"].network,), services=(ipv4["services"].network,)
+    )
+    rows = list(ipv4.values())
+    writes.add(0, rows)
     if "IPv6" not in families or layout.provider_assigned:
         # Provider-assigned IPv6 (GCP) is recorded when the provider reports it.
         gardener.validate_shoot(
             ipv4_nets, seed=seed_networks(shoot.seed), ip_families=families, node_mask_ipv4=IPV4_NODE_MASK
         )
-        return
-    _allocate_ipv6(shoot, layout, families, ipv4_nets, actor)
+        return rows, None
+    ipv6, plan = _allocate_ipv6(shoot, layout, families, ipv4_nets, actor, writes=writes, new_shoot=True)
+    return rows + ipv6, plan
 
 
-def _allocate_ipv4(shoot: Shoot, actor: Actor) -> gardener.ShootNetworks:
-    got: dict[str, Allocation] = {}
-    pools = select_pools(
-        purposes=[(purpose, 4) for _, purpose in _IPV4_ROLES], provider=shoot.provider, region=shoot.region
-    )
+def _take_ipv4(shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor) -> dict[str, Allocation]:
+    """The shoot's IPv4 nodes, pods and services ranges, taken but not written yet."""
+    chosen: dict[str, Pool] = {}
     for role, purpose in _IPV4_ROLES:
         pool = pools.get((purpose, 4))
         if pool is None:
@@ -304,7 +432,13 @@ def _allocate_ipv4(shoot: Shoot, actor: Actor) -> gardener.ShootNetworks:
                 f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",
                 field="region",
             )
-        got[role] = pool_allocate(
+        chosen[role] = pool
+    # The shoot row was inserted in this unit, so its scope (``shoot:<pk>``, which only
+    # pool_allocate writes, for that shoot) is empty in every per-shoot pool: no query.
+    # On PostgreSQL the exclusion constraint (pool, scope, cidr) would refuse an overlap anyway.
+    live: dict[int, list[Allocation]] = {p.pk: [] for p in chosen.values() if not p.is_global}
+    return {
+        role: pool_take_for(
             pool=pool,
             actor=actor,
             owner_type=OwnerType.SHOOT,
@@ -312,10 +446,10 @@ def _allocate_ipv4(shoot: Shoot, actor: Actor) -> gardener.ShootNetworks:
             shoot=shoot,
             project=shoot.project,
             label=role,
+            live=live.get(pool.pk),
         )
-    return gardener.ShootNetworks(
-        nodes=(got["nodes"].network,), pods=(got["pods"].network,), services=(got["services"].network,)
-    )
+        for role, pool in chosen.items()
+    }
 
 
 def _ipv4_networks(shoot: Shoot) -> gardener.ShootNetworks:
@@ -334,8 +468,23 @@ def _allocate_ipv6(
     ipv4_nets: gardener.ShootNetworks,
     actor: Actor,
     cidr: str | None = None,
-) -> None:
-    source = select_pool(purpose=Purpose.SHOOTS, family=6, provider=shoot.provider, region=shoot.region)
+    writes: _PendingWrites | None = None,
+    new_shoot: bool = False,
+) -> tuple[list[Allocation], layouts.ShootPlan | None]:
+    """Carve the shoot's IPv6 block (``cidr``, or the next free one) and lay it out.
+
+    Returns the block's allocations and plan (none when the cloud assigns the block).
+
+    ``writes``: where the rows go (written by the caller); without it they are
+    written before this returns. ``new_shoot``: the shoot was created in this unit
+    (it has no earlier block). A step of a unit of work.
+    """
+    if writes is None:
+        writes = _PendingWrites()
+        done = _allocate_ipv6(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot)
+        writes.write(actor)
+        return done
+    source = _shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
     if source is None:
         raise NoPoolAvailable(
             f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",
@@ -344,19 +493,32 @@ def _allocate_ipv6(
     if source.kind == PoolKind.PROVIDER and cidr is None:
         # The cloud assigns the block (Amazon's /56): the provisioning job reads it
         # back and records it here through shoot_adopt_ipv6_block.
-        return
+        return [], None
     # A shoot migrated back and forth gets a new block each time; old block pools stay as history.
-    generation = Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
-    block_pool = pool_create(
-        name=f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else ""),
-        parent=source,
-        **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
-        purpose=Purpose.SHOOT_BLOCK,
-        kind=source.kind,
+    generation = (
+        0
+        if new_shoot
+        else Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
+    )
+    name = f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
+    # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
+    block = pool_take_for(
+        pool=source,
         actor=actor,
+        **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
+        owner_type=OwnerType.SHOOT,
+        role=Role.BLOCK,
+        label=name,
         shoot=shoot,
         project=shoot.project,
-        owner_type=OwnerType.SHOOT,
+    )
+    block_pool = new_pool(
+        name=name,
+        net=block.network,
+        parent=source,
+        parent_allocation=block,
+        purpose=Purpose.SHOOT_BLOCK,
+        kind=source.kind,
         description=f"IPv6 block of shoot {shoot} ({layout.name})",
     )
     plan = layout.plan(block_pool.network, zones=shoot.zones)
@@ -369,17 +531,62 @@ def _allocate_ipv6(
         node_mask_ipv4=IPV4_NODE_MASK,
         node_mask_ipv6=node_masks[0] if node_masks else None,
     )
-    range_pools: dict[str, Pool] = {}
-    for planned in plan.top_level():
-        _reserve(shoot, planned, block_pool, range_pools, actor)
-    for planned in plan.ranges:
-        if planned.inside is not None:
-            _reserve(shoot, planned, range_pools[planned.inside], range_pools, actor)
+    writes.add(0, [block])
+    writes.add(1, [block_pool])
+    return [block, *_carve_block(shoot, plan, block_pool, actor, writes)], plan
+
+
+def _carve_block(
+    shoot: Shoot, plan: layouts.ShootPlan, block_pool: Pool, actor: Actor, writes: _PendingWrites
+) -> list[Allocation]:
+    """Reserve the plan's ranges in the new block pool, in memory; returns their allocations.
+
+    The block pool and the per-node pod pools carved from it are new, so their free
+    space is known: the ranges are cut in memory (:class:`FreshPool`: no candidate
+    query, no claim), and ``writes`` writes them with one INSERT per nesting level,
+    the free space left in all these pools with one INSERT at the end.
+    """
+    taken: list[Allocation] = []
+    block = FreshPool(block_pool)
+    writes.fresh.append(block)
+    level = [(planned, block) for planned in plan.top_level()]
+    stage = 2
+    while level:
+        rows = [(planned, _reserve_fresh(shoot, planned, space, actor)) for planned, space in level]
+        writes.add(stage, [row for _, row in rows])
+        taken += [row for _, row in rows]
+        # A range split into per-node pod ranges becomes a pool of its own; ranges nested
+        # in it (AWS: services inside workers-z0) are reserved there, one level down.
+        carved = {
+            planned.name: new_pool(
+                name=f"{row.pool.name}/{planned.name}",
+                net=planned.cidr,
+                parent=row.pool,
+                parent_allocation=row,
+                purpose=Purpose.NODE_PODS,
+                kind=row.pool.kind,
+                default_prefix_length=planned.node_pod_prefix_length,
+                min_prefix_length=planned.node_pod_prefix_length,
+            )
+            for planned, row in rows
+            if planned.node_pod_prefix_length is not None
+        }
+        writes.add(stage + 1, list(carved.values()))
+        spaces = {name: FreshPool(pool) for name, pool in carved.items()}
+        writes.fresh += spaces.values()
+        level = [(planned, spaces[planned.inside]) for planned in plan.ranges if planned.inside in spaces]
+        stage += 2
+    return taken
 
 
 def _reserve(
     shoot: Shoot, planned: layouts.PlannedRange, pool: Pool, range_pools: dict[str, Pool], actor: Actor
 ) -> None:
+    """Reserve one planned range in ``pool`` through the services, one at a time.
+
+    For pools that may hold other allocations already (the Gardener import); a new
+    shoot's block is carved by :func:`_carve_block`, with the same outcome.
+    """
     role = Role.SUBNET if planned.role == "subnet" else planned.role
     if planned.node_pod_prefix_length is not None:
         range_pools[planned.name] = pool_create(
@@ -404,6 +611,19 @@ def _reserve(
         cidr=str(planned.cidr),
         owner_type=OwnerType.SHOOT,
         role=role,
+        shoot=shoot,
+        project=shoot.project,
+        label=planned.name,
+    )
+
+
+def _reserve_fresh(shoot: Shoot, planned: layouts.PlannedRange, space: FreshPool, actor: Actor) -> Allocation:
+    """The unsaved allocation of one planned range in the (fresh) pool it lies in."""
+    return space.take(
+        cidr=planned.cidr,
+        actor=actor,
+        owner_type=OwnerType.SHOOT,
+        role=Role.SUBNET if planned.role == "subnet" else planned.role,
         shoot=shoot,
         project=shoot.project,
         label=planned.name,
@@ -513,14 +733,34 @@ def shoots_allocate_bulk(*, requests: Sequence[dict[str, Any]], actor: Actor) ->
     """
     results: list[tuple[Shoot, bool]] = []
     with unit_of_work():
+        live = _live_shoots(requests)
+        writes = _PendingWrites()  # every new shoot's rows, written together at the end
         for index, request in enumerate(requests):
             try:
-                results.append(shoot_allocate(actor=actor, **request))
+                key = (request.get("project"), request.get("name"))
+                named = all(isinstance(part, str) for part in key)  # else refused by the name checks
+                existing = live.get(key) if named else _LOOK_IT_UP
+                shoot, created = _shoot_allocate(actor=actor, existing=existing, pending=writes, **request)
+                live[key] = shoot  # the same entry again finds this shoot, as one by one it would
+                results.append((shoot, created))
             except IpamError as exc:
                 exc.field = f"shoots[{index}].{exc.field}" if exc.field else f"shoots[{index}]"
                 exc.message = f"shoots[{index}]: {exc.message}"
                 raise
+        writes.write(actor)
     return results
+
+
+def _live_shoots(requests: Sequence[dict[str, Any]]) -> dict[tuple[Any, Any], Shoot]:
+    """The live shoots a bulk request names, by (project, name): one query instead of one per entry."""
+    projects = {r.get("project") for r in requests if isinstance(r.get("project"), str)}
+    names = {r.get("name") for r in requests if isinstance(r.get("name"), str)}
+    if not projects or not names:
+        return {}
+    found = Shoot.objects.filter(
+        state=ShootState.ACTIVE, project__in=projects, name__in=names
+    ).select_related("seed")
+    return {(s.project, s.name): s for s in found}
 
 
 # --- nodes ---------------------------------------------------------------------------

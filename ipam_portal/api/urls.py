@@ -6,6 +6,7 @@ from .errors import not_found
 
 urlpatterns = [
     path("", include("allocations.api.urls")),
+    path("", include("allocations.api.gardener_urls")),
     path("", include("audit.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("providers.api.urls")),

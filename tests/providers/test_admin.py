@@ -80,3 +80,20 @@ def test_job_actions_cancel_and_retry(admin_client: Client) -> None:
     job.refresh_from_db()
     assert job.state == JobState.PENDING
     assert admin_client.get(reverse("admin:providers_provisioningjob_add")).status_code == 403
+
+
+def test_shoot_admin_re_provisions_through_the_service(admin_client: Client) -> None:
+    from allocations.models import Shoot
+
+    served = Shoot.objects.get(name="openstack-ds")  # the demo's dry-run account serves eu-de-1
+    unserved = Shoot.objects.get(name="aws-ds")  # no account for aws eu-central-1
+    url = reverse("admin:allocations_shoot_changelist")
+    ProvisioningJob.objects.filter(shoot=served).update(state=JobState.SUCCEEDED)
+    page = admin_client.post(
+        url, {"action": "provision_shoots", "_selected_action": [served.pk, unserved.pk]}, follow=True
+    ).content.decode()
+    assert (
+        ProvisioningJob.objects.filter(shoot=served, action="provision", state=JobState.PENDING).count() == 1
+    )
+    assert "no enabled provider account for aws eu-central-1" in page
+    assert not ProvisioningJob.objects.filter(shoot=unserved).exists()

@@ -1,0 +1,138 @@
+"""Forms of the web UI. They only parse input; the services decide.
+
+A form's ``cleaned_data`` becomes the keyword arguments of one service call; the
+service's :class:`~allocations.errors.IpamError` is put back on the field it
+names with :func:`add_service_error`, so the UI shows the same rule, in the same
+words, as the API and the admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from . import layouts
+from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
+from .errors import IpamError
+from .models import Pool, Seed
+
+FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
+
+
+def add_service_error(form: forms.Form, exc: IpamError) -> None:
+    """Show a service's refusal on the field it names (or above the form if it names none here)."""
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if value in ("", None) else value
+
+
+def _length_field(label: str, help_text: str = "") -> forms.IntegerField:
+    return forms.IntegerField(required=False, min_value=0, max_value=128, label=label, help_text=help_text)
+
+
+class PoolCreateForm(forms.Form):
+    """Input of :func:`allocations.services.pool_create`: a root pool by CIDR or a child of a parent."""
+
+    name = forms.CharField(max_length=200)
+    cidr = forms.CharField(
+        required=False,
+        max_length=100,
+        label="CIDR",
+        help_text="e.g. 2001:db8::/32. With a parent and no CIDR the next free prefix is carved.",
+    )
+    parent = forms.ModelChoiceField(
+        queryset=Pool.objects.filter(retired_at__isnull=True).order_by("family", "first"),
+        required=False,
+        help_text="Carve the pool from this pool",
+    )
+    prefix_length = _length_field("Prefix length", "With a parent and no CIDR")
+    kind = forms.ChoiceField(choices=PoolKind.choices, initial=PoolKind.OWNED)
+    uniqueness = forms.ChoiceField(choices=Uniqueness.choices, initial=Uniqueness.GLOBAL)
+    purpose = forms.ChoiceField(choices=Purpose.choices, initial=Purpose.GENERAL)
+    default_prefix_length = _length_field("Default allocation length", "e.g. 56")
+    min_prefix_length = _length_field("Shortest allowed length")
+    max_prefix_length = _length_field("Longest allowed length")
+    fit_policy = forms.ChoiceField(choices=FitPolicy.choices, initial=FitPolicy.LOWEST_FIRST)
+    project_quota = forms.IntegerField(
+        required=False, min_value=0, help_text="Per Gardener project: /64s for IPv6, addresses for IPv4"
+    )
+    provider = forms.ChoiceField(choices=[("", "—"), *Provider.choices], required=False)
+    region = forms.CharField(max_length=64, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``pool_create`` (empty optional values left out)."""
+        data = dict(self.cleaned_data)
+        data["cidr"] = _blank_to_none(data["cidr"].strip())
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class AllocateForm(forms.Form):
+    """Input of :func:`allocations.services.pool_allocate`: next free /N, or a given CIDR."""
+
+    prefix_length = _length_field("Next free of length", "Leave empty for the pool's default")
+    cidr = forms.CharField(required=False, max_length=100, label="Or this CIDR")
+    project = forms.CharField(required=False, max_length=63, help_text="Gardener project (for quota)")
+    label = forms.CharField(required=False, max_length=100)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, pool: Pool | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if pool is not None:
+            self.fields["prefix_length"].widget.attrs.update(
+                {"min": pool.effective_min_length, "max": pool.effective_max_length}
+            )
+            if pool.default_prefix_length:
+                self.fields["prefix_length"].widget.attrs["placeholder"] = str(pool.default_prefix_length)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        cidr = data["cidr"].strip()
+        if cidr:
+            data["cidr"] = cidr
+            if data["prefix_length"] is None:
+                del data["prefix_length"]
+        else:
+            del data["cidr"]
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class ReleaseForm(forms.Form):
+    """Confirmation of a release (the quarantine is the service's default)."""
+
+    confirm = forms.BooleanField(required=True, label="Yes, release it")
+
+
+class ShootCreateForm(forms.Form):
+    """Input of :func:`allocations.services.shoot_allocate`."""
+
+    project = forms.CharField(max_length=63, help_text="Gardener project")
+    name = forms.CharField(max_length=63)
+    seed = forms.ModelChoiceField(queryset=Seed.objects.order_by("name"))
+    provider = forms.ChoiceField(choices=Provider.choices)
+    region = forms.CharField(max_length=64)
+    ip_families = forms.ChoiceField(choices=FAMILY_CHOICES, label="IP families")
+    layout = forms.ChoiceField(required=False, help_text="Empty: the provider's default layout")
+    zones = forms.IntegerField(min_value=1, max_value=85, initial=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted(layouts.LAYOUTS)
+        self.fields["layout"].choices = [("", "default"), *((n, n) for n in names)]
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data["ip_families"] = data["ip_families"].split(",")
+        data["layout"] = data["layout"] or None
+        return data
+
+
+class NodeRegisterForm(forms.Form):
+    """Input of :func:`allocations.services.node_register`."""
+
+    name = forms.CharField(max_length=253, label="Node name")
+    ipv6_address = forms.CharField(max_length=100, label="Node IPv6 address")

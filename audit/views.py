@@ -1,0 +1,168 @@
+"""The audit log in the web UI: filters, each event's before/after, and CSV export.
+
+Read-only by construction: nothing here writes. The filters extend the API's
+:class:`~audit.api.views.AuditEventFilterSet` with "everything about this pool"
+and "everything about this shoot" (the object's own events and those of its
+allocations and nodes) and a time range typed in the browser's date-time field.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from allocations.models import Node
+from allocations.views import page, paginate, reader
+
+from .api.views import AuditEventFilterSet
+from .models import AuditEvent
+
+OBJECT_TYPES = [
+    ("allocations.pool", "Pool"),
+    ("allocations.allocation", "Allocation"),
+    ("allocations.shoot", "Shoot"),
+    ("allocations.seed", "Seed"),
+    ("allocations.node", "Node"),
+    ("providers.provisioningjob", "Provisioning job"),
+    ("accounts.apitoken", "API token"),
+    ("accounts.projectmembership", "Project membership"),
+]
+CSV_COLUMNS = [
+    "id",
+    "created_at",
+    "actor",
+    "source",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "project",
+    "before",
+    "after",
+    "message",
+]
+
+
+class _LocalDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M")
+
+
+class AuditLogFilterSet(AuditEventFilterSet):
+    """The API's audit filters plus pool, shoot and a browser-friendly time range."""
+
+    actor = django_filters.CharFilter(label="Actor")
+    action = django_filters.CharFilter(lookup_expr="startswith", label="Action (or its start)")
+    action_prefix = None  # ``action`` matches a start already
+    object_type = django_filters.ChoiceFilter(choices=OBJECT_TYPES, label="Object type")
+    pool = django_filters.NumberFilter(method="filter_pool", label="Pool id", min_value=1)
+    shoot = django_filters.NumberFilter(method="filter_shoot", label="Shoot id", min_value=1)
+    since = django_filters.DateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="From", widget=_LocalDateTimeInput()
+    )
+    until = django_filters.DateTimeFilter(
+        field_name="created_at", lookup_expr="lt", label="Until", widget=_LocalDateTimeInput()
+    )
+
+    class Meta(AuditEventFilterSet.Meta):
+        fields = ["actor", "source", "action", "object_type", "object_id", "project"]
+
+    def filter_pool(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
+        pk = int(value)
+        return queryset.filter(
+            Q(object_type="allocations.pool", object_id=str(pk))
+            | Q(object_type="allocations.allocation", after__pool=pk)
+            | Q(object_type="allocations.allocation", before__pool=pk)
+        )
+
+    def filter_shoot(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
+        pk = int(value)
+        nodes = [str(n) for n in Node.objects.filter(shoot_id=pk).values_list("pk", flat=True)]
+        return queryset.filter(
+            Q(object_type="allocations.shoot", object_id=str(pk))
+            | Q(object_type="allocations.allocation", after__shoot=pk)
+            | Q(object_type="allocations.node", object_id__in=nodes)
+        )
+
+
+def _filtered(request: HttpRequest) -> tuple[AuditLogFilterSet, QuerySet[AuditEvent]]:
+    filterset = AuditLogFilterSet(
+        request.GET or None, queryset=AuditEvent.objects.order_by("-created_at", "-id")
+    )
+    if filterset.is_bound and filterset.is_valid():
+        return filterset, filterset.qs
+    if filterset.is_bound:  # invalid filters: show the errors and no events rather than all of them
+        return filterset, AuditEvent.objects.none()
+    return filterset, filterset.queryset
+
+
+@reader
+def event_list(request: HttpRequest) -> HttpResponse:
+    """The audit log: filters, newest first, paginated; each event's before/after on demand."""
+    filterset, qs = _filtered(request)
+    query = request.GET.copy()
+    query.pop("page", None)
+    return page(
+        request,
+        "audit/event_list.html",
+        {"filter": filterset, "page_obj": paginate(request, qs), "query": query.urlencode()},
+    )
+
+
+@reader
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One event with its before and after side by side, and the fields that changed."""
+    event = get_object_or_404(AuditEvent, pk=pk)
+    before, after = event.before or {}, event.after or {}
+    keys = list(dict.fromkeys([*before, *after]))
+    changes = [
+        {"key": k, "before": before.get(k), "after": after.get(k), "changed": before.get(k) != after.get(k)}
+        for k in keys
+    ]
+    return page(request, "audit/event_detail.html", {"event": event, "changes": changes})
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(qs: QuerySet[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for event in qs.iterator(chunk_size=2000):
+        row = []
+        for column in CSV_COLUMNS:
+            value = getattr(event, column)
+            if column in ("before", "after"):
+                value = "" if value is None else json.dumps(value, sort_keys=True)
+            elif column == "created_at":
+                value = value.isoformat()
+            elif isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+                value = "'" + value  # a spreadsheet must not run a pool name as a formula
+            row.append(value)
+        yield writer.writerow(row)
+
+
+@reader
+def event_export(request: HttpRequest) -> HttpResponse:
+    """CSV of the filtered audit log (every matching event, streamed)."""
+    _, qs = _filtered(request)
+    response = StreamingHttpResponse(_csv_rows(qs), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    return response

@@ -1,0 +1,250 @@
+"""The adapter contract: every adapter, through the real job runner, against its real emulator.
+
+One set of tests, parametrised over the clouds (Neutron for OpenStack, moto in
+server mode for AWS). Jobs are run the way the embedded mode runs them
+(:func:`providers.services.run_eagerly`), so the runner's steps, recorded ids,
+retries and the adapters' idempotency are all exercised together. The cloud is
+checked through the SDK by the harness (``harness_openstack``/``harness_aws``),
+never through the adapter under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from allocations import services as ipam
+from allocations.models import Allocation, Seed, Shoot
+from audit.services import Actor
+from providers import selectors, services
+from providers.choices import FindingStatus, JobAction, JobState, StepState
+from providers.models import CloudResource, ProviderAccount, ProvisioningJob, ReconcileFinding
+
+from .faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
+from .landscape import cloud_landscape
+
+pytestmark = pytest.mark.django_db
+ACTOR = Actor("contract", "command")
+FOREIGN_CIDR = "192.168.77.0/24"  # what both harnesses create as "foreign"
+
+
+@dataclass
+class Cloud:
+    """One cloud under contract: its harness, the portal account, and how shoots look there."""
+
+    name: str
+    harness: Any
+    account: ProviderAccount
+    region: str
+    zones: int
+    subnet_create: Any  # a FaultProxy match for "create a subnet"
+
+    def use_proxy(self, proxy: FaultProxy) -> None:
+        services.account_update(account=self.account, endpoint=proxy.url, actor=ACTOR)
+        self.account.refresh_from_db()
+
+    def bad_request(self) -> dict[str, Any]:
+        if self.name == "aws":
+            return {"status": 400, "body": aws_error_body("InvalidParameterValue", "injected: refused")}
+        return {"status": 400, "body": neutron_error_body("BadRequest", "injected: refused")}
+
+
+@pytest.fixture(params=["openstack", "aws"])
+def cloud(request: pytest.FixtureRequest, db: None) -> Iterator[Cloud]:
+    if request.param == "openstack":
+        harness = request.getfixturevalue("openstack_harness")
+        subnet_create = path_matches("/subnets", "POST")
+    else:
+        harness = request.getfixturevalue("aws_harness")
+        subnet_create = aws_action("CreateSubnet")
+    land = cloud_landscape(request.param, harness.make_account_kwargs(), name=f"{request.param}-contract")
+    yield Cloud(request.param, harness, land.account, land.region, land.zones, subnet_create)
+
+
+def run(job: ProvisioningJob) -> ProvisioningJob:
+    """Run a job to its end as the embedded mode does (retries included)."""
+    services.run_eagerly(job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def pending(shoot: Shoot, action: str) -> ProvisioningJob:
+    return ProvisioningJob.objects.get(shoot=shoot, action=action, state=JobState.PENDING)
+
+
+def new_shoot(cloud: Cloud, name: str = "contract") -> Shoot:
+    shoot, _ = ipam.shoot_allocate(
+        project="garden-contract",
+        name=name,
+        seed=Seed.objects.get(name="seed-eu-de-1"),
+        provider=cloud.name,
+        region=cloud.region,
+        zones=cloud.zones,
+        actor=ACTOR,
+    )
+    return shoot
+
+
+def provisioned(cloud: Cloud, name: str = "contract") -> Shoot:
+    shoot = new_shoot(cloud, name)
+    job = run(pending(shoot, JobAction.PROVISION))
+    assert job.state == JobState.SUCCEEDED, job.last_error
+    return shoot
+
+
+def test_provision_creates_exactly_the_portals_ranges(cloud: Cloud) -> None:
+    shoot = provisioned(cloud)
+    job = ProvisioningJob.objects.get(shoot=shoot, action=JobAction.PROVISION)
+    assert job.attempts == 1
+    assert list(job.steps.values_list("state", flat=True)) == [StepState.DONE] * job.steps.count()
+    spec = selectors.shoot_spec(shoot)
+    assert spec.plan is not None
+    assert cloud.harness.subnet_cidrs(spec) == cloud.harness.expected_cidrs(spec)
+    recorded = CloudResource.objects.filter(shoot=shoot, account=cloud.account, deleted_at__isnull=True)
+    assert recorded.count() >= 3
+    read_back = {r["cidr"] for r in job.result["read_back"]}
+    assert (
+        str(spec.plan.range("nodes").kubernetes_cidr if cloud.name == "openstack" else spec.plan.block)
+        in read_back
+    )
+    if cloud.name == "aws":  # Amazon's /56, read back and recorded in the provider pool
+        block = Allocation.objects.get(shoot=shoot, family=6, role="block", state="active")
+        assert block.pool.kind == "provider" and block.cidr == str(spec.plan.block)
+
+
+def test_provisioning_again_creates_no_duplicates(cloud: Cloud) -> None:
+    shoot = provisioned(cloud)
+    spec = selectors.shoot_spec(shoot)
+    before = cloud.harness.leftovers(spec)
+    again = run(services.job_create(action=JobAction.PROVISION, shoot=shoot, actor=ACTOR))
+    assert again.state == JobState.SUCCEEDED, again.last_error
+    assert cloud.harness.leftovers(spec) == before
+    # ids lost (as if the worker died before recording them): found again by tags
+    CloudResource.objects.filter(shoot=shoot).update(deleted_at=timezone.now())
+    third = run(services.job_create(action=JobAction.PROVISION, shoot=shoot, actor=ACTOR))
+    assert third.state == JobState.SUCCEEDED, third.last_error
+    assert cloud.harness.leftovers(spec) == before
+    assert cloud.harness.subnet_cidrs(spec) == cloud.harness.expected_cidrs(spec)
+
+
+def test_node_routes_follow_the_nodes(cloud: Cloud) -> None:
+    shoot = provisioned(cloud)
+    plan = selectors.shoot_spec(shoot).plan
+    node_range = plan.range("nodes" if cloud.name == "openstack" else "workers-z0").cidr
+    nodes = [
+        ipam.node_register(shoot=shoot, name=f"n{i}", ipv6_address=str(node_range[100 + i]), actor=ACTOR)[0]
+        for i in range(2)
+    ]
+    assert run(pending(shoot, JobAction.SYNC_ROUTES)).state == JobState.SUCCEEDED
+    spec = selectors.shoot_spec(shoot)
+    assert len(spec.nodes) == 2
+    assert cloud.harness.routes(spec) == cloud.harness.expected_routes(spec)
+    if cloud.harness.has_node_routes:
+        assert {dest for dest, _ in cloud.harness.routes(spec)} >= {n.pod_allocation.cidr for n in nodes}
+    ipam.node_remove(node=nodes[0], actor=ACTOR)
+    assert run(pending(shoot, JobAction.SYNC_ROUTES)).state == JobState.SUCCEEDED
+    spec = selectors.shoot_spec(shoot)
+    assert len(spec.nodes) == 1
+    assert cloud.harness.routes(spec) == cloud.harness.expected_routes(spec)
+
+
+def test_deprovision_leaves_nothing_and_spares_foreign_resources(cloud: Cloud) -> None:
+    cloud.harness.create_foreign()
+    shoot = provisioned(cloud)
+    spec = selectors.shoot_spec(shoot)
+    assert cloud.harness.leftovers(spec)
+    ipam.shoot_release(shoot=shoot, actor=ACTOR)
+    job = run(pending(shoot, JobAction.DEPROVISION))
+    assert job.state == JobState.SUCCEEDED, job.last_error
+    assert cloud.harness.leftovers(spec) == []
+    assert cloud.harness.foreign_exists()
+    assert not CloudResource.objects.filter(shoot=shoot, deleted_at__isnull=True).exists()
+    again = run(services.job_create(action=JobAction.DEPROVISION, shoot=shoot, actor=ACTOR))
+    assert again.state == JobState.SUCCEEDED, again.last_error
+
+
+def test_deprovision_after_a_half_done_apply(cloud: Cloud) -> None:
+    with FaultProxy(cloud.harness.endpoint) as proxy:
+        cloud.use_proxy(proxy)
+        proxy.fail_next(1, match=cloud.subnet_create, **cloud.bad_request())
+        shoot = new_shoot(cloud)
+        job = run(pending(shoot, JobAction.PROVISION))
+        assert job.state == JobState.FAILED and job.attempts == 1
+        assert "injected: refused" in job.last_error
+        assert job.steps.filter(state=StepState.FAILED).count() == 1
+        spec = selectors.shoot_spec(shoot)
+        assert cloud.harness.leftovers(spec)  # the network / VPC was created before the failure
+        ipam.shoot_release(shoot=shoot, actor=ACTOR)
+        done = run(pending(shoot, JobAction.DEPROVISION))
+    assert done.state == JobState.SUCCEEDED, done.last_error
+    assert cloud.harness.leftovers(spec) == []
+
+
+def test_transient_errors_are_retried_with_backoff_then_succeed(cloud: Cloud, settings: Any) -> None:
+    settings.PROVISIONING_EAGER_BACKOFF_CAP_SECONDS = 0
+    with FaultProxy(cloud.harness.endpoint) as proxy:
+        cloud.use_proxy(proxy)
+        proxy.fail_next(1, status=503, match=cloud.subnet_create)
+        if cloud.name == "aws":
+            proxy.throttle_next(1, match=cloud.subnet_create)
+        else:
+            proxy.fail_next(1, status=429, match=cloud.subnet_create)
+        shoot = new_shoot(cloud)
+        job = run(pending(shoot, JobAction.PROVISION))
+        assert proxy.faults_left() == 0
+    assert (job.state, job.attempts) == (JobState.SUCCEEDED, 3), job.last_error
+    spec = selectors.shoot_spec(shoot)
+    assert cloud.harness.subnet_cidrs(spec) == cloud.harness.expected_cidrs(spec)
+    assert cloud.harness.leftovers(spec) == sorted(set(cloud.harness.leftovers(spec)))  # no duplicate ids
+
+
+def test_transient_errors_past_the_attempt_limit_fail_with_the_providers_message(
+    cloud: Cloud, settings: Any
+) -> None:
+    settings.PROVISIONING_EAGER_BACKOFF_CAP_SECONDS = 0
+    settings.PROVISIONING_MAX_ATTEMPTS = 3
+    body = (
+        aws_error_body("InternalError", "injected: backend down")
+        if cloud.name == "aws"
+        else neutron_error_body("ServiceUnavailable", "injected: backend down")
+    )
+    with FaultProxy(cloud.harness.endpoint) as proxy:
+        cloud.use_proxy(proxy)
+        proxy.fail_next(50, status=503, body=body, match=cloud.subnet_create)
+        job = run(pending(new_shoot(cloud), JobAction.PROVISION))
+    assert (job.state, job.attempts, job.max_attempts) == (JobState.FAILED, 3, 3)
+    assert "injected: backend down" in job.last_error
+
+
+def test_an_unusable_credential_reference_fails_permanently(cloud: Cloud, monkeypatch: Any) -> None:
+    services.account_update(account=cloud.account, credentials_ref="env:IPAM_CONTRACT_MISSING", actor=ACTOR)
+    monkeypatch.delenv("IPAM_CONTRACT_MISSING", raising=False)
+    job = run(pending(new_shoot(cloud), JobAction.PROVISION))
+    assert (job.state, job.attempts) == (JobState.FAILED, 1)
+    assert "environment variable IPAM_CONTRACT_MISSING is not set" in job.last_error
+
+
+def test_reconcile_tells_ours_from_foreign_and_imports_unmanaged(cloud: Cloud) -> None:
+    cloud.harness.create_foreign()
+    shoot = provisioned(cloud)
+    job = run(services.job_create(action=JobAction.RECONCILE, account=cloud.account, actor=ACTOR))
+    assert job.state == JobState.SUCCEEDED, job.last_error
+    findings = ReconcileFinding.objects.filter(job=job)
+    ours = findings.filter(shoot_identity=str(shoot))
+    assert ours.exists() and set(ours.values_list("status", flat=True)) == {FindingStatus.MATCHING}
+    foreign = findings.filter(cidr=FOREIGN_CIDR).first()
+    assert foreign is not None and foreign.status == FindingStatus.UNMANAGED
+    assert job.result["ranges"] == findings.count()
+
+    target = ipam.pool_create(name="imported", cidr="192.168.0.0/16", kind="private", actor=ACTOR)
+    allocation = services.finding_import(finding=foreign, actor=ACTOR)
+    assert (allocation.pool, allocation.cidr, allocation.owner_type) == (target, FOREIGN_CIDR, "provider")
+    again = run(services.job_create(action=JobAction.RECONCILE, account=cloud.account, actor=ACTOR))
+    assert (
+        again.findings.get(cidr=FOREIGN_CIDR, resource_id=foreign.resource_id).status
+        == FindingStatus.MATCHING
+    )
