@@ -482,6 +482,21 @@ def gardener_status_networking(plan: ShootPlan) -> dict[str, list[str]]:
     return {role: [str(n) for n in view.get(role, [])] for role in ("nodes", "pods", "services")}
 
 
+def openstack_infrastructure_ipv6(plan: ShootPlan) -> dict[str, IPv6Network]:
+    """OpenStack ``InfrastructureConfig.networks.ipv6.{nodeCIDR,podCIDR,serviceCIDR}`` of a plan.
+
+    Gardener wants the three disjoint: the node CIDR is the reserved node range —
+    on ``openstack-gep`` the DHCPv6 pool /66, not the /64 subnet that also holds
+    pods and services (a GEP shoot with a Neutron subnet pool exports
+    ``subnetPoolID`` instead).
+    """
+    return {
+        "nodeCIDR": plan.range("nodes").cidr,
+        "podCIDR": plan.range("pods").cidr,
+        "serviceCIDR": plan.range("services").cidr,
+    }
+
+
 def _k8s(plan: ShootPlan, role: str) -> list[IPv6Network]:
     cidr = plan.kubernetes_cidr(role)
     return [] if cidr is None else [cidr]

@@ -417,11 +417,7 @@ def _infrastructure_config(
                 # The GEP layout takes its IPv6 subnet from a Neutron subnet pool.
                 nets["ipv6"] = {"subnetPoolID": subnet_pool}
             else:
-                nets["ipv6"] = {
-                    "nodeCIDR": str(plan.kubernetes_cidr("nodes")),
-                    "podCIDR": str(plan.range("pods").cidr),
-                    "serviceCIDR": str(plan.range("services").cidr),
-                }
+                nets["ipv6"] = {k: str(v) for k, v in layouts.openstack_infrastructure_ipv6(plan).items()}
         infra["networks"] = nets
     elif provider == "aws":
         vpc: dict[str, Any] = {"cidr": v4["nodes"]}

@@ -464,11 +464,7 @@ class ShootSpec:
                 return False
         if infra6:
             try:
-                planned = {
-                    "nodeCIDR": plan.kubernetes_cidr("nodes"),
-                    "podCIDR": plan.range("pods").cidr,
-                    "serviceCIDR": plan.range("services").cidr,
-                }
+                planned = layouts.openstack_infrastructure_ipv6(plan)
             except KeyError:
                 return False
             if any(planned[key] != value for key, value in infra6.items()):

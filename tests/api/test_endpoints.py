@@ -119,7 +119,10 @@ def test_shoot_lifecycle(admin) -> None:
     manifest = yaml.safe_load(admin.get(f"/api/v1/shoots/{pk}/gardener/").content)
     assert manifest["spec"]["networking"]["ipFamilies"] == ["IPv4", "IPv6"]
     ipv6 = manifest["infrastructureConfig"]["networks"]["ipv6"]
-    assert ip_network(ipv6["nodeCIDR"]).prefixlen == 64 and ip_network(ipv6["podCIDR"]).prefixlen == 66
+    # GEP without a subnet pool: the three disjoint /66s (nodes = the DHCPv6 pool of the /64)
+    cidrs = [ip_network(ipv6[k]) for k in ("nodeCIDR", "podCIDR", "serviceCIDR")]
+    assert [c.prefixlen for c in cidrs] == [66, 66, 66]
+    assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1 :])
     as_json = admin.get(f"/api/v1/shoots/{pk}/gardener/", HTTP_ACCEPT="application/json")
     assert as_json["Content-Type"].startswith("application/json") and as_json.json() == manifest
     node = admin.post(
