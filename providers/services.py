@@ -296,6 +296,10 @@ def shoot_event(*, shoot: Shoot, event: str, actor: Actor) -> ProvisioningJob | 
         and selectors.jobs_active(shoot).filter(action=JobAction.PROVISION).exists()
     ):
         return None  # the pending provision writes the routes of every node it sees
+    if action == JobAction.DEPROVISION:
+        # Work that has not started for a shoot now gone is moot: cancel it (audited).
+        for waiting in selectors.jobs_active(shoot).filter(state=JobState.PENDING, attempts=0):
+            job_cancel(job=waiting, actor=actor)
     return job_create(action=action, actor=actor, shoot=shoot, account=account)
 
 

@@ -292,3 +292,13 @@ def test_provision_of_a_released_shoot_is_refused(account: ProviderAccount) -> N
     shoot = ipam.shoot_release(shoot=new_shoot(), actor=ACTOR)
     with pytest.raises(InvalidState, match="only active shoots are provisioned"):
         services.job_create(action=JobAction.PROVISION, shoot=shoot, actor=ACTOR)
+
+
+def test_deleting_a_shoot_cancels_its_jobs_that_never_started(account: ProviderAccount) -> None:
+    shoot = new_shoot()  # its provision job is pending (nothing committed in this test)
+    provision = ProvisioningJob.objects.get(shoot=shoot, action=JobAction.PROVISION)
+    ipam.shoot_release(shoot=shoot, actor=ACTOR)
+    provision.refresh_from_db()
+    assert provision.state == JobState.CANCELLED
+    deprovision = ProvisioningJob.objects.get(shoot=shoot, action=JobAction.DEPROVISION)
+    assert services.job_run(job_id=deprovision.pk).state == JobState.SUCCEEDED  # not deferred
