@@ -10,6 +10,7 @@ really goes through it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,7 +103,11 @@ class Worker:
             "--loglevel=INFO",
         ]
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # its own process group: the embedded beat is a child process, and a "dead host"
+            # (kill) or a stop must take it too, or it outlives the test
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.wait_for_log("ready", timeout=60)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
@@ -116,18 +121,21 @@ class Worker:
         raise TimeoutError(f"worker log has no {text!r} after {timeout}s:\n{self.log.read_text()[-4000:]}")
 
     def kill(self) -> None:
+        """SIGKILL the worker and its beat at once, as when its host dies."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever of the group is left (beat)
+        self.proc.wait(timeout=10)
 
 
 @contextmanager
