@@ -302,3 +302,13 @@ def test_deleting_a_shoot_cancels_its_jobs_that_never_started(account: ProviderA
     assert provision.state == JobState.CANCELLED
     deprovision = ProvisioningJob.objects.get(shoot=shoot, action=JobAction.DEPROVISION)
     assert services.job_run(job_id=deprovision.pk).state == JobState.SUCCEEDED  # not deferred
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 4, 10])
+def test_backoff_is_exponential_with_jitter_and_capped(settings, attempt: int) -> None:
+    settings.PROVISIONING_BACKOFF_SECONDS = 5
+    settings.PROVISIONING_BACKOFF_MAX_SECONDS = 60
+    ceiling = min(60, 5 * 2 ** (attempt - 1))
+    waits = [services._backoff(attempt) for _ in range(200)]
+    assert all(ceiling / 2 <= w <= ceiling for w in waits)
+    assert len(set(waits)) > 100  # jittered, not a fixed delay
