@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from accounts import roles
 from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
@@ -24,12 +25,6 @@ from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from . import serializers as s
 from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):

@@ -21,6 +21,13 @@ def request_actor(request: Any) -> Actor:
     return Actor(name, "api")
 
 
+def validated(serializer_class: type, data: Any) -> dict[str, Any]:
+    """Validate ``data`` with ``serializer_class`` (400 naming the fields) and return its values."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
     """Base of every API viewset: idempotent POSTs, role permissions (from settings)."""
 

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from allocations.api.serializers import AllocationSerializer
 from allocations.models import Shoot
 from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 
 from .. import selectors, services
@@ -25,12 +26,6 @@ from ..choices import JobAction
 from ..models import ProviderAccount, ReconcileFinding
 from . import serializers as s
 from .filters import AccountFilterSet, FindingFilterSet, JobFilterSet
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class AccountViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
