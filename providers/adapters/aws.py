@@ -36,7 +36,20 @@ DESIGN §6 / GARDENER.md. Steps of ``apply`` (each one a job step, named as
     An internet gateway attached to the VPC.
 ``public-route-table``
     A route table with ``0.0.0.0/0`` and (IPv6) ``::/0`` via the internet gateway,
-    associated with the public subnets.
+    associated with the public subnets. Default routes the spec does not want (``::/0``
+    after a rollback) are deleted from both route tables.
+``remove ipv6`` (IPv4-only shoots)
+    What a dual-stack shoot had and an IPv4-only one must not (rollback
+    ``[IPv4, IPv6]`` → ``[IPv4]``): the services reservation, the subnets' IPv6 CIDRs
+    (auto-assign turned off first), the egress-only gateway and the VPC's IPv6 block,
+    in that order. A no-op for a shoot that never had IPv6. AWS refuses to take a
+    subnet's IPv6 CIDR while network interfaces still hold addresses from it: that
+    error fails the job with AWS's message.
+
+**Dual-stack migration** (``[IPv4]`` → ``[IPv4, IPv6]`` of a provisioned shoot): the
+``vpc`` step associates an IPv6 block with the existing VPC (Amazon-provided, or the
+portal's through the IPAM pool, as at creation), and each ``subnet`` step associates
+its planned /64 with the existing subnet; the later steps add the rest.
 
 **IPv4 subnet rule.** The VPC's IPv4 CIDR is cut into the smallest power of two of
 equal parts that holds ``3 × zones`` subnets; subnet *i* of zone *k* (0 workers,
@@ -173,6 +186,8 @@ ROLE_EIGW = "egress-only-gateway"
 ROLE_PRIVATE_RTB = "private-route-table"
 ROLE_IGW = "internet-gateway"
 ROLE_PUBLIC_RTB = "public-route-table"
+#: The last step of ``provision`` for an IPv4-only shoot (rollback from dual-stack).
+STEP_REMOVE_IPV6 = "remove ipv6"
 
 # --------------------------------------------------------------------------- errors
 
@@ -439,6 +454,20 @@ def _vpc_ipv6(vpc: Mapping[str, Any]) -> tuple[IPv6Network | None, str]:
     return None, ""
 
 
+def _ipv6_associations(resource: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A VPC's or subnet's IPv6 CIDR associations that are (being) associated."""
+    return [
+        a
+        for a in resource.get("Ipv6CidrBlockAssociationSet") or []
+        if _state(a.get("Ipv6CidrBlockState")) in ("associating", "associated") and a.get("Ipv6CidrBlock")
+    ]
+
+
+def _vpc_ipv6_pending(vpc: Mapping[str, Any]) -> bool:
+    """True if the VPC has an IPv6 block associated or on its way."""
+    return bool(_ipv6_associations(vpc))
+
+
 def _vpc_ipv4_cidrs(vpc: Mapping[str, Any]) -> list[str]:
     out = [
         str(a["CidrBlock"])
@@ -681,6 +710,14 @@ class AwsAdapter(Adapter):
                 {"routes": routes},
             )
         )
+        if not v6:
+            steps.append(
+                PlannedStep(
+                    STEP_REMOVE_IPV6,
+                    "remove IPv6 left from dual-stack (services reservation, subnet and VPC IPv6 CIDRs, "
+                    "egress-only gateway); nothing if there is none",
+                )
+            )
         return steps
 
     @staticmethod
@@ -820,6 +857,8 @@ class AwsAdapter(Adapter):
         if v6:
             routes[ANY_IPV6] = ("GatewayId", igw)
         self._apply_route_table(spec, ctx, vpc_id, ROLE_PUBLIC_RTB, "public", public, routes)
+        if not v6:
+            self._remove_ipv6(spec, ctx, vpc_id, list(subnets.values()))
 
     def apply_vpc(
         self, spec: ShootSpec, ctx: StepContext, opts: Mapping[str, Any] | None = None
@@ -834,25 +873,14 @@ class AwsAdapter(Adapter):
                     "CidrBlock": str(_vpc_ipv4(spec, opts)),
                     "TagSpecifications": self._tag_spec(VPC, spec, ROLE_VPC, spec.resource_name()),
                 }
-                if v6 and spec.ipv6_from_provider:
-                    params["AmazonProvidedIpv6CidrBlock"] = True
-                elif v6:
-                    # The portal's own /56. (A re-run after an Amazon /56 was adopted also
-                    # has a planned block, but then the VPC exists and is found above.)
-                    if spec.plan is None or spec.plan.block is None:
-                        raise PermanentProviderError(
-                            f"shoot {spec.identity} has IPv6 but no planned /56 block"
-                        )
-                    if not opts["ipam_pool_id"]:
-                        raise PermanentProviderError(
-                            f"the shoot's /56 {spec.plan.block} is the portal's own: it goes through an AWS "
-                            "IPAM pool — set account option ipam_pool_id",
-                            field="ipam_pool_id",
-                        )
-                    params["Ipv6IpamPoolId"] = opts["ipam_pool_id"]
-                    params["Ipv6CidrBlock"] = str(spec.plan.block)
+                if v6:
+                    params.update(self._ipv6_block_params(spec, opts))
                 vpc = self.ec2.create_vpc(**params)["Vpc"]
                 step.note(created=True)
+            elif v6 and not _vpc_ipv6_pending(vpc):
+                # Dual-stack migration of a provisioned IPv4-only shoot: the VPC gets its /56 now.
+                self.ec2.associate_vpc_cidr_block(VpcId=vpc["VpcId"], **self._ipv6_block_params(spec, opts))
+                step.note(associated_ipv6=True)
             step.created(ROLE_VPC, str(vpc["VpcId"]), kind="vpc")
             vpc = self._wait_vpc(str(vpc["VpcId"]), v6, opts)
             block, pool = _vpc_ipv6(vpc)
@@ -876,6 +904,22 @@ class AwsAdapter(Adapter):
                         f"the VPC {vpc['VpcId']} has the IPv6 block {block}, the portal planned {spec.plan.block}"
                     )
         return vpc, spec
+
+    def _ipv6_block_params(self, spec: ShootSpec, opts: Mapping[str, Any]) -> dict[str, Any]:
+        """How the VPC gets its /56 (``CreateVpc`` and ``AssociateVpcCidrBlock`` take the same)."""
+        if spec.ipv6_from_provider:
+            return {"AmazonProvidedIpv6CidrBlock": True}
+        # The portal's own /56. (A re-run after an Amazon /56 was adopted also has a
+        # planned block, but then the VPC holds it already and nothing is asked for.)
+        if spec.plan is None or spec.plan.block is None:
+            raise PermanentProviderError(f"shoot {spec.identity} has IPv6 but no planned /56 block")
+        if not opts["ipam_pool_id"]:
+            raise PermanentProviderError(
+                f"the shoot's /56 {spec.plan.block} is the portal's own: it goes through an AWS "
+                "IPAM pool — set account option ipam_pool_id",
+                field="ipam_pool_id",
+            )
+        return {"Ipv6IpamPoolId": opts["ipam_pool_id"], "Ipv6CidrBlock": str(spec.plan.block)}
 
     def _wait_vpc(self, vpc_id: str, need_ipv6: bool, opts: Mapping[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + opts["wait_timeout"]
@@ -930,6 +974,11 @@ class AwsAdapter(Adapter):
                         params["Ipv6Native"] = True
                 subnet = self.ec2.create_subnet(**params)["Subnet"]
                 step.note(created=True)
+            elif sn.ipv6 is not None and not _subnet_ipv6(subnet):
+                # Dual-stack migration: the existing subnet gets its planned /64.
+                self.ec2.associate_subnet_cidr_block(SubnetId=subnet["SubnetId"], Ipv6CidrBlock=str(sn.ipv6))
+                subnet = self._by_id(SUBNET, str(subnet["SubnetId"])) or subnet
+                step.note(associated_ipv6=str(sn.ipv6))
             subnet_id = str(subnet["SubnetId"])
             step.created(sn.role, subnet_id, kind="subnet")
             self._check_subnet(subnet, sn)
@@ -1049,6 +1098,9 @@ class AwsAdapter(Adapter):
             step.created(role, rtb_id, kind="route-table")
             for destination, (target_param, target) in routes.items():
                 self._ensure_route(rtb, destination, target_param, target)
+            removed = self._remove_default_routes(rtb, keep=routes)
+            if removed:
+                step.note(removed_routes=removed)
             associated = {a.get("SubnetId") for a in rtb.get("Associations") or [] if a.get("SubnetId")}
             for subnet_id in subnet_ids:
                 if subnet_id not in associated:
@@ -1064,6 +1116,21 @@ class AwsAdapter(Adapter):
             self.ec2.create_route(**params)
         elif current.get(target_param) != target:
             self.ec2.replace_route(**params)
+
+    def _remove_default_routes(self, rtb: Mapping[str, Any], keep: Mapping[str, Any]) -> list[str]:
+        """Delete the default routes (``0.0.0.0/0``, ``::/0``) of our route table that ``keep`` lacks."""
+        removed = []
+        for route in rtb.get("Routes") or []:
+            for key, destination in (
+                ("DestinationCidrBlock", ANY_IPV4),
+                ("DestinationIpv6CidrBlock", ANY_IPV6),
+            ):
+                if route.get(key) == destination and destination not in keep:
+                    self._ignore_missing(
+                        self.ec2.delete_route, RouteTableId=rtb["RouteTableId"], **{key: destination}
+                    )
+                    removed.append(destination)
+        return removed
 
     def _associate(self, rtb_id: str, subnet_id: str) -> None:
         """Associate a subnet, moving it from another explicit association if it has one."""
@@ -1103,34 +1170,14 @@ class AwsAdapter(Adapter):
                         )
                         deleted.append(igw["InternetGatewayId"])
                 else:
-                    for eigw in self._find_all(EIGW, spec, ctx, role):
-                        gid = eigw["EgressOnlyInternetGatewayId"]
-                        self._ignore_missing(
-                            self.ec2.delete_egress_only_internet_gateway, EgressOnlyInternetGatewayId=gid
-                        )
-                        deleted.append(gid)
+                    deleted = self._delete_eigws(spec, ctx)
                 if role in ctx.resources:
                     step.deleted(role)
                 step.note(deleted=deleted)
 
         subnets = self._find_all(SUBNET, spec, ctx, None)
         with self._step(ctx, f"delete {ROLE_RESERVATION}") as step:
-            deleted = []
-            recorded = ctx.resources.get(ROLE_RESERVATION)
-            for subnet in subnets:
-                answer = self.ec2.get_subnet_cidr_reservations(SubnetId=subnet["SubnetId"])
-                for res in itertools.chain(
-                    answer.get("SubnetIpv6CidrReservations") or [],
-                    answer.get("SubnetIpv4CidrReservations") or [],
-                ):
-                    # moto does not return a reservation's tags: the recorded id counts too.
-                    # Others on our subnets go with the subnet in the next step.
-                    if self._is_ours(res, spec) or res["SubnetCidrReservationId"] == recorded:
-                        rid = res["SubnetCidrReservationId"]
-                        self._ignore_missing(
-                            self.ec2.delete_subnet_cidr_reservation, SubnetCidrReservationId=rid
-                        )
-                        deleted.append(rid)
+            deleted = self._delete_reservations(spec, ctx, [str(s["SubnetId"]) for s in subnets])
             if ROLE_RESERVATION in ctx.resources:
                 step.deleted(ROLE_RESERVATION)
             step.note(deleted=deleted)
@@ -1149,6 +1196,67 @@ class AwsAdapter(Adapter):
             if ROLE_VPC in ctx.resources:
                 step.deleted(ROLE_VPC)
             step.note(deleted=[v["VpcId"] for v in vpcs])
+
+    def _delete_eigws(self, spec: ShootSpec, ctx: StepContext) -> list[str]:
+        deleted = []
+        for eigw in self._find_all(EIGW, spec, ctx, ROLE_EIGW):
+            gid = str(eigw["EgressOnlyInternetGatewayId"])
+            self._ignore_missing(
+                self.ec2.delete_egress_only_internet_gateway, EgressOnlyInternetGatewayId=gid
+            )
+            deleted.append(gid)
+        return deleted
+
+    def _delete_reservations(self, spec: ShootSpec, ctx: StepContext, subnet_ids: list[str]) -> list[str]:
+        """Delete the shoot's CIDR reservations on ``subnet_ids`` (others stay: they go with the subnet)."""
+        deleted = []
+        recorded = ctx.resources.get(ROLE_RESERVATION)
+        for subnet_id in subnet_ids:
+            answer = self.ec2.get_subnet_cidr_reservations(SubnetId=subnet_id)
+            for res in itertools.chain(
+                answer.get("SubnetIpv6CidrReservations") or [],
+                answer.get("SubnetIpv4CidrReservations") or [],
+            ):
+                # moto does not return a reservation's tags: the recorded id counts too.
+                if self._is_ours(res, spec) or res["SubnetCidrReservationId"] == recorded:
+                    rid = str(res["SubnetCidrReservationId"])
+                    self._ignore_missing(self.ec2.delete_subnet_cidr_reservation, SubnetCidrReservationId=rid)
+                    deleted.append(rid)
+        return deleted
+
+    def _remove_ipv6(self, spec: ShootSpec, ctx: StepContext, vpc_id: str, subnet_ids: list[str]) -> None:
+        """Step ``remove ipv6``: take away the IPv6 an IPv4-only shoot must not have (rollback)."""
+        with self._step(ctx, STEP_REMOVE_IPV6) as step:
+            reservations = self._delete_reservations(spec, ctx, subnet_ids)
+            if ROLE_RESERVATION in ctx.resources:
+                step.deleted(ROLE_RESERVATION)
+            subnet_cidrs = []
+            for subnet in self._describe(SUBNET, SubnetIds=subnet_ids) if subnet_ids else []:
+                if subnet.get("AssignIpv6AddressOnCreation"):
+                    self.ec2.modify_subnet_attribute(
+                        SubnetId=subnet["SubnetId"], AssignIpv6AddressOnCreation={"Value": False}
+                    )
+                for assoc in _ipv6_associations(subnet):
+                    self._ignore_missing(
+                        self.ec2.disassociate_subnet_cidr_block, AssociationId=assoc["AssociationId"]
+                    )
+                    subnet_cidrs.append(str(ip_network(assoc["Ipv6CidrBlock"], strict=False)))
+            eigws = self._delete_eigws(spec, ctx)
+            if ROLE_EIGW in ctx.resources:
+                step.deleted(ROLE_EIGW)
+            vpc_cidrs = []
+            vpc = self._by_id(VPC, vpc_id)
+            for assoc in _ipv6_associations(vpc or {}):
+                self._ignore_missing(
+                    self.ec2.disassociate_vpc_cidr_block, AssociationId=assoc["AssociationId"]
+                )
+                vpc_cidrs.append(str(ip_network(assoc["Ipv6CidrBlock"], strict=False)))
+            step.note(
+                reservations=reservations,
+                subnet_ipv6=subnet_cidrs,
+                egress_only_gateways=eigws,
+                vpc_ipv6=vpc_cidrs,
+            )
 
     def _delete_route_table(self, rtb: Mapping[str, Any]) -> None:
         for assoc in rtb.get("Associations") or []:

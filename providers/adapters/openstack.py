@@ -15,7 +15,12 @@ of DESIGN §6 are supported:
 Steps of ``apply`` (each is a job step, named as :meth:`OpenStackAdapter.plan` says):
 network → IPv4 subnet (``spec.ipv4["nodes"]``) → IPv6 subnet(s) → router → one
 router interface per node subnet (IPv6 and IPv4) → routes (one extra route per
-registered node: its pod range via its address; routes that are not ours are kept).
+registered node: its pod range via its address; routes that are not ours are kept)
+→ for an IPv4-only shoot, ``remove ipv6``: the IPv6 subnets a dual-stack shoot had
+(rollback ``[IPv4, IPv6]`` → ``[IPv4]``) are deleted with the routes within them and
+their router interfaces — a no-op for a shoot that never had IPv6. A dual-stack
+migration of a provisioned IPv4-only shoot needs nothing special: the IPv6 subnets
+and interfaces are added to the existing network and router.
 
 Finding what exists (so a re-run never duplicates): the id recorded in
 ``ctx.resources``, else the shoot's tags (Neutron tags are plain strings, we use
@@ -107,6 +112,9 @@ LAYOUTS = ("openstack-gep", "openstack-subnets")
 #: Every subnet role this adapter ever creates: destroy looks for all of them, so a
 #: shoot whose families or layout changed since apply is still cleaned up.
 SUBNET_ROLES = ("nodes-ipv4", "nodes-ipv6", "pods-ipv6", "services-ipv6")
+IPV6_SUBNET_ROLES = tuple(r for r in SUBNET_ROLES if r.endswith("-ipv6"))
+#: The last step of ``provision`` for an IPv4-only shoot (rollback from dual-stack).
+STEP_REMOVE_IPV6 = "remove ipv6"
 ROUTER_INTERFACE_OWNERS = (
     "network:router_interface",
     "network:router_interface_distributed",
@@ -532,7 +540,16 @@ class OpenStackAdapter(Adapter):
                     steps.append(
                         PlannedStep(sp.interface_step, f"attach the router to {sp.cidr}", {"cidr": sp.cidr})
                     )
-            return [*steps, *self.plan(spec, "sync-routes")]
+            steps += self.plan(spec, "sync-routes")
+            if "IPv6" not in spec.ip_families:
+                steps.append(
+                    PlannedStep(
+                        STEP_REMOVE_IPV6,
+                        "delete the IPv6 subnets left from dual-stack, their routes and router interfaces; "
+                        "nothing if there are none",
+                    )
+                )
+            return steps
         if action == "sync-routes":
             routes = self.desired_routes(spec)
             return [
@@ -662,6 +679,10 @@ class OpenStackAdapter(Adapter):
         with ctx.step("routes") as step:
             self._sync_routes(router.id, spec, routes, step)
 
+        if "IPv6" not in spec.ip_families:
+            with ctx.step(STEP_REMOVE_IPV6) as step:
+                self._remove_subnets(spec, ctx, step, [router], IPV6_SUBNET_ROLES)
+
     def _ensure_subnet(
         self, spec: ShootSpec, ctx: StepContext, step: StepHandle, sp: SubnetPlan, network_id: str
     ) -> str:
@@ -775,19 +796,85 @@ class OpenStackAdapter(Adapter):
             res = self._get("network", ctx.resources["network"])
             if res is not None:
                 networks[res.id] = res
+        return {
+            "networks": list(networks.values()),
+            "subnets": self._shoot_subnets(spec, ctx, SUBNET_ROLES),
+            "routers": self._shoot_routers(spec, ctx),
+        }
+
+    def _shoot_subnets(self, spec: ShootSpec, ctx: StepContext, roles: Iterable[str]) -> list[Any]:
+        """The shoot's subnets of ``roles``: tag and description matches plus recorded ids."""
         subnets: dict[str, Any] = {}
-        for role in SUBNET_ROLES:
+        for role in roles:
             subnets.update({r.id: r for r in self._find_all(spec, "subnet", role)})
             recorded = ctx.resources.get(f"subnet-{role}")
             if recorded and recorded not in subnets:
                 res = self._get("subnet", recorded)
                 if res is not None:
                     subnets[res.id] = res
-        return {
-            "networks": list(networks.values()),
-            "subnets": list(subnets.values()),
-            "routers": self._shoot_routers(spec, ctx),
-        }
+        return list(subnets.values())
+
+    def _remove_routes(
+        self, routers: Iterable[Any], scopes: list[ipaddress.IPv4Network | IPv6Network]
+    ) -> list[str]:
+        """Remove every route of ``routers`` whose destination lies within ``scopes``."""
+        removed = []
+        for router in routers:
+            ours = [
+                (r["destination"], r["nexthop"])
+                for r in router.routes or []
+                if _within(r["destination"], scopes)
+            ]
+            if ours:
+                with _sdk(f"remove routes from router {router.id}"):
+                    self.conn.network.remove_extra_routes_from_router(router, _routes_body(ours))
+                removed += [f"{d} via {n}" for d, n in ours]
+        return removed
+
+    def _detach(
+        self, routers: Iterable[Any], subnet_ids: set[str], ctx: StepContext, step: StepHandle
+    ) -> list[str]:
+        """Detach ``routers`` from the ports they have on ``subnet_ids`` (recorded interfaces marked gone)."""
+        by_id = {v: k for k, v in ctx.resources.items()}
+        detached = []
+        for router in routers:
+            for port in self._router_interfaces(router.id):
+                if {ip.get("subnet_id") for ip in port.fixed_ips or []} & subnet_ids:
+                    try:
+                        with _sdk(f"detach router {router.id} from port {port.id}"):
+                            self.conn.network.remove_interface_from_router(router, port=port.id)
+                    except PermanentProviderError as exc:
+                        if not isinstance(exc.__cause__, os_exc.NotFoundException):
+                            raise
+                    detached.append(port.id)
+                    if port.id in by_id:
+                        step.deleted(by_id[port.id])
+        return detached
+
+    def _delete_subnets(self, subnets: Iterable[Any]) -> list[str]:
+        deleted = []
+        for subnet in subnets:
+            with _sdk(f"delete subnet {subnet.cidr}"):
+                self.conn.network.delete_subnet(subnet, ignore_missing=True)
+            deleted.append(str(subnet.cidr))
+        return deleted
+
+    def _remove_subnets(
+        self, spec: ShootSpec, ctx: StepContext, step: StepHandle, routers: list[Any], roles: Iterable[str]
+    ) -> None:
+        """Delete the shoot's subnets of ``roles``: routes within them, interfaces, then the subnets."""
+        roles = tuple(roles)
+        subnets = self._shoot_subnets(spec, ctx, roles)
+        scopes = [ipaddress.ip_network(s.cidr) for s in subnets]
+        routers = [self._get("router", r.id) or r for r in routers]  # routes as they are now
+        removed = self._remove_routes(routers, scopes) if scopes else []
+        detached = self._detach(routers, {s.id for s in subnets}, ctx, step)
+        deleted = self._delete_subnets(subnets)
+        for role in roles:
+            for key in (f"subnet-{role}", f"router-interface-{role}"):
+                if key in ctx.resources:
+                    step.deleted(key)
+        step.note(removed_routes=removed, detached=detached, deleted=deleted)
 
     def destroy(self, spec: ShootSpec, ctx: StepContext) -> None:
         """Routes (ours only) → interfaces → router → subnets → network; idempotent."""
@@ -795,36 +882,10 @@ class OpenStackAdapter(Adapter):
             # Found once, inside the first step so a failing lookup fails a step.
             found = self._shoot_resources(spec, ctx)
             scopes = self._owned_scopes(spec, found["subnets"])
-            subnet_ids = {s.id for s in found["subnets"]}
-            by_id = {v: k for k, v in ctx.resources.items()}
-            removed = []
-            for router in found["routers"]:
-                ours = [
-                    (r["destination"], r["nexthop"])
-                    for r in router.routes or []
-                    if _within(r["destination"], scopes)
-                ]
-                if ours:
-                    with _sdk(f"remove routes from router {router.id}"):
-                        self.conn.network.remove_extra_routes_from_router(router, _routes_body(ours))
-                    removed += [f"{d} via {n}" for d, n in ours]
-            step.note(removed=removed)
+            step.note(removed=self._remove_routes(found["routers"], scopes))
 
         with ctx.step("delete router interfaces") as step:
-            detached = []
-            for router in found["routers"]:
-                for port in self._router_interfaces(router.id):
-                    port_subnets = {ip.get("subnet_id") for ip in port.fixed_ips or []}
-                    if port_subnets & subnet_ids:
-                        try:
-                            with _sdk(f"detach router {router.id} from port {port.id}"):
-                                self.conn.network.remove_interface_from_router(router, port=port.id)
-                        except PermanentProviderError as exc:
-                            if not isinstance(exc.__cause__, os_exc.NotFoundException):
-                                raise
-                        detached.append(port.id)
-                        if port.id in by_id:
-                            step.deleted(by_id[port.id])
+            detached = self._detach(found["routers"], {s.id for s in found["subnets"]}, ctx, step)
             for key in [k for k in ctx.resources if k.startswith("router-interface-")]:
                 step.deleted(key)
             step.note(detached=detached)
@@ -838,12 +899,10 @@ class OpenStackAdapter(Adapter):
             step.note(deleted=[r.id for r in found["routers"]])
 
         with ctx.step("delete subnets") as step:
-            for subnet in found["subnets"]:
-                with _sdk(f"delete subnet {subnet.cidr}"):
-                    self.conn.network.delete_subnet(subnet, ignore_missing=True)
+            deleted = self._delete_subnets(found["subnets"])
             for key in [k for k in ctx.resources if k.startswith("subnet-")]:
                 step.deleted(key)
-            step.note(deleted=[s.cidr for s in found["subnets"]])
+            step.note(deleted=deleted)
 
         with ctx.step("delete network") as step:
             for network in found["networks"]:

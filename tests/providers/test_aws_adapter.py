@@ -247,6 +247,16 @@ def stubbed(adapter: AwsAdapter) -> Stubber:
     return stubber
 
 
+#: The tags of the VPC of ``make_spec()``'s shoot, as the adapter sets them.
+TAGS_VPC = [
+    {"Key": TAG_SHOOT, "Value": "garden-dev/alpha"},
+    {"Key": TAG_SHOOT_ID, "Value": "1"},
+    {"Key": "ipam-portal/managed", "Value": "true"},
+    {"Key": TAG_ROLE, "Value": "vpc"},
+    {"Key": "Name", "Value": "shoot--garden-dev--alpha"},
+]
+
+
 def vpc_answer(vpc_id: str, block: str, pool: str = POOL_ID, state: str = "available") -> dict[str, Any]:
     return {
         "VpcId": vpc_id,
@@ -272,13 +282,6 @@ def test_ipam_pool_path_sends_the_portal_block_through_the_pool() -> None:
         {"Name": f"tag:{TAG_SHOOT_ID}", "Values": ["1"]},
         {"Name": f"tag:{TAG_ROLE}", "Values": ["vpc"]},
     ]
-    tags = [
-        {"Key": TAG_SHOOT, "Value": "garden-dev/alpha"},
-        {"Key": TAG_SHOOT_ID, "Value": "1"},
-        {"Key": "ipam-portal/managed", "Value": "true"},
-        {"Key": TAG_ROLE, "Value": "vpc"},
-        {"Key": "Name", "Value": "shoot--garden-dev--alpha"},
-    ]
     with stubbed(adapter) as stub:
         stub.add_response("describe_vpcs", {"Vpcs": []}, {"Filters": tag_filters})
         stub.add_response(
@@ -288,7 +291,7 @@ def test_ipam_pool_path_sends_the_portal_block_through_the_pool() -> None:
                 "CidrBlock": "10.180.0.0/16",
                 "Ipv6IpamPoolId": POOL_ID,
                 "Ipv6CidrBlock": PORTAL_BLOCK,
-                "TagSpecifications": [{"ResourceType": "vpc", "Tags": tags}],
+                "TagSpecifications": [{"ResourceType": "vpc", "Tags": TAGS_VPC}],
             },
         )
         stub.add_response(
@@ -300,6 +303,28 @@ def test_ipam_pool_path_sends_the_portal_block_through_the_pool() -> None:
     assert ctx.ids == {"vpc": "vpc-1"}
     assert ctx.adopted == []  # the portal's own block is not adopted
     assert ctx.steps[0].detail["ipv6_pool"] == POOL_ID
+
+
+def test_ipam_pool_path_migrates_an_existing_ipv4_only_vpc() -> None:
+    """Dual-stack migration: the existing VPC gets the portal's /56 through the pool."""
+    spec = make_spec(block=PORTAL_BLOCK, from_provider=False)
+    adapter = AwsAdapter(aws_account_config("http://127.0.0.1:9", ipam_pool_id=POOL_ID))
+    ctx = MemoryContext(ids={"vpc": "vpc-1"})
+    ipv4_only = {**vpc_answer("vpc-1", PORTAL_BLOCK), "Ipv6CidrBlockAssociationSet": [], "Tags": TAGS_VPC}
+    with stubbed(adapter) as stub:
+        stub.add_response("describe_vpcs", {"Vpcs": [ipv4_only]}, {"VpcIds": ["vpc-1"]})
+        stub.add_response(
+            "associate_vpc_cidr_block",
+            {"VpcId": "vpc-1"},
+            {"VpcId": "vpc-1", "Ipv6IpamPoolId": POOL_ID, "Ipv6CidrBlock": PORTAL_BLOCK},
+        )
+        stub.add_response(
+            "describe_vpcs", {"Vpcs": [vpc_answer("vpc-1", PORTAL_BLOCK)]}, {"VpcIds": ["vpc-1"]}
+        )
+        vpc, same = adapter.apply_vpc(spec, ctx)
+        stub.assert_no_pending_responses()
+    assert vpc["VpcId"] == "vpc-1" and same is spec and ctx.steps[0].detail["associated_ipv6"] is True
+    assert ctx.steps[0].detail["ipv6"] == PORTAL_BLOCK and ctx.adopted == []
 
 
 def test_ipam_pool_path_refuses_a_different_block() -> None:
@@ -636,10 +661,43 @@ def test_ipv4_only_shoot(harness: AwsHarness) -> None:
     ctx = MemoryContext()
     harness.adapter().apply(spec, ctx)
     assert "egress-only-gateway" not in [s.name for s in ctx.steps]
+    assert [s.name for s in ctx.steps] == [p.name for p in harness.adapter().plan(spec, "provision")]
+    assert ctx.steps[-1].name == "remove ipv6"
+    assert ctx.steps[-1].detail == {
+        "reservations": [],
+        "subnet_ipv6": [],
+        "egress_only_gateways": [],
+        "vpc_ipv6": [],
+    }
     assert harness.subnet_cidrs(spec) == harness.expected_cidrs(spec)
     assert harness.routes(spec) == {("0.0.0.0/0", "igw")}
     harness.adapter().destroy(spec, ctx)
     assert harness.leftovers(spec) == []
+
+
+def test_rollback_to_ipv4_removes_every_ipv6_part_in_order(harness: AwsHarness) -> None:
+    harness.options = {"reserve_services": True}
+    dual = make_spec(zones=1)
+    ctx = adopting(dual)
+    harness.adapter().apply(dual, ctx)
+    dual = adopted(ctx, dual)
+    assert "services-reservation" in ctx.ids and "egress-only-gateway" in ctx.ids
+    v4 = make_spec(families=("IPv4",), zones=1)
+    harness.adapter().apply(v4, ctx)
+    removed = ctx.steps[-1]
+    assert removed.name == "remove ipv6" and removed.state == "done"
+    assert removed.detail["vpc_ipv6"] == [str(dual.plan.block)]
+    assert sorted(removed.detail["subnet_ipv6"]) == sorted(str(r.cidr) for r in dual.plan.by_role("subnet"))
+    assert len(removed.detail["reservations"]) == 1 and len(removed.detail["egress_only_gateways"]) == 1
+    assert "services-reservation" not in ctx.ids and "egress-only-gateway" not in ctx.ids
+    assert harness.subnet_cidrs(v4) == harness.expected_cidrs(v4)
+    assert harness.routes(v4) == {("0.0.0.0/0", "igw")}
+    assert "egress-only-gateway" not in harness.roles(v4)
+    subnets = harness.ec2.describe_subnets(SubnetIds=[ctx.ids["subnet/workers-z0"]])["Subnets"]
+    assert subnets[0]["AssignIpv6AddressOnCreation"] is False
+    # Again: nothing left to remove.
+    harness.adapter().apply(v4, ctx)
+    assert ctx.steps[-1].detail["vpc_ipv6"] == [] and ctx.steps[-1].detail["subnet_ipv6"] == []
 
 
 def test_ipv6_only_shoot_gets_ipv6_native_subnets(harness: AwsHarness) -> None:

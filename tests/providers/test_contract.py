@@ -248,3 +248,52 @@ def test_reconcile_tells_ours_from_foreign_and_imports_unmanaged(cloud: Cloud) -
         again.findings.get(cidr=FOREIGN_CIDR, resource_id=foreign.resource_id).status
         == FindingStatus.MATCHING
     )
+
+
+def test_rollback_takes_ipv6_out_of_the_cloud_and_migration_brings_it_back(cloud: Cloud) -> None:
+    """``[IPv4, IPv6]`` → ``[IPv4]`` deprovisions the IPv6 parts; → ``[IPv4, IPv6]`` provisions new ones."""
+    cloud.harness.create_foreign()
+    shoot = provisioned(cloud)
+    dual = selectors.shoot_spec(shoot)
+    assert dual.plan is not None
+    node_range = dual.plan.range("nodes" if cloud.name == "openstack" else "workers-z0").cidr
+    ipam.node_register(shoot=shoot, name="n0", ipv6_address=str(node_range[100]), actor=ACTOR)
+    assert run(pending(shoot, JobAction.SYNC_ROUTES)).state == JobState.SUCCEEDED
+    assert cloud.harness.routes(selectors.shoot_spec(shoot)) == cloud.harness.expected_routes(
+        selectors.shoot_spec(shoot)
+    )
+
+    shoot = ipam.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4"], actor=ACTOR)
+    job = run(pending(shoot, JobAction.PROVISION))
+    assert job.state == JobState.SUCCEEDED, job.last_error
+    assert job.steps.get(name="remove ipv6").state == StepState.DONE
+    v4 = selectors.shoot_spec(shoot)
+    assert v4.ip_families == ("IPv4",) and v4.plan is None and v4.nodes == ()
+    cidrs = cloud.harness.subnet_cidrs(v4)
+    assert cidrs == cloud.harness.expected_cidrs(v4)
+    assert cidrs and all(":" not in c for c in cidrs), cidrs
+    assert cloud.harness.routes(v4) == cloud.harness.expected_routes(v4)
+    assert all(":" not in dest for dest, _ in cloud.harness.routes(v4))
+    assert not Allocation.objects.filter(shoot=shoot, family=6, state="active").exists()
+    assert cloud.harness.foreign_exists()
+    live = set(
+        CloudResource.objects.filter(shoot=shoot, deleted_at__isnull=True).values_list("key", flat=True)
+    )
+    assert not {k for k in live if "ipv6" in k or k in ("egress-only-gateway", "services-reservation")}, live
+    # Provisioning the IPv4-only shoot again finds nothing more to remove.
+    again = run(services.job_create(action=JobAction.PROVISION, shoot=shoot, actor=ACTOR))
+    assert again.state == JobState.SUCCEEDED, again.last_error
+    assert cloud.harness.subnet_cidrs(v4) == cidrs
+
+    shoot = ipam.shoot_change_ip_families(shoot=shoot, ip_families=["IPv4", "IPv6"], actor=ACTOR)
+    job = run(pending(shoot, JobAction.PROVISION))
+    assert job.state == JobState.SUCCEEDED, job.last_error
+    back = selectors.shoot_spec(shoot)
+    assert back.plan is not None and back.plan.block != dual.plan.block  # the old one is quarantined
+    assert cloud.harness.subnet_cidrs(back) == cloud.harness.expected_cidrs(back)
+    assert cloud.harness.routes(back) == cloud.harness.expected_routes(back)
+
+    ipam.shoot_release(shoot=shoot, actor=ACTOR)
+    gone = run(pending(shoot, JobAction.DEPROVISION))
+    assert gone.state == JobState.SUCCEEDED, gone.last_error
+    assert cloud.harness.leftovers(back) == []

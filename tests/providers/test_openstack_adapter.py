@@ -301,7 +301,10 @@ def test_apply_ipv4_only(neutron: str, neutron_conn: Any) -> None:
         "router",
         "router interface nodes-ipv4",
         "routes",
+        "remove ipv6",  # nothing to remove: the shoot never had IPv6
     ]
+    assert [s.name for s in ctx.steps] == [p.name for p in adapter(neutron).plan(spec, "provision")]
+    assert ctx.steps[-1].detail == {"removed_routes": [], "detached": [], "deleted": []}
     assert routes_of(the_router(neutron_conn, spec)) == set()
 
 
