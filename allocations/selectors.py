@@ -147,8 +147,8 @@ def pool_free_blocks(
 ) -> list[prefixes.IPNetwork]:
     """Free blocks, lowest first; with ``prefix_length`` the free aligned blocks of that size.
 
-    Big free blocks are expanded into aligned /prefix_length blocks lazily, so the
-    first page costs a bounded number of rows whatever the pool's size.
+    Every free block read yields at least one aligned block, so the first page
+    reads at most ``limit`` rows (one indexed, bounded query) whatever the pool's size.
     """
     if prefix_length is not None and not pool.prefix_length <= prefix_length <= pool.bits:
         raise PrefixLengthNotAllowed(
@@ -161,7 +161,7 @@ def pool_free_blocks(
     if prefix_length is not None:
         qs = qs.filter(prefix_length__lte=prefix_length)
     out: list[prefixes.IPNetwork] = []
-    for block in qs.iterator(chunk_size=limit):
+    for block in qs[:limit]:
         first = prefixes.from_key(block.first)
         if prefix_length is None:
             out.append(prefixes.make_network(first, block.prefix_length, pool.family))
@@ -719,19 +719,6 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
                 if c.allocation_id == alloc_pk:
                     c.pool_id = pool_pk
     return amap
-
-
-def pool_lowest_free_blocks(pool: Pool, limit: int = 20) -> list[prefixes.IPNetwork]:
-    """The lowest ``limit`` free blocks of a pool, as :func:`pool_free_blocks` lists them.
-
-    One sliced query on the (pool, first) index: no server-side cursor, which on
-    PostgreSQL outside a transaction is declared ``WITH HOLD`` and materialises
-    every free block of the pool first (100 000 rows in a fragmented pool).
-    """
-    if not pool.is_global:
-        return pool_free_blocks(pool, limit=limit)
-    rows = FreeBlock.objects.filter(pool=pool).order_by("first").values_list("first", "prefix_length")[:limit]
-    return [prefixes.make_network(prefixes.from_key(first), length, pool.family) for first, length in rows]
 
 
 def allocation_parents(allocation: Allocation) -> list[Allocation]:

@@ -319,7 +319,7 @@ def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = 
         "at_error": at_error,
         "view_is_pool": view == pool.network,
         "parent_view": _parent_view(pool, view, amap.cell_bits),
-        "free_blocks": selectors.pool_lowest_free_blocks(pool, limit=20),
+        "free_blocks": selectors.pool_free_blocks(pool, limit=20),
         # the map counted the allocations inside the view already (global pools)
         "page_obj": paginate(request, allocations, count=amap.within_count if pool.is_global else None),
         "children": list(pool.children.filter(retired_at__isnull=True).order_by("first")[:CHILDREN_SHOWN]),
