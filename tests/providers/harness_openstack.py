@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import openstack.exceptions as os_exc
+
 from providers.adapters.base import TAG_SHOOT, TAG_SHOOT_ID, AccountConfig, ShootSpec
 from providers.adapters.openstack import OpenStackAdapter
 from tests.providers.fixtures_openstack import neutron_reset, neutron_restore, openstack_connect
@@ -144,9 +146,10 @@ class OpenStackHarness:
     def foreign_exists(self) -> bool:
         """True if the foreign network, subnet, router and route are all still there, unchanged."""
         net = self.conn.network
-        network = net.find_network(FOREIGN_NAME)
-        router = net.find_router(FOREIGN_NAME)
-        if network is None or router is None:
+        try:
+            network = net.find_network(FOREIGN_NAME, ignore_missing=False)
+            router = net.find_router(FOREIGN_NAME, ignore_missing=False)
+        except os_exc.NotFoundException:
             return False
         cidrs = {s.cidr for s in net.subnets(network_id=network.id)}
         routes = {(r["destination"], r["nexthop"]) for r in router.routes or []}
