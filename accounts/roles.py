@@ -4,16 +4,26 @@ A user's role comes from Django: superusers and members of the group ``admin``
 are admins; the groups ``operator`` and ``auditor`` give those roles. Anyone
 else authenticated may read nothing. One place answers "may this user write
 for this project?" — the API, UI and admin all ask here.
+
+Like Django's permission cache (``ModelBackend``), a user object remembers its
+groups' role and its projects once read: a request loads its user afresh, and its
+checks (may read, may write, this project, that project) then cost one query each
+at most, not one per check. A service that changes them for a user object drops
+that object's memory (:func:`forget`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 ADMIN = "admin"
 OPERATOR = "operator"
 AUDITOR = "auditor"
 ROLES = (ADMIN, OPERATOR, AUDITOR)
+_GROUP_ROLE = "_ipam_group_role"  # attribute names of the memory on a user object
+_PROJECTS = "_ipam_projects"
+_UNKNOWN = object()
 
 
 def user_role(user: Any) -> str | None:
@@ -22,15 +32,27 @@ def user_role(user: Any) -> str | None:
         return None
     if user.is_superuser:
         return ADMIN
-    names = set(user.groups.values_list("name", flat=True))
-    for role in ROLES:
-        if role in names:
-            return role
-    return None
+    role = getattr(user, _GROUP_ROLE, _UNKNOWN)
+    if role is _UNKNOWN:
+        names = set(user.groups.values_list("name", flat=True))
+        role = next((r for r in ROLES if r in names), None)
+        setattr(user, _GROUP_ROLE, role)
+    return role
 
 
 def user_projects(user: Any) -> set[str]:
-    return set(user.project_memberships.values_list("project", flat=True))
+    projects = getattr(user, _PROJECTS, None)
+    if projects is None:
+        projects = frozenset(user.project_memberships.values_list("project", flat=True))
+        setattr(user, _PROJECTS, projects)
+    return set(projects)
+
+
+def forget(user: Any) -> None:
+    """Drop what ``user`` remembers of its role and projects (after changing them)."""
+    for name in (_GROUP_ROLE, _PROJECTS):
+        with contextlib.suppress(AttributeError):
+            delattr(user, name)
 
 
 def may_read(user: Any) -> bool:

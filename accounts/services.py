@@ -69,7 +69,10 @@ def token_lookup(key: str) -> ApiToken | None:
     if not key.startswith(TOKEN_PREFIX) or key.count("_") < 2:
         return None
     prefix = key[len(TOKEN_PREFIX) :].split("_", 1)[0]
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    # Every API request asks this: the prefix is unique, so no ORDER BY (the Meta ordering) to
+    # build or sort, and the user comes in the same query.
+    found = ApiToken.objects.select_related("user").filter(prefix=prefix).order_by()[:1]
+    token = next(iter(found), None)
     if token is None or not hmac.compare_digest(token.digest, token_digest(key)):
         return None
     return token if token.is_usable and token.user.is_active else None
@@ -93,4 +96,5 @@ def membership_add(*, user: Any, project: str, actor: Actor) -> ProjectMembershi
         membership, created = ProjectMembership.objects.get_or_create(user=user, project=project)
         if created:
             audit_record(actor=actor, action="membership.add", obj=membership, project=project)
+    roles.forget(user)
     return membership

@@ -6,6 +6,8 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import SkipField
+from rest_framework.relations import PKOnlyObject
 
 from ..choices import (
     FitPolicy,
@@ -66,10 +68,50 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class PrebuiltOutputSerializer(serializers.ModelSerializer):
+    """A read-only output serializer whose fields are built once per class, not per response.
+
+    A ``ModelSerializer`` introspects its model and builds every field each time it
+    is instantiated — most of what rendering one object costs. Output fields hold no
+    per-response state, so they are built once (bound to a template instance) and
+    :meth:`to_representation` reuses them, with the same per-field steps as DRF's;
+    ``SerializerMethodField`` methods run on the serializer at hand. Only for fields
+    that need no ``context`` (no hyperlinks, no request). The declared fields stay the
+    schema's source.
+    """
+
+    @classmethod
+    def _output_fields(cls) -> list[tuple[serializers.Field, str | None]]:
+        """The readable fields of the class, each with its method name if it is a method field."""
+        built = cls.__dict__.get("_prebuilt_fields")
+        if built is None:
+            built = [
+                (field, field.method_name if isinstance(field, serializers.SerializerMethodField) else None)
+                for field in cls()._readable_fields
+            ]
+            cls._prebuilt_fields = built  # racing threads build equal lists; either may win
+        return built
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        ret: dict[str, Any] = {}
+        for field, method in self._output_fields():
+            if method is not None:
+                ret[field.field_name] = getattr(self, method)(instance)
+                continue
+            try:
+                attribute = field.get_attribute(instance)
+            except SkipField:
+                continue
+            # As DRF: None stays None; a pk-only related value is None when its pk is.
+            check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+            ret[field.field_name] = None if check_for_none is None else field.to_representation(attribute)
+        return ret
+
+
 PREFIX_LENGTH = {"min_value": 0, "max_value": 128}
 
 
-class PoolSerializer(serializers.ModelSerializer):
+class PoolSerializer(PrebuiltOutputSerializer):
     family = serializers.IntegerField(read_only=True)
     prefix_length = serializers.IntegerField(read_only=True)
     parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
@@ -153,7 +195,7 @@ class PoolUpdateSerializer(StrictSerializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
 
 
-class AllocationSerializer(serializers.ModelSerializer):
+class AllocationSerializer(PrebuiltOutputSerializer):
     shoot_name = serializers.SerializerMethodField()
     node = serializers.SerializerMethodField()
 
@@ -228,7 +270,7 @@ class LookupQuerySerializer(StrictSerializer):
     q = serializers.CharField(max_length=100, help_text="An address or a prefix")
 
 
-class SeedSerializer(serializers.ModelSerializer):
+class SeedSerializer(PrebuiltOutputSerializer):
     class Meta:
         model = Seed
         fields = [
@@ -272,7 +314,7 @@ class SeedCreateSerializer(StrictSerializer):
     )
 
 
-class NodeSerializer(serializers.ModelSerializer):
+class NodeSerializer(PrebuiltOutputSerializer):
     pods = serializers.CharField(source="pod_allocation.cidr", read_only=True)
 
     class Meta:
@@ -299,7 +341,7 @@ class ShootCreateSerializer(StrictSerializer):
     zones = serializers.IntegerField(min_value=1, max_value=85, default=1)
 
 
-class ShootSerializer(serializers.ModelSerializer):
+class ShootSerializer(PrebuiltOutputSerializer):
     seed = serializers.SlugRelatedField(slug_field="name", read_only=True)
     networking = serializers.SerializerMethodField()
 

@@ -35,6 +35,12 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     filterset_class = PoolFilterSet
     ordering_fields = ["name", "first", "prefix_length", "created_at"]
 
+    def get_queryset(self) -> QuerySet[Pool]:
+        if getattr(self, "action", None) == "allocations":
+            # Allocating needs the pool row only (the answer names no parent): no join to build or read.
+            return Pool.objects.all()
+        return super().get_queryset()
+
     def get_write_project(self, request: Request) -> str | None:
         return request.data.get("project") if isinstance(request.data, dict) else None
 
