@@ -164,6 +164,8 @@ class AwsHarness:
                 dest = route.get("DestinationCidrBlock") or route.get("DestinationIpv6CidrBlock")
                 if route.get("EgressOnlyInternetGatewayId"):
                     out.add((dest, "eigw"))
+                elif route.get("NatGatewayId"):
+                    out.add((dest, "nat"))
                 elif str(route.get("GatewayId") or "").startswith("igw-"):
                     out.add((dest, "igw"))
                 elif route.get("GatewayId") != "local":
@@ -172,10 +174,14 @@ class AwsHarness:
         return out
 
     def expected_routes(self, spec: ShootSpec) -> set[tuple[str, str]]:
-        """The default routes the adapter sets (no node routes on AWS)."""
+        """The default routes the adapter sets (no node routes on AWS), NAT gateway included."""
         out = {("0.0.0.0/0", "igw")}
         if "IPv6" in spec.ip_families:
             out |= {("::/0", "eigw"), ("::/0", "igw")}
+        if "IPv4" in spec.ip_families and self.options.get("nat_gateway", True):
+            out.add(("0.0.0.0/0", "nat"))
+            if "IPv6" in spec.ip_families:
+                out.add(("64:ff9b::/96", "nat"))  # NAT64
         return out
 
     def leftovers(self, spec: ShootSpec) -> list[str]:
@@ -191,8 +197,17 @@ class AwsHarness:
                 "EgressOnlyInternetGatewayId",
             ),
             ("describe_route_tables", "RouteTables", "RouteTableId"),
+            ("describe_nat_gateways", "NatGateways", "NatGatewayId"),
         ):
-            ids |= {str(r[id_field]) for r in self._all(method, key) if self._ours(r, spec)}
+            ids |= {
+                str(r[id_field])
+                for r in self._all(method, key)
+                if self._ours(r, spec) and r.get("State") not in ("deleted", "failed")
+            }
+        # Elastic IPs: DescribeAddresses has no paginator
+        ids |= {
+            str(a["AllocationId"]) for a in self.ec2.describe_addresses()["Addresses"] if self._ours(a, spec)
+        }
         return sorted(ids)
 
     def roles(self, spec: ShootSpec) -> dict[str, str]:
@@ -208,6 +223,7 @@ class AwsHarness:
                 "EgressOnlyInternetGatewayId",
             ),
             ("describe_route_tables", "RouteTables", "RouteTableId"),
+            ("describe_nat_gateways", "NatGateways", "NatGatewayId"),
         ):
             for r in self._all(method, key):
                 tags = {t["Key"]: t["Value"] for t in r.get("Tags") or []}

@@ -144,10 +144,12 @@ def test_plan_lists_the_steps_without_calling_aws() -> None:
         *subnets,
         "services-reservation",
         "egress-only-gateway",
-        "private-route-table",
         "internet-gateway",
+        "nat-gateway",
+        "private-route-table",
         "public-route-table",
     ]
+    assert steps[-2].details == {"routes": ["0.0.0.0/0", "64:ff9b::/96", "::/0"]}
     assert steps[0].details == {"ipv4": "10.180.0.0/16", "ipv6": PORTAL_BLOCK}
     assert steps[1].details["ipv6"] == "2001:db8:0:100::/64"
     assert steps[3].details["ipv6"] == "2001:db8:0:102::/64"  # public-z0 = /64 number 2
@@ -327,6 +329,27 @@ def test_ipam_pool_path_migrates_an_existing_ipv4_only_vpc() -> None:
     assert ctx.steps[0].detail["ipv6"] == PORTAL_BLOCK and ctx.adopted == []
 
 
+def test_a_failed_nat_gateway_is_permanent_a_slow_one_transient() -> None:
+    adapter = AwsAdapter(aws_account_config("http://127.0.0.1:9", wait_timeout=0.2, poll_interval=0.05))
+    opts = adapter._options()
+    failed = {"NatGatewayId": "nat-1", "State": "failed", "FailureCode": "Gateway.NotAttached"}
+    failed["FailureMessage"] = "Network vpc-1 has no Internet gateway attached"
+    with stubbed(adapter) as stub:
+        stub.add_response("describe_nat_gateways", {"NatGateways": [failed]}, {"NatGatewayIds": ["nat-1"]})
+        with pytest.raises(
+            PermanentProviderError, match=r"nat-1 is failed: Gateway\.NotAttached: Network vpc-1"
+        ):
+            adapter._wait_nat("nat-1", opts)
+        # not visible yet (eventual consistency), then pending until the deadline
+        stub.add_client_error("describe_nat_gateways", "NatGatewayNotFound", "not found")
+        for _ in range(20):
+            stub.add_response(
+                "describe_nat_gateways", {"NatGateways": [{"NatGatewayId": "nat-1", "State": "pending"}]}
+            )
+        with pytest.raises(TransientProviderError, match=r"nat-1 is not available after 0 s \(state pending"):
+            adapter._wait_nat("nat-1", opts)
+
+
 def test_ipam_pool_path_refuses_a_different_block() -> None:
     spec = make_spec(block=PORTAL_BLOCK, from_provider=False)
     adapter = AwsAdapter(aws_account_config("http://127.0.0.1:9", ipam_pool_id=POOL_ID))
@@ -419,8 +442,17 @@ def test_dual_stack_three_zones(harness: AwsHarness) -> None:
         t: ec2.describe_route_tables(RouteTableIds=[roles[t]])["RouteTables"][0]
         for t in ("private-route-table", "public-route-table")
     }
-    private_routes = {r.get("DestinationIpv6CidrBlock"): r for r in tables["private-route-table"]["Routes"]}
+    private_routes = {
+        r.get("DestinationIpv6CidrBlock") or r.get("DestinationCidrBlock"): r
+        for r in tables["private-route-table"]["Routes"]
+    }
     assert private_routes["::/0"]["EgressOnlyInternetGatewayId"] == eigw["EgressOnlyInternetGatewayId"]
+    # IPv4 egress and NAT64 of the private subnets: one NAT gateway in public-z0 with an Elastic IP.
+    (nat,) = ec2.describe_nat_gateways(NatGatewayIds=[roles["nat-gateway"]])["NatGateways"]
+    assert nat["State"] == "available" and nat["SubnetId"] == by_role["subnet/public-z0"]["SubnetId"]
+    assert nat["NatGatewayAddresses"][0]["AllocationId"] == ctx.ids["nat-eip"]
+    assert private_routes["0.0.0.0/0"]["NatGatewayId"] == nat["NatGatewayId"]
+    assert private_routes["64:ff9b::/96"]["NatGatewayId"] == nat["NatGatewayId"]
     public_routes = tables["public-route-table"]["Routes"]
     assert {
         (r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock"), r.get("GatewayId"))
@@ -449,8 +481,10 @@ def test_dual_stack_three_zones(harness: AwsHarness) -> None:
         *(f"subnet/{kind}-z{k}" for k in range(3) for kind in ("workers", "internal", "public")),
         "services-reservation",
         "egress-only-gateway",
-        "private-route-table",
         "internet-gateway",
+        "nat-eip",
+        "nat-gateway",
+        "private-route-table",
         "public-route-table",
     }
 
@@ -570,7 +604,8 @@ def test_destroy_leaves_nothing_and_spares_foreign_resources(harness: AwsHarness
     adapter.destroy(spec, ctx)
     assert harness.leftovers(spec) == []
     assert ctx.ids == {}
-    assert [s.name for s in ctx.steps[-7:]] == [p.name for p in adapter.plan(spec, "deprovision")]
+    planned = [p.name for p in adapter.plan(spec, "deprovision")]
+    assert [s.name for s in ctx.steps[-len(planned) :]] == planned
     assert harness.foreign_exists()
     assert foreign["vpc"] in {v["VpcId"] for v in harness.ec2.describe_vpcs()["Vpcs"]}
     assert len(harness._subnets(other)) == 3 and len(harness.leftovers(other)) > 3
@@ -592,7 +627,7 @@ def test_destroy_after_a_half_done_apply(harness: AwsHarness, aws_fault_proxy: F
     with pytest.raises(PermanentProviderError, match=r"CreateRouteTable.*InvalidParameterValue: no"):
         adapter.apply(spec, adopting(spec))
     left = harness.leftovers(spec)
-    assert len(left) == 1 + 6 + 1  # VPC, subnets, egress-only gateway
+    assert len(left) == 1 + 6 + 1 + 1 + 2  # VPC, subnets, egress-only, internet and NAT gateway, its address
     adapter.destroy(spec, MemoryContext())  # a fresh context: found by tags
     assert harness.leftovers(spec) == []
 
@@ -670,9 +705,26 @@ def test_ipv4_only_shoot(harness: AwsHarness) -> None:
         "vpc_ipv6": [],
     }
     assert harness.subnet_cidrs(spec) == harness.expected_cidrs(spec)
-    assert harness.routes(spec) == {("0.0.0.0/0", "igw")}
+    assert harness.routes(spec) == {("0.0.0.0/0", "igw"), ("0.0.0.0/0", "nat")}
     harness.adapter().destroy(spec, ctx)
     assert harness.leftovers(spec) == []
+
+
+def test_nat_gateway_can_be_turned_off(harness: AwsHarness) -> None:
+    harness.options = {**FAST, "nat_gateway": False}
+    spec = make_spec(zones=1)
+    ctx = adopting(spec)
+    harness.adapter().apply(spec, ctx)
+    assert "nat-gateway" not in [s.name for s in ctx.steps] and "nat-gateway" not in ctx.ids
+    assert harness.routes(spec) == {("0.0.0.0/0", "igw"), ("::/0", "igw"), ("::/0", "eigw")}
+    assert not harness.ec2.describe_addresses()["Addresses"]
+
+
+def test_nat_gateway_options_are_checked() -> None:
+    adapter = AwsAdapter(aws_account_config("http://127.0.0.1:9", nat_gateway="yes"))
+    with pytest.raises(PermanentProviderError, match="nat_gateway must be true or false") as err:
+        adapter.plan(make_spec(), "provision")
+    assert err.value.field == "nat_gateway"
 
 
 def test_rollback_to_ipv4_removes_every_ipv6_part_in_order(harness: AwsHarness) -> None:
@@ -691,7 +743,8 @@ def test_rollback_to_ipv4_removes_every_ipv6_part_in_order(harness: AwsHarness) 
     assert len(removed.detail["reservations"]) == 1 and len(removed.detail["egress_only_gateways"]) == 1
     assert "services-reservation" not in ctx.ids and "egress-only-gateway" not in ctx.ids
     assert harness.subnet_cidrs(v4) == harness.expected_cidrs(v4)
-    assert harness.routes(v4) == {("0.0.0.0/0", "igw")}
+    # ::/0 and the NAT64 route are gone; IPv4 egress through the NAT gateway stays.
+    assert harness.routes(v4) == {("0.0.0.0/0", "igw"), ("0.0.0.0/0", "nat")}
     assert "egress-only-gateway" not in harness.roles(v4)
     subnets = harness.ec2.describe_subnets(SubnetIds=[ctx.ids["subnet/workers-z0"]])["Subnets"]
     assert subnets[0]["AssignIpv6AddressOnCreation"] is False

@@ -28,16 +28,24 @@ DESIGN §6 / GARDENER.md. Steps of ``apply`` (each one a job step, named as
     Account option ``reserve_services: false`` skips it (recorded as a note).
 ``egress-only-gateway`` (IPv6 only)
     An egress-only internet gateway for the VPC.
-``private-route-table``
-    The shoot's route table, with ``::/0`` via the egress-only gateway (IPv6),
-    associated with the workers and internal subnets. IPv4 egress of private subnets
-    (a NAT gateway) is not managed here.
 ``internet-gateway``
     An internet gateway attached to the VPC.
+``nat-gateway`` (shoots with IPv4; account option ``nat_gateway``, default true)
+    An Elastic IP and a public NAT gateway in the first public subnet, waited for
+    until ``available`` (``failed`` is permanent, still pending after
+    ``wait_timeout`` transient). One per shoot, not one per zone: the private subnets
+    of every zone leave through zone 0. IPv6-only shoots get none (their public
+    subnets are IPv6-native and cannot hold one).
+``private-route-table``
+    The shoot's route table for the workers and internal subnets: ``0.0.0.0/0`` via
+    the NAT gateway (IPv4 egress), ``::/0`` via the egress-only gateway (IPv6) and,
+    with both, the NAT64 prefix ``64:ff9b::/96`` via the NAT gateway (GARDENER.md).
+    DNS64 is not turned on: dual-stack workers resolve IPv4 themselves.
 ``public-route-table``
     A route table with ``0.0.0.0/0`` and (IPv6) ``::/0`` via the internet gateway,
-    associated with the public subnets. Default routes the spec does not want (``::/0``
-    after a rollback) are deleted from both route tables.
+    associated with the public subnets. Managed routes the spec does not want (``::/0``
+    and NAT64 after a rollback, ``0.0.0.0/0`` via NAT with ``nat_gateway: false``) are
+    deleted from both route tables; other routes are left alone.
 ``remove ipv6`` (IPv4-only shoots)
     What a dual-stack shoot had and an IPv4-only one must not (rollback
     ``[IPv4, IPv6]`` → ``[IPv4]``): the services reservation, the subnets' IPv6 CIDRs
@@ -65,7 +73,11 @@ the answer, since some emulators ignore filters. Everything is created with its 
 in the same call (``TagSpecifications``): the shoot's tags, the role, and ``Name``
 = ``spec.resource_name(<suffix>)``. ``destroy`` deletes, in reverse order, only what
 carries the shoot's tags (or a recorded id whose resource carries them), also after
-a half-done apply.
+a half-done apply: route tables, the NAT gateway (waited for until deleted, then its
+Elastic IP released — AWS will not detach an internet gateway while a public
+address is mapped in the VPC), the internet and egress-only gateways, the services
+reservation, the subnets, the VPC. NAT gateways stay listed as ``deleted`` for a
+while: only ``pending`` and ``available`` ones count as existing.
 
 **Node routes.** AWS has no router routes for pods: each node's network interface
 gets a /80 by prefix delegation (Nitro instances). ``sync_routes`` is therefore one
@@ -103,8 +115,12 @@ clear :class:`CredentialError` rather than whatever the worker's environment hol
 ``connect_timeout`` / ``read_timeout``
     Seconds per request (defaults 5 and 30).
 ``wait_timeout`` / ``poll_interval``
-    How long to wait for a new VPC and its /56 (default 120 s), polling every
-    ``poll_interval`` seconds (default 2). Still not ready → transient error.
+    How long to wait for a new VPC and its /56, or a NAT gateway to become available
+    or be deleted (default 120 s), polling every ``poll_interval`` seconds (default 2).
+    Still not ready → transient error.
+``nat_gateway``
+    Default true: shoots with IPv4 get the NAT gateway above. False creates none;
+    one created earlier stays until the shoot is deprovisioned (its route goes).
 ``reserve_services``
     Default true. False skips the services CIDR reservation (recorded as a note):
     meant for emulators in which it is slow — moto materialises every address of

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from allocations.layouts import AWS_SUBNET_KINDS
+from providers.errors import TransientProviderError
 
 from .. import register
-from ..base import TAG_SHOOT, CloudRange, PlannedStep, ShootSpec, StepContext
+from ..base import TAG_SHOOT, CloudRange, PlannedStep, ShootSpec, StepContext, StepHandle
 from .errors import _sdk
 from .planning import (
     ANY_IPV4,
     ANY_IPV6,
+    NAT64_PREFIX,
     ROLE_EIGW,
     ROLE_IGW,
+    ROLE_NAT,
+    ROLE_NAT_EIP,
     ROLE_PRIVATE_RTB,
     ROLE_PUBLIC_RTB,
     ROLE_RESERVATION,
@@ -24,7 +29,12 @@ from .planning import (
     subnet_plans,
 )
 from .provision import AwsProvisioning
-from .resources import IGW, RTB, SUBNET, VPC, _subnet_ranges, _tags, _vpc_ranges
+from .resources import EIP, IGW, NAT, RTB, SUBNET, VPC, _subnet_ranges, _tags, _vpc_ranges
+
+#: What destroy deletes first, in this order (then the reservation, subnets, VPC). The NAT
+#: gateway goes before the internet gateway: AWS will not detach an internet gateway
+#: while a public address is mapped in the VPC.
+DESTROY_ORDER = (ROLE_PUBLIC_RTB, ROLE_PRIVATE_RTB, ROLE_NAT, ROLE_IGW, ROLE_EIGW)
 
 
 @register
@@ -44,7 +54,7 @@ class AwsAdapter(AwsProvisioning):
                 PlannedStep(
                     f"delete {role}", f"delete the shoot's {role.replace('-', ' ')}(s) tagged {spec.identity}"
                 )
-                for role in (ROLE_PUBLIC_RTB, ROLE_IGW, ROLE_PRIVATE_RTB, ROLE_EIGW, ROLE_RESERVATION)
+                for role in (*DESTROY_ORDER, ROLE_RESERVATION)
             ] + [
                 PlannedStep("delete subnets", f"delete every subnet tagged {spec.identity}"),
                 PlannedStep("delete vpc", f"delete the VPC tagged {spec.identity}"),
@@ -101,15 +111,27 @@ class AwsAdapter(AwsProvisioning):
                 )
             )
             steps.append(PlannedStep(ROLE_EIGW, "egress-only internet gateway"))
+        steps.append(PlannedStep(ROLE_IGW, "internet gateway attached to the VPC"))
+        private: dict[str, str] = {}
+        if self._nat_wanted(spec, opts):
+            steps.append(
+                PlannedStep(
+                    ROLE_NAT, "Elastic IP and public NAT gateway in the first public subnet, waited for"
+                )
+            )
+            private[ANY_IPV4] = "the NAT gateway"
+            if v6:
+                private[NAT64_PREFIX] = "the NAT gateway (NAT64)"
+        if v6:
+            private[ANY_IPV6] = "the egress-only gateway"
         steps.append(
             PlannedStep(
                 ROLE_PRIVATE_RTB,
                 "route table for the workers and internal subnets"
-                + (" with ::/0 via the egress-only gateway" if v6 else ""),
-                {"routes": [ANY_IPV6] if v6 else []},
+                + (" with " + ", ".join(f"{d} via {t}" for d, t in private.items()) if private else ""),
+                {"routes": list(private)},
             )
         )
-        steps.append(PlannedStep(ROLE_IGW, "internet gateway attached to the VPC"))
         routes = [ANY_IPV4] + ([ANY_IPV6] if v6 else [])
         steps.append(
             PlannedStep(
@@ -140,10 +162,12 @@ class AwsAdapter(AwsProvisioning):
 
     def destroy(self, spec: ShootSpec, ctx: StepContext) -> None:
         """Delete, in reverse order of apply, everything tagged for the shoot; idempotent."""
-        for role in (ROLE_PUBLIC_RTB, ROLE_IGW, ROLE_PRIVATE_RTB, ROLE_EIGW):
+        for role in DESTROY_ORDER:
             with self._step(ctx, f"delete {role}") as step:
                 deleted = []
-                if role in (ROLE_PUBLIC_RTB, ROLE_PRIVATE_RTB):
+                if role == ROLE_NAT:
+                    deleted = self._delete_nat(spec, ctx, step)
+                elif role in (ROLE_PUBLIC_RTB, ROLE_PRIVATE_RTB):
                     for rtb in self._find_all(RTB, spec, ctx, role):
                         self._delete_route_table(rtb)
                         deleted.append(rtb["RouteTableId"])
@@ -186,6 +210,39 @@ class AwsAdapter(AwsProvisioning):
             if ROLE_VPC in ctx.resources:
                 step.deleted(ROLE_VPC)
             step.note(deleted=[v["VpcId"] for v in vpcs])
+
+    def _delete_nat(self, spec: ShootSpec, ctx: StepContext, step: StepHandle) -> list[str]:
+        """Delete the shoot's NAT gateways, wait until they are gone, then release their Elastic IPs."""
+        opts = self._options()
+        gateways = self._find_all(NAT, spec, ctx, ROLE_NAT)
+        for nat in gateways:
+            self._ignore_missing(self.ec2.delete_nat_gateway, NatGatewayId=nat["NatGatewayId"])
+        # Also one deleted by an earlier attempt and still "deleting": its address is still in use.
+        waiting = {str(n["NatGatewayId"]) for n in gateways} | {ctx.resources.get(ROLE_NAT) or ""} - {""}
+        deadline = time.monotonic() + opts["wait_timeout"]
+        while waiting:
+            waiting = {
+                i
+                for i in waiting
+                if (self._nat_any_state(i) or {}).get("State") not in (None, "deleted", "failed")
+            }
+            if not waiting:
+                break
+            if time.monotonic() >= deadline:
+                raise TransientProviderError(
+                    f"AWS NAT gateway(s) {', '.join(sorted(waiting))} still deleting"
+                )
+            time.sleep(opts["poll_interval"])
+        if ROLE_NAT in ctx.resources:
+            step.deleted(ROLE_NAT)
+        released = []
+        for eip in self._find_all(EIP, spec, ctx, ROLE_NAT_EIP):
+            self._ignore_missing(self.ec2.release_address, AllocationId=eip["AllocationId"])
+            released.append(str(eip["AllocationId"]))
+        if ROLE_NAT_EIP in ctx.resources:
+            step.deleted(ROLE_NAT_EIP)
+        step.note(released_addresses=released)
+        return [str(n["NatGatewayId"]) for n in gateways]
 
     def _delete_route_table(self, rtb: Mapping[str, Any]) -> None:
         for assoc in rtb.get("Associations") or []:

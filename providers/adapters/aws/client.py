@@ -22,7 +22,7 @@ from providers.errors import CredentialError, PermanentProviderError
 from ..base import TAG_SHOOT, TAG_SHOOT_ID, AccountConfig, Adapter, ShootSpec, StepContext, StepHandle
 from .errors import _code, _not_found, _sdk
 from .planning import DEFAULT_IPV6_ONLY_VPC_CIDR, ROLE_EIGW, ROLE_RESERVATION, TAG_ROLE, _zone_count
-from .resources import EIGW, _Kind, _tags
+from .resources import EIGW, NAT, _Kind, _tags
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -82,6 +82,12 @@ class AwsBase(Adapter):
                 "account option reserve_services must be true or false", field="reserve_services"
             )
         out["reserve_services"] = reserve
+        nat = raw.get("nat_gateway", True)
+        if not isinstance(nat, bool):
+            raise PermanentProviderError(
+                "account option nat_gateway must be true or false", field="nat_gateway"
+            )
+        out["nat_gateway"] = nat
         out["vpc_ipv4_cidr"] = str(raw.get("vpc_ipv4_cidr") or DEFAULT_IPV6_ONLY_VPC_CIDR)
         return out
 
@@ -131,6 +137,11 @@ class AwsBase(Adapter):
         return "IPv6" in spec.ip_families
 
     @staticmethod
+    def _nat_wanted(spec: ShootSpec, opts: Mapping[str, Any]) -> bool:
+        """A NAT gateway needs an IPv4 public subnet: shoots with IPv4, unless the account turns it off."""
+        return bool(opts["nat_gateway"]) and "IPv4" in spec.ip_families
+
+    @staticmethod
     def _services_range(spec: ShootSpec) -> IPv6Network | None:
         if spec.plan is None or spec.plan.block is None:
             return None
@@ -146,6 +157,8 @@ class AwsBase(Adapter):
             yield step
 
     def _describe(self, kind: _Kind, **params: Any) -> list[dict[str, Any]]:
+        if not self.ec2.can_paginate(kind.describe):  # DescribeAddresses answers in one page
+            return list(getattr(self.ec2, kind.describe)(**params).get(kind.result_key) or [])
         paginator = self.ec2.get_paginator(kind.describe)
         out: list[dict[str, Any]] = []
         for page in paginator.paginate(**params):
@@ -176,12 +189,22 @@ class AwsBase(Adapter):
             if _not_found(exc):
                 return None
             raise
-        return next((r for r in found if r.get(kind.id_field) == resource_id), None)
+        return next((r for r in found if r.get(kind.id_field) == resource_id and kind.live(r)), None)
+
+    def _nat_any_state(self, nat_id: str) -> dict[str, Any] | None:
+        """A NAT gateway in whatever state (also ``deleted``); None if AWS does not know the id (yet)."""
+        try:
+            found = self._describe(NAT, NatGatewayIds=[nat_id])
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return found[0] if found else None
 
     def _tagged(self, kind: _Kind, spec: ShootSpec, role: str | None = None) -> list[dict[str, Any]]:
         """Resources of ``kind`` carrying the shoot's tags (and role); re-checked client-side."""
         found = self._describe(kind, Filters=self._shoot_filters(spec, role))
-        return [r for r in found if self._is_ours(r, spec, role)]
+        return [r for r in found if self._is_ours(r, spec, role) and kind.live(r)]
 
     def _find(self, kind: _Kind, spec: ShootSpec, ctx: StepContext, role: str) -> dict[str, Any] | None:
         """What an earlier attempt created for ``role``: its recorded id, else the shoot's tags."""

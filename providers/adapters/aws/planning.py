@@ -27,6 +27,10 @@ SUBNET_PREFIX = 64
 MIN_IPV4_SUBNET_PREFIX = 28
 ANY_IPV4 = "0.0.0.0/0"
 ANY_IPV6 = "::/0"
+#: The well-known NAT64 prefix (RFC 6052): IPv6 hosts reach IPv4 ones through the NAT gateway.
+NAT64_PREFIX = "64:ff9b::/96"
+#: The routes of the shoot's route tables the adapter manages (all others are left alone).
+MANAGED_ROUTES = (ANY_IPV4, ANY_IPV6, NAT64_PREFIX)
 
 ROLE_VPC = "vpc"
 ROLE_RESERVATION = "services-reservation"
@@ -34,6 +38,8 @@ ROLE_EIGW = "egress-only-gateway"
 ROLE_PRIVATE_RTB = "private-route-table"
 ROLE_IGW = "internet-gateway"
 ROLE_PUBLIC_RTB = "public-route-table"
+ROLE_NAT = "nat-gateway"
+ROLE_NAT_EIP = "nat-eip"
 #: The last step of ``provision`` for an IPv4-only shoot (rollback from dual-stack).
 STEP_REMOVE_IPV6 = "remove ipv6"
 

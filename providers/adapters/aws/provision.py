@@ -18,8 +18,12 @@ from .client import AwsBase
 from .planning import (
     ANY_IPV4,
     ANY_IPV6,
+    MANAGED_ROUTES,
+    NAT64_PREFIX,
     ROLE_EIGW,
     ROLE_IGW,
+    ROLE_NAT,
+    ROLE_NAT_EIP,
     ROLE_PRIVATE_RTB,
     ROLE_PUBLIC_RTB,
     ROLE_RESERVATION,
@@ -34,7 +38,9 @@ from .planning import (
 )
 from .resources import (
     EIGW,
+    EIP,
     IGW,
+    NAT,
     RESERVATION,
     RTB,
     SUBNET,
@@ -71,16 +77,16 @@ class AwsProvisioning(AwsBase):
             eigw = self._apply_eigw(spec, ctx, vpc_id)
         private = [subnets[s.name] for s in plans if s.kind != "public"]
         public = [subnets[s.name] for s in plans if s.kind == "public"]
-        self._apply_route_table(
-            spec,
-            ctx,
-            vpc_id,
-            ROLE_PRIVATE_RTB,
-            "private",
-            private,
-            {ANY_IPV6: ("EgressOnlyInternetGatewayId", eigw)} if v6 else {},
-        )
         igw = self._apply_igw(spec, ctx, vpc_id)
+        private_routes: dict[str, tuple[str, str]] = {}
+        if self._nat_wanted(spec, opts):
+            nat = self._apply_nat(spec, ctx, public[0], opts)
+            private_routes[ANY_IPV4] = ("NatGatewayId", nat)
+            if v6:
+                private_routes[NAT64_PREFIX] = ("NatGatewayId", nat)
+        if v6:
+            private_routes[ANY_IPV6] = ("EgressOnlyInternetGatewayId", eigw)
+        self._apply_route_table(spec, ctx, vpc_id, ROLE_PRIVATE_RTB, "private", private, private_routes)
         routes = {ANY_IPV4: ("GatewayId", igw)}
         if v6:
             routes[ANY_IPV6] = ("GatewayId", igw)
@@ -303,6 +309,55 @@ class AwsProvisioning(AwsBase):
             step.note(igw_id=igw_id, vpc_id=vpc_id)
         return igw_id
 
+    def _apply_nat(self, spec: ShootSpec, ctx: StepContext, subnet_id: str, opts: Mapping[str, Any]) -> str:
+        """Step ``nat-gateway``: an Elastic IP and a public NAT gateway in the first public subnet, available."""
+        with self._step(ctx, ROLE_NAT) as step:
+            nat = self._find(NAT, spec, ctx, ROLE_NAT)
+            if nat is None:
+                eip = self._find(EIP, spec, ctx, ROLE_NAT_EIP)
+                if eip is None:
+                    eip = self.ec2.allocate_address(
+                        Domain="vpc",
+                        TagSpecifications=self._tag_spec(EIP, spec, ROLE_NAT_EIP, spec.resource_name("nat")),
+                    )
+                    step.note(eip_created=True)
+                step.created(ROLE_NAT_EIP, str(eip["AllocationId"]), kind="elastic-ip")
+                nat = self.ec2.create_nat_gateway(
+                    SubnetId=subnet_id,
+                    AllocationId=eip["AllocationId"],
+                    TagSpecifications=self._tag_spec(NAT, spec, ROLE_NAT, spec.resource_name("nat")),
+                )["NatGateway"]
+                step.note(created=True)
+            nat_id = str(nat["NatGatewayId"])
+            step.created(ROLE_NAT, nat_id, kind="nat-gateway")
+            nat = self._wait_nat(nat_id, opts)
+            addresses = [a.get("PublicIp") for a in nat.get("NatGatewayAddresses") or [] if a.get("PublicIp")]
+            step.note(nat_gateway_id=nat_id, subnet_id=nat.get("SubnetId", subnet_id), public_ips=addresses)
+        return nat_id
+
+    def _wait_nat(self, nat_id: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+        """Wait until the NAT gateway is available; ``failed`` is permanent, still pending transient."""
+        deadline = time.monotonic() + opts["wait_timeout"]
+        while True:
+            nat = self._nat_any_state(nat_id) or {}  # not known yet: EC2 is eventually consistent
+            state = str(nat.get("State") or "not visible yet")
+            if state == "available":
+                return nat
+            if state in ("failed", "deleting", "deleted"):
+                raise PermanentProviderError(
+                    f"AWS NAT gateway {nat_id} is {state}"
+                    + (
+                        f": {nat.get('FailureCode')}: {nat.get('FailureMessage')}"
+                        if nat.get("FailureCode")
+                        else ""
+                    )
+                )
+            if time.monotonic() >= deadline:
+                raise TransientProviderError(
+                    f"AWS NAT gateway {nat_id} is not available after {opts['wait_timeout']:.0f} s (state {state})"
+                )
+            time.sleep(opts["poll_interval"])
+
     def _apply_route_table(
         self,
         spec: ShootSpec,
@@ -346,13 +401,11 @@ class AwsProvisioning(AwsBase):
             self.ec2.replace_route(**params)
 
     def _remove_default_routes(self, rtb: Mapping[str, Any], keep: Mapping[str, Any]) -> list[str]:
-        """Delete the default routes (``0.0.0.0/0``, ``::/0``) of our route table that ``keep`` lacks."""
+        """Delete the managed routes (``0.0.0.0/0``, ``::/0``, NAT64) of our route table that ``keep`` lacks."""
         removed = []
         for route in rtb.get("Routes") or []:
-            for key, destination in (
-                ("DestinationCidrBlock", ANY_IPV4),
-                ("DestinationIpv6CidrBlock", ANY_IPV6),
-            ):
+            for destination in MANAGED_ROUTES:
+                key = "DestinationIpv6CidrBlock" if ":" in destination else "DestinationCidrBlock"
                 if route.get(key) == destination and destination not in keep:
                     self._ignore_missing(
                         self.ec2.delete_route, RouteTableId=rtb["RouteTableId"], **{key: destination}

@@ -79,6 +79,12 @@ class _Kind:
     result_key: str
     id_field: str
     resource_type: str
+    #: For kinds whose deleted resources stay listed for a while (NAT gateways): the
+    #: states in which a resource counts as existing. None: every listed one exists.
+    live_states: tuple[str, ...] | None = None
+
+    def live(self, resource: Mapping[str, Any]) -> bool:
+        return self.live_states is None or resource.get("State") in self.live_states
 
 
 VPC = _Kind("describe_vpcs", "VpcIds", "Vpcs", "VpcId", "vpc")
@@ -98,6 +104,15 @@ IGW = _Kind(
     "internet-gateway",
 )
 RTB = _Kind("describe_route_tables", "RouteTableIds", "RouteTables", "RouteTableId", "route-table")
+NAT = _Kind(
+    "describe_nat_gateways",
+    "NatGatewayIds",
+    "NatGateways",
+    "NatGatewayId",
+    "natgateway",
+    ("pending", "available"),
+)
+EIP = _Kind("describe_addresses", "AllocationIds", "Addresses", "AllocationId", "elastic-ip")
 #: Reservations are listed per subnet (``get_subnet_cidr_reservations``), not described.
 RESERVATION = _Kind("", "", "", "SubnetCidrReservationId", "subnet-cidr-reservation")
 
