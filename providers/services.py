@@ -35,7 +35,7 @@ from audit.services import Actor, audit_record
 
 from . import credentials, selectors
 from .adapters import adapter_class, adapter_for
-from .adapters.base import Adapter, CloudRange, PlannedStep, ShootSpec
+from .adapters.base import AccountConfig, Adapter, CloudRange, PlannedStep, ShootSpec
 from .choices import (
     ACTIVE_JOB_STATES,
     JOB_TRANSITIONS,
@@ -114,6 +114,13 @@ def _check_account(account: ProviderAccount) -> None:
     credentials.check_reference(account.credentials_ref)
     if not isinstance(account.options, dict):
         raise IpamError("options must be a JSON object", field="options")
+    config = AccountConfig(
+        name=account.name, type=account.type, region=account.region, options=account.options
+    )
+    try:
+        adapter_class(account.type)(config).check_options()
+    except ProviderError as exc:  # the adapter's own rule, told at once rather than when a job runs
+        raise IpamError(exc.message, field="options") from None
     if "://" in account.endpoint and not account.endpoint.startswith(("http://", "https://")):
         raise IpamError("endpoint must be an http:// or https:// URL", field="endpoint")
     try:

@@ -162,6 +162,13 @@ class Adapter(abc.ABC):
     def __init__(self, account: AccountConfig) -> None:
         self.account = account
 
+    def check_options(self) -> None:
+        """Refuse account options this adapter cannot use (a ProviderError naming one); no cloud call.
+
+        The default accepts any options (an adapter without options).
+        """
+        return None
+
     @abc.abstractmethod
     def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
         """The ordered steps ``action`` would take for ``spec``; no cloud call is made."""

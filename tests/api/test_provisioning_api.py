@@ -151,6 +151,37 @@ def test_account_bad_input_names_the_field(
     assert "s3cr3t" not in str(body["detail"])
 
 
+@pytest.mark.parametrize(
+    ("account_type", "options", "message"),
+    [
+        ("openstack", {"dns_ipv4": ["2001:db8::53"]}, "dns_ipv4"),
+        ("openstack", {"api_timeout": -1}, "api_timeout"),
+        ("aws", {"nat_gateway": "yes"}, "nat_gateway must be true or false"),
+        ("aws", {"zones": "eu-central-1a"}, "zones must be a list"),
+        ("aws", {"wait_timeout": 0}, "wait_timeout must be a positive number"),
+    ],
+)
+def test_adapter_options_are_checked_when_the_account_is_saved(
+    c: dict[str, APIClient], account_type: str, options: dict[str, Any], message: str
+) -> None:
+    """A wrong option is a 400 at once, not a failed job later (the adapter's own rule decides)."""
+    body = account_body(type=account_type, provider=account_type, options=options)
+    with nothing_written():
+        error = assert_error(
+            c["admin"].post("/api/v1/provider-accounts/", body, format="json"), 400, "options"
+        )
+    assert message in error["errors"]["options"][0], error
+    created = c["admin"].post("/api/v1/provider-accounts/", account_body(), format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    patch = {"options": {"dns_ipv4": ["2001:db8::53"]}}
+    with nothing_written():
+        assert_error(
+            c["admin"].patch(f"/api/v1/provider-accounts/{pk}/", patch, format="json"), 400, "options"
+        )
+    assert ProviderAccount.objects.get(pk=pk).options == {"dns_ipv4": ["192.0.2.53"]}
+
+
 def test_reconcile_of_a_dry_run_account_finds_nothing(c: dict[str, APIClient]) -> None:
     account = ProviderAccount.objects.get(name="dry-run-eu-de-1")
     started = c["admin"].post(f"/api/v1/provider-accounts/{account.pk}/reconcile/", {}, format="json")

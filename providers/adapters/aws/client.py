@@ -54,6 +54,9 @@ class AwsBase(Adapter):
 
     # ----------------------------------------------------------------- configuration
 
+    def check_options(self) -> None:
+        self._options()
+
     def _options(self) -> dict[str, Any]:
         """The account's options, checked (a wrong option is a permanent error naming it)."""
         raw = dict(self.account.options or {})

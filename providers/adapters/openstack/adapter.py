@@ -23,7 +23,6 @@ from ..base import AccountConfig, CloudRange, ShootSpec, StepContext, StepHandle
 from .errors import _sdk
 from .planning import (
     AUTH_KEYS,
-    DEFAULT_API_TIMEOUT,
     IPV6_SUBNET_ROLES,
     ROUTER_INTERFACE_OWNERS,
     STEP_REMOVE_IPV6,
@@ -69,12 +68,8 @@ class OpenStackAdapter(OpenStackPlanning):
     def _connect_kwargs(self) -> dict[str, Any]:
         creds = {k: v for k, v in self.account.credentials.items() if v not in (None, "")}
         auth_type = str(creds.pop("auth_type", "") or "").strip()
-        try:
-            timeout = float(self.account.option("api_timeout", DEFAULT_API_TIMEOUT))
-        except (TypeError, ValueError):
-            raise PermanentProviderError("account option api_timeout must be a number of seconds") from None
         kwargs: dict[str, Any] = {
-            "api_timeout": timeout,
+            "api_timeout": self._options()["api_timeout"],
             # The job runner retries with backoff and jitter; the SDK must not hide failures.
             "connect_retries": 0,
             "status_code_retries": 0,

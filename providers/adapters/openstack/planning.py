@@ -121,6 +121,21 @@ def _address_list(value: Any, version: int, option: str) -> list[str]:
     return out
 
 
+def _seconds(value: Any, option: str) -> float:
+    """A positive number of seconds (bools are refused: ``true`` is not a timeout)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        value = None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise PermanentProviderError(
+            f"account option {option} must be a positive number of seconds", field=option
+        )
+    return seconds
+
+
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
@@ -152,6 +167,9 @@ class OpenStackPlanning(Adapter):
 
     # ----------------------------------------------------------------- options
 
+    def check_options(self) -> None:
+        self._options()
+
     def _options(self) -> dict[str, Any]:
         return {
             "dns_ipv4": _address_list(self.account.option("dns_ipv4"), 4, "dns_ipv4"),
@@ -159,6 +177,7 @@ class OpenStackPlanning(Adapter):
             "subnet_pool_id": str(self.account.option("subnet_pool_id") or "") or None,
             "external_network_id": str(self.account.option("external_network_id") or "") or None,
             "service_routes": _as_bool(self.account.option("service_routes", False)),
+            "api_timeout": _seconds(self.account.option("api_timeout", DEFAULT_API_TIMEOUT), "api_timeout"),
         }
 
     # ----------------------------------------------------------------- pure planning
