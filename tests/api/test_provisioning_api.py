@@ -156,6 +156,7 @@ def test_account_bad_input_names_the_field(
     [
         ("openstack", {"dns_ipv4": ["2001:db8::53"]}, "dns_ipv4"),
         ("openstack", {"api_timeout": -1}, "api_timeout"),
+        ("openstack", {"dns_ipv6": 53}, "dns_ipv6 must be a list of IPv6 addresses"),
         ("aws", {"nat_gateway": "yes"}, "nat_gateway must be true or false"),
         ("aws", {"zones": "eu-central-1a"}, "zones must be a list"),
         ("aws", {"wait_timeout": 0}, "wait_timeout must be a positive number"),
@@ -165,6 +166,7 @@ def test_adapter_options_are_checked_when_the_account_is_saved(
     c: dict[str, APIClient], account_type: str, options: dict[str, Any], message: str
 ) -> None:
     """A wrong option is a 400 at once, not a failed job later (the adapter's own rule decides)."""
+    # (a wrong type too: it once reached the rule as something it could not iterate)
     body = account_body(type=account_type, provider=account_type, options=options)
     with nothing_written():
         error = assert_error(

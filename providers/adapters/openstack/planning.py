@@ -102,6 +102,11 @@ def _address_list(value: Any, version: int, option: str) -> list[str]:
     """A DNS option as a list of addresses of ``version`` (a list, or text split on commas)."""
     if value in (None, ""):
         return []
+    if not isinstance(value, str | list | tuple):
+        raise PermanentProviderError(
+            f"account option {option} must be a list of IPv{version} addresses (or text with commas)",
+            field=option,
+        )
     items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     out = []
     for item in items:
