@@ -15,12 +15,13 @@ into :mod:`providers.errors` at the adapter's boundary.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from allocations.layouts import ShootPlan
+from providers.errors import ProviderError
 
 #: Tag keys every adapter puts on what it creates (AWS tags, Neutron tags as "key=value").
 TAG_SHOOT = "ipam-portal/shoot"
@@ -196,3 +197,22 @@ class Adapter(abc.ABC):
 
 def iter_ranges(ranges: list[CloudRange], kind: str) -> Iterator[CloudRange]:
     return (r for r in ranges if r.kind == kind)
+
+
+@contextmanager
+def translating(
+    sdk_errors: tuple[type[BaseException], ...],
+    translate: Callable[[BaseException, str], ProviderError],
+    what: str,
+) -> Iterator[None]:
+    """Translate an SDK's exceptions raised inside the block (``what`` names the operation).
+
+    Each adapter's ``_sdk`` is this with its SDK's exception types and its own
+    ``translate``; anything else (our own bugs) and ProviderErrors propagate unchanged.
+    """
+    try:
+        yield
+    except ProviderError:
+        raise
+    except sdk_errors as exc:
+        raise translate(exc, what) from exc

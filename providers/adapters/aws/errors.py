@@ -7,8 +7,7 @@ credential error; everything else is permanent, with AWS's code and message.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -29,6 +28,8 @@ from providers.errors import (
     ProviderError,
     TransientProviderError,
 )
+
+from ..base import translating
 
 #: Error codes AWS uses for throttling and for its own temporary trouble.
 TRANSIENT_CODES = frozenset(
@@ -126,15 +127,9 @@ SDK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@contextmanager
-def _sdk(what: str = "") -> Iterator[None]:
+def _sdk(what: str = "") -> AbstractContextManager[None]:
     """Translate SDK exceptions raised inside the block; ``what`` names the operation."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except SDK_ERRORS as exc:
-        raise translate(exc, what) from exc
+    return translating(SDK_ERRORS, translate, what)
 
 
 def _code(exc: ClientError) -> str:

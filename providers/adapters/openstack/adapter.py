@@ -407,12 +407,7 @@ class OpenStackAdapter(OpenStackPlanning):
             step.note(detached=detached)
 
         with ctx.step("delete router") as step:
-            for router in found["routers"]:
-                with _sdk(f"delete router {router.id}"):
-                    self.conn.network.delete_router(router, ignore_missing=True)
-            if "router" in ctx.resources:
-                step.deleted("router")
-            step.note(deleted=[r.id for r in found["routers"]])
+            self._delete_all("router", found["routers"], ctx, step)
 
         with ctx.step("delete subnets") as step:
             deleted = self._delete_subnets(found["subnets"])
@@ -421,12 +416,16 @@ class OpenStackAdapter(OpenStackPlanning):
             step.note(deleted=deleted)
 
         with ctx.step("delete network") as step:
-            for network in found["networks"]:
-                with _sdk(f"delete network {network.id}"):
-                    self.conn.network.delete_network(network, ignore_missing=True)
-            if "network" in ctx.resources:
-                step.deleted("network")
-            step.note(deleted=[n.id for n in found["networks"]])
+            self._delete_all("network", found["networks"], ctx, step)
+
+    def _delete_all(self, kind: str, resources: list[Any], ctx: StepContext, step: StepHandle) -> None:
+        """Delete ``resources`` (routers or networks; gone already is fine) and their recorded id."""
+        for res in resources:
+            with _sdk(f"delete {kind} {res.id}"):
+                getattr(self.conn.network, f"delete_{kind}")(res, ignore_missing=True)
+        if kind in ctx.resources:
+            step.deleted(kind)
+        step.note(deleted=[r.id for r in resources])
 
     # ----------------------------------------------------------------- reading
 

@@ -7,7 +7,7 @@ the context manager around every SDK call of the adapter.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import keystoneauth1.exceptions as ks_exc
 import openstack.exceptions as os_exc
@@ -19,6 +19,8 @@ from providers.errors import (
     ProviderError,
     TransientProviderError,
 )
+
+from ..base import translating
 
 
 def _neutron_error(exc: os_exc.HttpException) -> tuple[str, str]:
@@ -118,12 +120,6 @@ SDK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@contextmanager
-def _sdk(what: str) -> Iterator[None]:
+def _sdk(what: str) -> AbstractContextManager[None]:
     """Translate SDK exceptions raised inside the block; ``what`` names the operation."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except SDK_ERRORS as exc:
-        raise translate(exc, what) from exc
+    return translating(SDK_ERRORS, translate, what)
