@@ -3,7 +3,7 @@
 Thin, like every UI view (:mod:`allocations.views`): the form parses the upload,
 :func:`~allocations.services.gardener_import.gardener_import` decides (dry run,
 all or nothing, every conflict named) and
-:func:`~allocations.services.drift.drift_report` compares. Same roles as the
+:func:`~allocations.gardener.drift.drift_report` compares. Same roles as the
 API's ``/gardener/``: only admins import, every role reads drift.
 """
 
@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from . import selectors
 from .errors import ImportConflict, IpamError
-from .services.drift import DRIFT, IN_SYNC, NOT_REPORTED, drift_report
+from .gardener.drift import DRIFT, IN_SYNC, NOT_REPORTED, drift_report
 from .services.gardener_import import Document, ImportReport, parse_manifests
 from .services.gardener_import import gardener_import as import_service
 from .views import page, paginate, reader, require_admin, ui_actor

@@ -34,7 +34,7 @@ from .errors import (
     UnknownLayout,
     WrongFamily,
 )
-from .gardener import parse_canonical_cidr
+from .prefixes import parse_canonical_cidr
 
 ROLES = frozenset({"nodes", "pods", "services", "subnet"})
 

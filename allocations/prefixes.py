@@ -17,6 +17,7 @@ database allocator in ``services`` performs the same steps on indexed rows.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -96,6 +97,62 @@ def parse_address_or_prefix(value: object, *, field: str = "q") -> IPNetwork:
         return parse_prefix(text, field=field)
     addr = parse_address(text, field=field)
     return ipaddress.ip_network(addr)
+
+
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _not_canonical(value: object, field: str) -> InvalidPrefix:
+    # Gardener's wording; Kubernetes prints bad values with Go's %q (double quotes, escapes).
+    return InvalidPrefix(
+        f"{field}: Invalid value: {json.dumps(str(value))}: must be valid canonical CIDR",
+        field=field,
+        value=value,
+    )
+
+
+def parse_canonical_cidr(value: str, *, field: str) -> IPNetwork:
+    """Parse a CIDR the way Gardener wants it written, or raise ``InvalidPrefix``.
+
+    Accepted: exactly the text Go prints for the parsed network — lower-case,
+    RFC 5952-compressed IPv6, no leading zeros, an explicit prefix length and no
+    host bits. Refused: whitespace anywhere, zone ids (``fe80::1%eth0/64``),
+    IPv4-mapped IPv6 (``::ffff:10.0.0.0/104``), netmask notation, anything else.
+
+    Gardener itself only refuses host bits (``ipNet.IP.Equal(ip)``); the portal is
+    stricter so that a stored range compares equal, as text, to what Gardener and
+    the clouds print back (search, import and reconcile match on it). Here rather
+    than in :mod:`allocations.gardener` because the layouts, which Gardener's rules
+    build on, parse with it too.
+    """
+    if not isinstance(value, str) or not value:
+        raise _not_canonical(value, field)
+    if "".join(value.split()) != value or "%" in value or value.count("/") != 1:
+        raise _not_canonical(value, field)
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise _not_canonical(value, field) from None
+    if str(net) != value:
+        raise _not_canonical(value, field)
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_IPV4_MAPPED):
+        raise _not_canonical(value, field)
+    return net
+
+
+def canonical_network(value: object, *, field: str) -> IPNetwork:
+    """A network from text (see :func:`parse_canonical_cidr`) or an ``ip_network`` object (re-checked)."""
+    if isinstance(value, str):
+        return parse_canonical_cidr(value, field=field)
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        # Objects are canonical by construction, but zone ids and IPv4-mapped
+        # ranges still slip through ipaddress.
+        if isinstance(value, ipaddress.IPv6Network) and (
+            value.network_address.scope_id is not None or value.subnet_of(_IPV4_MAPPED)
+        ):
+            raise _not_canonical(value, field)
+        return value
+    raise _not_canonical(value, field)
 
 
 def to_key(value: int) -> bytes:

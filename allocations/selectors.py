@@ -6,18 +6,36 @@ fractions, never floats of 2**128, so a /64 in a /32 is 1/4294967296, not 0.0 %.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from ipaddress import IPv4Network, ip_network
-from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from . import layouts, prefixes
-from .choices import LIVE_STATES, AllocationState, OwnerType, PoolKind, Purpose, Role, ShootState
+from . import prefixes
+from .choices import LIVE_STATES, AllocationState, OwnerType
 from .errors import PrefixLengthNotAllowed
-from .models import Allocation, FreeBlock, Pool, Seed, Shoot
+
+# Re-exported: the Gardener export has a module of its own; callers read it here.
+from .gardener.export import (  # noqa: F401
+    gardener_export,
+    gardener_shoots,
+    seed_gardener_object,
+    shoot_gardener_manifest,
+    shoot_gardener_object,
+)
+from .models import Allocation, FreeBlock, Pool
+
+# Re-exported: the shoot reads have a module of their own; callers read them here.
+from .shoot_selectors import (  # noqa: F401
+    seed_networks,
+    select_pool,
+    select_pools,
+    shoot_block_pool,
+    shoot_get,
+    shoot_networking,
+    shoot_networking_known,
+    shoot_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -233,329 +251,6 @@ def within_keys(net: prefixes.IPNetwork) -> Q:
         first__lte=prefixes.to_key(int(net.broadcast_address)),
         prefix_length__gte=net.prefixlen,
     )
-
-
-def shoot_block_pool(shoot: Shoot) -> Pool | None:
-    """The pool carved for the shoot's live IPv6 block, or None (IPv4-only, or not reported yet)."""
-    return (
-        Pool.objects.filter(
-            purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot, retired_at__isnull=True
-        )
-        .select_related("parent")
-        .order_by("-pk")
-        .first()
-    )
-
-
-def shoot_plan(shoot: Shoot) -> layouts.ShootPlan | None:
-    """The shoot's IPv6 plan, re-derived from its live block (the layout is a pure function).
-
-    A provider-assigned layout (GCP) also gets the services subnet the provider
-    reported: the shoot's live IPv6 ``services`` range recorded outside the block.
-    """
-    return _plan_of_block(shoot, shoot_block_pool(shoot))
-
-
-def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None:
-    """:func:`shoot_plan` for the shoot's block pool (only its pk and cidr are read)."""
-    if block is None:
-        return None
-    layout = layouts.get_layout(shoot.layout)
-    services_subnet = None
-    if layout.provider_assigned:
-        recorded = (
-            Allocation.objects.filter(
-                shoot=shoot, family=6, role=Role.SERVICES, label="services", state__in=LIVE_STATES
-            )
-            .exclude(pool=block)
-            .order_by("-pk")
-            .first()
-        )
-        services_subnet = recorded.cidr if recorded is not None else None
-    return layout.plan(block.network, zones=shoot.zones, services_subnet=services_subnet)
-
-
-_NETWORKING_KNOWN = "_ipam_networking_known"  # attribute of a Shoot instance, see shoot_networking_known
-
-
-def shoot_networking_known(shoot: Shoot, ipv4: dict[str, str], plan: layouts.ShootPlan | None) -> None:
-    """Let :func:`shoot_networking` answer for this instance without a query.
-
-    For the service that has just created the shoot's ranges and holds them (the
-    API answers a new shoot with its networking). Only this instance carries it;
-    every other read of the shoot queries as usual.
-    """
-    setattr(shoot, _NETWORKING_KNOWN, (dict(ipv4), plan))
-
-
-def shoot_networking(shoot: Shoot) -> dict[str, list[str]]:
-    """Gardener's ``networking`` view of a shoot: per network the IPv4 and the IPv6 CIDR.
-
-    The IPv6 entries are what Gardener reports in ``status.networking`` for the
-    layout (e.g. the services /108; on AWS nodes and pods are the VPC /56); IPv4 entries
-    are the shoot's allocations. Lists are ordered IPv4 then IPv6 — consumers must match
-    by family, never by position.
-    """
-    out: dict[str, list[str]] = {"nodes": [], "pods": [], "services": []}
-    known = getattr(shoot, _NETWORKING_KNOWN, None)
-    if known is not None:
-        ipv4, plan = known
-        for role in sorted(ipv4):
-            out.setdefault(role, []).append(ipv4[role])
-        if plan is not None:
-            for role, cidrs in layouts.gardener_status_networking(plan).items():
-                out.setdefault(role, []).extend(cidrs)
-        return out
-    # One query: the live IPv4 ranges and the block pools of the shoot (see shoot_block_pool).
-    ipv4 = Q(family=4, state__in=LIVE_STATES, role__in=list(out))
-    block = Q(child_pool__purpose=Purpose.SHOOT_BLOCK, child_pool__retired_at__isnull=True)
-    rows = (
-        Allocation.objects.filter(ipv4 | block, shoot=shoot)
-        .order_by("role", "pk")
-        .values_list("family", "role", "state", "cidr", "child_pool__pk", "child_pool__purpose")
-    )
-    blocks: list[tuple[int, str]] = []
-    for family, role, state, cidr, pool_pk, purpose in rows:
-        if pool_pk is not None and purpose == Purpose.SHOOT_BLOCK:
-            blocks.append((pool_pk, cidr))
-        if family == 4 and role in out and state in LIVE_STATES:
-            out[role].append(cidr)
-    # The newest block pool, as shoot_block_pool picks it; a carved pool's prefix is its allocation's.
-    newest = max(blocks, default=None)
-    plan = _plan_of_block(shoot, Pool(pk=newest[0], cidr=newest[1]) if newest else None)
-    if plan is not None:
-        for role, cidrs in layouts.gardener_status_networking(plan).items():
-            out.setdefault(role, []).extend(cidrs)
-    return out
-
-
-# --- Gardener manifests --------------------------------------------------------------
-
-#: Pool tags that carry the cloud-side identity of a pool, as ``<key>=<value>``: the
-#: Neutron subnet pool the OpenStack GEP layout's subnets come from, and the AWS IPAM
-#: pool a VPC's /56 is allocated from. Set them on the shoots pool (or an ancestor).
-OPENSTACK_SUBNET_POOL_TAG = "openstack-subnet-pool"
-AWS_IPAM_POOL_TAG = "aws-ipam-pool"
-#: Gardener's default ``nodeCIDRMaskSize`` (110 pods per node): 32 - ceil(log2(220)).
-IPV4_NODE_MASK = 24
-GARDENER_API_VERSION = "core.gardener.cloud/v1beta1"
-_INFRA_API_VERSION = {
-    "openstack": "openstack.provider.extensions.gardener.cloud/v1alpha1",
-    "aws": "aws.provider.extensions.gardener.cloud/v1alpha1",
-    "gcp": "gcp.provider.extensions.gardener.cloud/v1alpha1",
-    "azure": "azure.provider.extensions.gardener.cloud/v1alpha1",
-}
-_AWS_ZONE_SUBNETS = ("workers", "internal", "public")
-
-
-def pool_tag(pool: Pool | None, key: str) -> str | None:
-    """The value of tag ``key=value`` on ``pool`` or its nearest ancestor that has it."""
-    seen = 0
-    while pool is not None and seen < 64:  # a pool tree is shallow; the bound guards a cycle
-        for tag in pool.tags or []:
-            name, sep, value = str(tag).partition("=")
-            if sep and name.strip() == key and value.strip():
-                return value.strip()
-        pool = pool.parent
-        seen += 1
-    return None
-
-
-def shoot_node_masks(shoot: Shoot, plan: layouts.ShootPlan | None) -> dict[str, int]:
-    """kube-controller-manager's node mask sizes that match the shoot's layout.
-
-    ``nodeCIDRMaskSize`` is Gardener's default (/24 for 110 pods) whenever the shoot
-    has an IPv4 pod range; ``nodeCIDRMaskSizeIPv6`` is the layout's per-node pod
-    range (/112 on OpenStack) and only on dual-stack shoots (Gardener refuses it
-    on IPv4-only ones).
-    """
-    masks: dict[str, int] = {}
-    if "IPv4" in shoot.ip_families:
-        masks["nodeCIDRMaskSize"] = IPV4_NODE_MASK
-    if plan is not None and "IPv6" in shoot.ip_families:
-        sizes = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
-        if sizes:
-            masks["nodeCIDRMaskSizeIPv6"] = sizes[0]
-    return masks
-
-
-def _aws_zones(shoot: Shoot, vpc_cidr: str | None) -> list[dict[str, str]]:
-    """The AWS ``networks.zones``: what Gardener reported if it matches, else carved from the VPC.
-
-    Computed zones are named ``<region>a``, ``<region>b``, … and split the IPv4 VPC
-    range into equal workers/internal/public subnets (one triple per zone).
-    """
-    reported = ((shoot.gardener_reported or {}).get("infrastructureConfig") or {}).get("networks") or {}
-    zones = reported.get("zones")
-    if isinstance(zones, list) and len(zones) == shoot.zones and all(isinstance(z, dict) for z in zones):
-        return zones
-    out: list[dict[str, str]] = [{"name": f"{shoot.region}{chr(ord('a') + k)}"} for k in range(shoot.zones)]
-    if vpc_cidr:
-        vpc = ip_network(vpc_cidr)
-        extra = math.ceil(math.log2(len(_AWS_ZONE_SUBNETS) * shoot.zones))
-        if isinstance(vpc, IPv4Network) and vpc.prefixlen + extra <= 28:  # AWS subnets are /16 to /28
-            subnets = list(vpc.subnets(prefixlen_diff=extra))
-            for k, zone in enumerate(out):
-                for i, kind in enumerate(_AWS_ZONE_SUBNETS):
-                    zone[kind] = str(subnets[len(_AWS_ZONE_SUBNETS) * k + i])
-    return out
-
-
-def _infrastructure_config(
-    shoot: Shoot, plan: layouts.ShootPlan | None, v4: dict[str, str | None]
-) -> dict[str, Any]:
-    provider = shoot.provider
-    if provider not in _INFRA_API_VERSION:
-        return {}
-    infra: dict[str, Any] = {"apiVersion": _INFRA_API_VERSION[provider], "kind": "InfrastructureConfig"}
-    source = shoot_block_pool(shoot).parent if plan is not None else None  # type: ignore[union-attr]
-    if provider == "openstack":
-        nets: dict[str, Any] = {"workers": v4["nodes"]}
-        if plan is not None:
-            subnet_pool = pool_tag(source, OPENSTACK_SUBNET_POOL_TAG)
-            if plan.layout == "openstack-gep" and subnet_pool:
-                # The GEP layout takes its IPv6 subnet from a Neutron subnet pool.
-                nets["ipv6"] = {"subnetPoolID": subnet_pool}
-            else:
-                nets["ipv6"] = {k: str(v) for k, v in layouts.openstack_infrastructure_ipv6(plan).items()}
-        infra["networks"] = nets
-    elif provider == "aws":
-        vpc: dict[str, Any] = {"cidr": v4["nodes"]}
-        if plan is not None and source is not None and source.kind != PoolKind.PROVIDER:
-            # Our /56, handed to AWS through its IPAM pool; an Amazon-provided /56 (recorded
-            # in the provider pool) is AWS's default and needs no setting.
-            ipam: dict[str, str] = {}
-            ipam_id = pool_tag(source, AWS_IPAM_POOL_TAG)
-            if ipam_id:
-                ipam["id"] = ipam_id
-            ipam["cidrBlock"] = str(plan.block)
-            vpc["ipv6IpamPool"] = ipam
-        infra["networks"] = {"vpc": vpc, "zones": _aws_zones(shoot, v4["nodes"])}
-    elif provider == "gcp":
-        infra["networks"] = {"workers": v4["nodes"]}
-    else:
-        infra["networks"] = {"vnet": {"cidr": v4["nodes"]}, "workers": v4["nodes"]}
-    return infra
-
-
-def shoot_gardener_manifest(shoot: Shoot) -> dict[str, object]:
-    """The shoot's ``spec.networking``, node masks, provider ``InfrastructureConfig`` network
-    section and the ``status.networking`` the shoot will report (``expectedStatus``).
-
-    ``expectedStatus.networking`` lists IPv4 then IPv6 per network; compare by family.
-    """
-    networking = shoot_networking(shoot)
-    v4 = {role: next((c for c in cidrs if ":" not in c), None) for role, cidrs in networking.items()}
-    spec: dict[str, object] = {
-        "ipFamilies": list(shoot.ip_families),
-        **{role: cidr for role, cidr in v4.items() if cidr},
-    }
-    plan = shoot_plan(shoot)
-    infra = _infrastructure_config(shoot, plan, v4)
-    manifest: dict[str, Any] = {"spec": {"networking": spec}}
-    masks = shoot_node_masks(shoot, plan)
-    if masks:
-        manifest["spec"]["kubernetes"] = {"kubeControllerManager": masks}
-    if infra:
-        manifest["infrastructureConfig"] = infra
-    manifest["expectedStatus"] = {"networking": networking}
-    return manifest
-
-
-def shoot_gardener_object(shoot: Shoot) -> dict[str, Any]:
-    """The shoot as a Gardener ``Shoot`` object with only its network fields filled in.
-
-    ``metadata.namespace`` is the portal's project; ``status.networking`` is what the
-    shoot is expected to report. Importing the object again changes nothing.
-    """
-    manifest = shoot_gardener_manifest(shoot)
-    spec: dict[str, Any] = manifest["spec"]  # type: ignore[assignment]
-    networking = dict(spec["networking"])
-    cni = (shoot.gardener_reported or {}).get("networkingType")
-    if cni:
-        networking = {"type": cni, **networking}
-    provider: dict[str, Any] = {"type": shoot.provider}
-    if "infrastructureConfig" in manifest:
-        provider["infrastructureConfig"] = manifest["infrastructureConfig"]
-    out_spec: dict[str, Any] = {
-        "seedName": shoot.seed.name,
-        "region": shoot.region,
-        "provider": provider,
-        "networking": networking,
-    }
-    if "kubernetes" in spec:
-        out_spec["kubernetes"] = spec["kubernetes"]
-    return {
-        "apiVersion": GARDENER_API_VERSION,
-        "kind": "Shoot",
-        "metadata": {
-            "name": shoot.name,
-            "namespace": shoot.project,
-            "annotations": {"ipam.portal/layout": shoot.layout},
-        },
-        "spec": out_spec,
-        "status": manifest["expectedStatus"],
-    }
-
-
-def _one_or_list(values: list[str]) -> str | list[str] | None:
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else list(values)
-
-
-def seed_gardener_object(seed: Seed) -> dict[str, Any]:
-    """A seed as a Gardener ``Seed`` object: provider, region and ``spec.networks``.
-
-    A network with one CIDR is written as Gardener's single string; a dual-stack
-    network as a list (IPv4 and IPv6), which the portal's import reads back.
-    """
-    networks: dict[str, Any] = {"ipFamilies": list(seed.ip_families)}
-    for key in ("nodes", "pods", "services"):
-        value = _one_or_list(list(getattr(seed, key)))
-        if value is not None:
-            networks[key] = value
-    defaults = {
-        key: _one_or_list(list(getattr(seed, f"shoot_default_{key}")))
-        for key in ("pods", "services")
-        if getattr(seed, f"shoot_default_{key}")
-    }
-    if defaults:
-        networks["shootDefaults"] = defaults
-    if seed.block_cidrs:
-        networks["blockCIDRs"] = list(seed.block_cidrs)
-    return {
-        "apiVersion": GARDENER_API_VERSION,
-        "kind": "Seed",
-        "metadata": {"name": seed.name},
-        "spec": {"provider": {"type": seed.provider, "region": seed.region}, "networks": networks},
-    }
-
-
-def gardener_shoots(*, project: str | None = None, shoot: Shoot | None = None) -> QuerySet[Shoot]:
-    """The live shoots an export covers: one, a project's, or all (ordered by project, name)."""
-    qs = Shoot.objects.filter(state=ShootState.ACTIVE).select_related("seed").order_by("project", "name")
-    if shoot is not None:
-        qs = qs.filter(pk=shoot.pk)
-    if project is not None:
-        qs = qs.filter(project=project)
-    return qs
-
-
-def gardener_export(
-    *,
-    shoots: QuerySet[Shoot] | list[Shoot],
-    seeds: QuerySet[Seed] | list[Seed] = (),
-    as_list: bool = True,
-) -> dict[str, Any]:
-    """A ``List`` of Gardener objects (seeds first, then shoots), ready to dump as YAML.
-
-    With ``as_list=False`` and exactly one object, that object itself.
-    """
-    items = [seed_gardener_object(seed) for seed in seeds] + [shoot_gardener_object(s) for s in shoots]
-    if not as_list and len(items) == 1:
-        return items[0]
-    return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
 # --- reads for the web UI ---------------------------------------------------------------

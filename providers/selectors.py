@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from allocations import selectors as ipam
 from allocations.choices import LIVE_STATES, PoolKind, Purpose
 from allocations.models import Allocation, Node, Shoot
-from allocations.services.shoots import select_pool
+from allocations.selectors import select_pool
 
 from . import credentials
 from .adapters.base import AccountConfig, NodeRoute, ShootSpec

@@ -29,9 +29,9 @@ from ipam_portal.api.renderers import YAMLRenderer
 
 from .. import selectors
 from ..errors import ImportConflict, InvalidManifest, IpamError
+from ..gardener.drift import DRIFT, drift_report, shoot_drift
 from ..models import Seed, Shoot
 from ..services import shoot_get
-from ..services.drift import DRIFT, drift_report, shoot_drift
 from ..services.gardener_import import ImportReport, documents_from_data, gardener_import, parse_manifests
 from .serializers import StrictSerializer
 

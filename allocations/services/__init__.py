@@ -1,5 +1,8 @@
 """Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
 
+# Reads, importable from here as before (API views, commands and providers use them).
+from ..selectors import select_pool, shoot_get
+from .nodes import node_register, node_remove
 from .pools import (
     allocation_release,
     pool_allocate,
@@ -13,15 +16,11 @@ from .pools import (
     quota_units,
     reclaim_all,
 )
+from .seeds import seed_create
 from .shoots import (
-    node_register,
-    node_remove,
-    seed_create,
-    select_pool,
     shoot_adopt_ipv6_block,
     shoot_allocate,
     shoot_change_ip_families,
-    shoot_get,
     shoot_release,
     shoots_allocate_bulk,
 )

@@ -26,9 +26,10 @@ from django.core.management.base import CommandError
 from allocations import selectors, services
 from allocations.choices import PoolKind, Purpose, Uniqueness
 from allocations.errors import ImportConflict, IpamError
+from allocations.gardener.drift import shoot_drift
+from allocations.gardener.specs import _cidrs
 from allocations.models import Allocation, FreeBlock, Node, Pool, Seed, Shoot
 from allocations.services import gardener_import as gi
-from allocations.services.drift import shoot_drift
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -212,8 +213,8 @@ def test_import_then_export_reproduces_the_networking_fields(landscape, actor) -
     for seed in exported_seeds:
         given = seeds[seed["metadata"]["name"]]["spec"]["networks"]
         for key in ("nodes", "pods", "services"):
-            assert {str(n) for n in gi._cidrs(seed["spec"]["networks"][key], key)} == {
-                str(n) for n in gi._cidrs(given[key], key)
+            assert {str(n) for n in _cidrs(seed["spec"]["networks"][key], key)} == {
+                str(n) for n in _cidrs(given[key], key)
             }
 
 
@@ -230,7 +231,7 @@ def test_the_export_passes_gardeners_rules(landscape, actor) -> None:
         nets = gardener.shoot_networks_for_plan(plan, ipv4) if plan is not None else ipv4
         assert not gardener.shoot_violations(
             nets,
-            seed=services.shoots.seed_networks(shoot.seed),
+            seed=selectors.seed_networks(shoot.seed),
             ip_families=spec["ipFamilies"],
             node_mask_ipv4=masks.get("nodeCIDRMaskSize"),
             node_mask_ipv6=masks.get("nodeCIDRMaskSizeIPv6"),

@@ -7,9 +7,9 @@ from typing import Any
 from django.core.management.base import CommandParser
 
 from allocations import selectors
+from allocations.gardener.drift import DRIFT, NOT_REPORTED, drift_lines, drift_report
 from allocations.management.base import IpamCommand
 from allocations.services import shoot_get
-from allocations.services.drift import DRIFT, NOT_REPORTED, drift_lines, drift_report
 
 
 class Command(IpamCommand):

@@ -1,7 +1,6 @@
 """The drift report: what Gardener reports for a shoot against what the portal holds.
 
-Read-only (no writes, despite living next to the services: it reads what the
-import service recorded). Per shoot, per network (nodes, pods, services) and per
+Read-only: it compares what the import service recorded with what the portal holds. Per shoot, per network (nodes, pods, services) and per
 family — entries are matched **by family, never by list position** — a range is
 
 * ``missing``: the portal holds it, Gardener does not report it;
@@ -18,10 +17,10 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any
 
-from .. import selectors
 from ..models import Shoot
+from ..shoot_selectors import shoot_networking
+from .networks import ROLES
 
-ROLES = ("nodes", "pods", "services")
 IN_SYNC = "in-sync"
 DRIFT = "drift"
 NOT_REPORTED = "not-reported"
@@ -101,7 +100,7 @@ def shoot_drift(shoot: Shoot) -> ShootDrift:
     drift = ShootDrift(shoot_id=shoot.pk, shoot=str(shoot), state=NOT_REPORTED, reported_at=at)
     if not isinstance(reported, dict):
         return drift
-    drift.differences = compare_networking(selectors.shoot_networking(shoot), reported)
+    drift.differences = compare_networking(shoot_networking(shoot), reported)
     drift.state = DRIFT if drift.differences else IN_SYNC
     return drift
 

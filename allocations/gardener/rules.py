@@ -19,17 +19,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
-from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import TYPE_CHECKING
+from ipaddress import IPv4Network, IPv6Network
 
-from .errors import GardenerRuleViolation, InvalidPrefix
-
-if TYPE_CHECKING:  # layouts imports this module; only the type is needed here
-    from .layouts import ShootPlan
-
-Network = IPv4Network | IPv6Network
-NetworkInput = IPv4Network | IPv6Network | str
+from ..errors import GardenerRuleViolation, InvalidPrefix
+from ..prefixes import canonical_network
+from .networks import Network, SeedNetworks, ShootNetworks
 
 IPV4 = "IPv4"
 IPV6 = "IPv6"
@@ -50,6 +44,8 @@ RESERVED_RANGES: tuple[tuple[str, Network], ...] = (
     ("shoot pod network mapping", IPv4Network("244.0.0.0/8")),
 )
 
+#: Gardener's default ``nodeCIDRMaskSize`` (110 pods per node): 32 - ceil(log2(2 x 110)) = /24.
+IPV4_NODE_MASK = 24
 #: kube-controller-manager ``nodeCIDRMaskSize`` bounds (IPv4) and ``nodeCIDRMaskSizeIPv6``.
 NODE_MASK_IPV4_RANGE = (16, 28)
 NODE_MASK_IPV6_RANGE = (64, 124)
@@ -58,14 +54,13 @@ MIN_IPV6_SERVICE_PREFIX = 108
 #: A seed's IPv4 service range may not be larger than this (Gardener: "cannot be larger than /8").
 MIN_IPV4_SEED_SERVICE_PREFIX = 8
 
-_IPV4_MAPPED = IPv6Network("::ffff:0:0/96")
 _ALLOWED_FAMILY_CHANGES = {((IPV4,), (IPV4, IPV6)), ((IPV4, IPV6), (IPV4,))}
 
 SHOOT_NODE_MASK_FIELD = "kubernetes.kubeControllerManager.nodeCIDRMaskSize"
 SHOOT_NODE_MASK_IPV6_FIELD = "kubernetes.kubeControllerManager.nodeCIDRMaskSizeIPv6"
 
 
-# --------------------------------------------------------------------------- parsing
+# --------------------------------------------------------------------------- wording
 
 
 def _go_quote(value: object) -> str:
@@ -78,117 +73,8 @@ def _go_list(values: Iterable[str]) -> str:
     return "[" + " ".join(values) + "]"
 
 
-def _not_canonical(value: object, field: str) -> InvalidPrefix:
-    return InvalidPrefix(
-        f"{field}: Invalid value: {_go_quote(value)}: must be valid canonical CIDR",
-        field=field,
-        value=value,
-    )
-
-
-def parse_canonical_cidr(value: str, *, field: str) -> IPv4Network | IPv6Network:
-    """Parse a CIDR the way Gardener wants it written, or raise ``InvalidPrefix``.
-
-    Accepted: exactly the text Go prints for the parsed network — lower-case,
-    RFC 5952-compressed IPv6, no leading zeros, an explicit prefix length and no
-    host bits. Refused: whitespace anywhere, zone ids (``fe80::1%eth0/64``),
-    IPv4-mapped IPv6 (``::ffff:10.0.0.0/104``), netmask notation, anything else.
-
-    Gardener itself only refuses host bits (``ipNet.IP.Equal(ip)``); the portal is
-    stricter so that a stored range compares equal, as text, to what Gardener and
-    the clouds print back (search, import and reconcile match on it).
-    """
-    if not isinstance(value, str) or not value:
-        raise _not_canonical(value, field)
-    if "".join(value.split()) != value or "%" in value or value.count("/") != 1:
-        raise _not_canonical(value, field)
-    try:
-        net = ip_network(value, strict=True)
-    except ValueError:
-        raise _not_canonical(value, field) from None
-    if str(net) != value:
-        raise _not_canonical(value, field)
-    if isinstance(net, IPv6Network) and net.subnet_of(_IPV4_MAPPED):
-        raise _not_canonical(value, field)
-    return net
-
-
-def _coerce(value: object, field: str) -> Network:
-    """A network from text (strictly parsed) or an ``ip_network`` object (re-checked)."""
-    if isinstance(value, str):
-        return parse_canonical_cidr(value, field=field)
-    if isinstance(value, IPv4Network | IPv6Network):
-        # Objects are canonical by construction, but zone ids and IPv4-mapped
-        # ranges still slip through ipaddress.
-        if isinstance(value, IPv6Network) and (
-            value.network_address.scope_id is not None or value.subnet_of(_IPV4_MAPPED)
-        ):
-            raise _not_canonical(value, field)
-        return value
-    raise _not_canonical(value, field)
-
-
 def _family(net: Network) -> str:
     return IPV4 if net.version == 4 else IPV6
-
-
-def _as_tuple(value: object) -> tuple:
-    if value is None:
-        return ()
-    if isinstance(value, str | IPv4Network | IPv6Network):
-        return (value,)
-    return tuple(value)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class ShootNetworks:
-    """One shoot's networks: every role a tuple of CIDRs (IPv4 and/or IPv6).
-
-    Entries may be ``ip_network`` objects or text; text is parsed strictly by the
-    validators (so that a non-canonical entry becomes a violation, not a crash).
-    Lists and single values are normalised to tuples.
-    """
-
-    nodes: tuple[NetworkInput, ...] = ()
-    pods: tuple[NetworkInput, ...] = ()
-    services: tuple[NetworkInput, ...] = ()
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _as_tuple(getattr(self, f.name)))
-
-
-@dataclass(frozen=True)
-class SeedNetworks:
-    """A seed's ``spec.networks``: its own nodes/pods/services and the shoot defaults."""
-
-    nodes: tuple[NetworkInput, ...] = ()
-    pods: tuple[NetworkInput, ...] = ()
-    services: tuple[NetworkInput, ...] = ()
-    shoot_default_pods: tuple[NetworkInput, ...] = ()
-    shoot_default_services: tuple[NetworkInput, ...] = ()
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _as_tuple(getattr(self, f.name)))
-
-
-def shoot_networks_for_plan(plan: ShootPlan, ipv4: ShootNetworks | None = None) -> ShootNetworks:
-    """The networks to validate for a planned shoot: the IPv4 ranges plus the plan's IPv6 view.
-
-    The IPv6 part is :meth:`ShootPlan.validation_networks` — where each role's
-    addresses are really drawn from (see there for nested layouts such as AWS).
-    """
-    base = ipv4 or ShootNetworks()
-    view = plan.validation_networks()
-    return ShootNetworks(
-        nodes=base.nodes + view["nodes"],
-        pods=base.pods + view["pods"],
-        services=base.services + view["services"],
-    )
 
 
 # --------------------------------------------------------------------------- IP families
@@ -264,7 +150,7 @@ class _Collector:
         out: list[Network] = []
         for entry in entries:
             try:
-                net = _coerce(entry, field)
+                net = canonical_network(entry, field=field)
             except InvalidPrefix as exc:
                 self.add(exc.message, field=field, rule="canonical", cidr=entry)
                 continue

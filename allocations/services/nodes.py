@@ -1,0 +1,92 @@
+"""Node services: register a node with its per-node pod range, remove it again."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address, IPv6Network
+
+from django.db import transaction
+
+from audit.services import Actor, audit_record
+
+from .. import prefixes
+from ..choices import OwnerType, Purpose, Role, ShootState
+from ..errors import AlreadyExists, InvalidState, IpamError
+from ..models import Node, Pool, Shoot
+from .pools import allocation_release, pool_allocate
+from .shoots import _provisioning  # moves with the shoot services until domain events replace it
+
+
+def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -> tuple[Node, bool]:
+    """Register a node and hand it the next per-node pod range; returns ``(node, created)``.
+
+    The address must lie in the shoot's node range (the DHCPv6 pool on
+    openstack-gep, a workers subnet on AWS). Registering the same node with the
+    same address again returns it unchanged.
+    """
+    if not isinstance(name, str) or not name or len(name) > 253:
+        raise IpamError("a node needs a name of at most 253 characters", field="name")
+    address = prefixes.parse_address(ipv6_address, field="ipv6_address")
+    if not isinstance(address, IPv6Address):
+        raise IpamError(f"{address} is not an IPv6 address", field="ipv6_address")
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
+        existing = Node.objects.filter(shoot=shoot, name=name).select_related("pod_allocation").first()
+        if existing is not None:
+            if IPv6Address(existing.ipv6_address) != address:
+                raise AlreadyExists(
+                    f"node {name} is registered with {existing.ipv6_address}", field="ipv6_address"
+                )
+            return existing, False
+        if Node.objects.filter(shoot=shoot, ipv6_address=str(address)).exists():
+            raise AlreadyExists(f"{address} belongs to another node of {shoot}", field="ipv6_address")
+        node_pools = list(
+            Pool.objects.filter(
+                purpose=Purpose.NODE_PODS, parent_allocation__shoot=shoot, retired_at__isnull=True
+            ).select_related("parent_allocation")
+        )
+        if not node_pools:
+            raise InvalidState(f"shoot {shoot} has no IPv6 per-node pod ranges", field="shoot")
+        node_ranges: list[IPv6Network] = [
+            a.network for a in shoot.allocations.filter(role=Role.NODES, family=6, state="active")
+        ] + [p.network for p in node_pools if p.parent_allocation.role == Role.SUBNET]
+        if not any(address in net for net in node_ranges):
+            listed = ", ".join(str(n) for n in node_ranges)
+            raise IpamError(
+                f"{address} is not inside the node range of {shoot} ({listed})", field="ipv6_address"
+            )
+        pool = next((p for p in node_pools if address in p.network), node_pools[0])
+        allocation = pool_allocate(
+            pool=pool,
+            actor=actor,
+            owner_type=OwnerType.NODE,
+            role=Role.NODE_PODS,
+            shoot=shoot,
+            project=shoot.project,
+            label=name,
+        )
+        node = Node.objects.create(
+            shoot=shoot, name=name, ipv6_address=str(address), pod_allocation=allocation
+        )
+        audit_record(
+            actor=actor,
+            action="node.register",
+            obj=node,
+            after={"name": name, "ipv6_address": str(address), "pods": allocation.cidr},
+            project=shoot.project,
+        )
+        _provisioning(shoot, "nodes-changed", actor)
+    return node, True
+
+
+def node_remove(*, node: Node, actor: Actor) -> None:
+    """Remove a node and release its pod range (quarantined like any released prefix)."""
+    with transaction.atomic():
+        node = Node.objects.select_related("pod_allocation", "shoot").get(pk=node.pk)
+        before = {"name": node.name, "ipv6_address": node.ipv6_address, "pods": node.pod_allocation.cidr}
+        audit_record(actor=actor, action="node.remove", obj=node, before=before, project=node.shoot.project)
+        allocation = node.pod_allocation
+        node.delete()
+        allocation_release(allocation=allocation, actor=actor)
+        _provisioning(node.shoot, "nodes-changed", actor)

@@ -1,0 +1,102 @@
+"""Seed services: register a seed with its networks, checked by Gardener's seed rules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+from audit.services import Actor, audit_record
+
+from .. import gardener, prefixes, selectors
+from ..choices import OwnerType, Role
+from ..errors import AlreadyExists, IpamError
+from ..models import Seed
+from ..names import check_name, check_provider
+from ..prefixes import parse_canonical_cidr
+from .pools import pool_allocate
+
+
+def _cidr_list(values: Sequence[str] | str | None, field: str) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    return [str(parse_canonical_cidr(v.strip(), field=field)) for v in values]
+
+
+def seed_create(
+    *,
+    name: str,
+    provider: str,
+    region: str,
+    actor: Actor,
+    ip_families: Sequence[str] = ("IPv4",),
+    nodes: Sequence[str] | str | None = None,
+    pods: Sequence[str] | str | None = None,
+    services: Sequence[str] | str | None = None,
+    shoot_default_pods: Sequence[str] | str | None = None,
+    shoot_default_services: Sequence[str] | str | None = None,
+    block_cidrs: Sequence[str] | str | None = None,
+) -> Seed:
+    """Register a seed with its networks, checked by Gardener's seed rules.
+
+    Every IPv6 seed network that lies inside one of our global pools is reserved
+    there (owner ``seed``), so no shoot block can ever be carved over it.
+    """
+    check_name(name, "name")
+    check_provider(provider)
+    families = gardener.validate_ip_families(ip_families)
+    seed = Seed(
+        name=name,
+        provider=provider,
+        region=region,
+        ip_families=list(families),
+        nodes=_cidr_list(nodes, "networks.nodes"),
+        pods=_cidr_list(pods, "networks.pods"),
+        services=_cidr_list(services, "networks.services"),
+        shoot_default_pods=_cidr_list(shoot_default_pods, "networks.shootDefaults.pods"),
+        shoot_default_services=_cidr_list(shoot_default_services, "networks.shootDefaults.services"),
+        block_cidrs=_cidr_list(block_cidrs, "networks.blockCIDRs"),
+    )
+    if not seed.pods:
+        raise IpamError("a seed needs its pod network", field="networks.pods")
+    if not seed.services:
+        raise IpamError("a seed needs its service network", field="networks.services")
+    gardener.validate_seed(selectors.seed_networks(seed), ip_families=families)
+    with transaction.atomic():
+        if Seed.objects.filter(name=name).exists():
+            raise AlreadyExists(f"a seed named {name!r} exists", field="name")
+        seed.save()
+        for cidr in [*seed.nodes, *seed.pods, *seed.services]:
+            net = prefixes.parse_prefix(cidr)
+            if net.version != 6:
+                continue
+            pool = next((p for p in selectors.pools_containing(net) if p.is_global), None)
+            if pool is not None:
+                pool_allocate(
+                    pool=pool,
+                    actor=actor,
+                    cidr=cidr,
+                    owner_type=OwnerType.SEED,
+                    role=Role.OTHER,
+                    seed=seed,
+                    label=name,
+                )
+        audit_record(actor=actor, action="seed.create", obj=seed, after=_seed_snapshot(seed))
+    return seed
+
+
+def _seed_snapshot(seed: Seed) -> dict[str, Any]:
+    return {
+        "name": seed.name,
+        "provider": seed.provider,
+        "region": seed.region,
+        "ip_families": seed.ip_families,
+        "nodes": seed.nodes,
+        "pods": seed.pods,
+        "services": seed.services,
+        "shoot_default_pods": seed.shoot_default_pods,
+        "shoot_default_services": seed.shoot_default_services,
+    }

@@ -1,0 +1,304 @@
+"""A shoot's ranges: its IPv4 nodes, pods and services, its IPv6 block cut by the layout.
+
+Steps of a unit of work, not services of their own: :mod:`.shoots` calls them
+for a new shoot, a dual-stack migration and an adopted block, the Gardener
+import for ranges that already exist. A new shoot's rows are taken in memory and
+written with one INSERT per stage (:class:`PendingWrites`); every range is
+checked against Gardener's rules before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from audit.services import Actor
+
+from .. import gardener, layouts, selectors
+from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
+from ..errors import NoPoolAvailable
+from ..models import Allocation, Pool, Shoot
+from ..shoot_selectors import IPV4_ROLES, shoot_pools
+from .pools import (
+    FreshPool,
+    allocations_insert,
+    free_blocks_insert,
+    new_pool,
+    pool_allocate,
+    pool_create,
+    pool_take_for,
+    pools_insert,
+)
+
+
+class PendingWrites:
+    """The rows of new shoots, taken in memory and written with one INSERT per stage.
+
+    Stage 0 holds allocations taken from existing pools (IPv4 ranges, the IPv6
+    block), stage 1 the block pools carved from them; then, per nesting level of
+    the layout, the ranges reserved in the pools of the stage before (even stages)
+    and the pools carved from those ranges (odd stages); last the free space left
+    in every new pool. Rows refer to rows of earlier stages as objects, so their
+    keys are filled in when those are written. Nothing reads these rows before
+    :meth:`write`: a shoot writes them before it returns, a bulk request once for
+    all of its shoots.
+    """
+
+    def __init__(self) -> None:
+        self.stages: list[list[Any]] = []
+        self.fresh: list[FreshPool] = []
+
+    def add(self, stage: int, rows: Sequence[Any]) -> None:
+        while len(self.stages) <= stage:
+            self.stages.append([])
+        self.stages[stage].extend(rows)
+
+    def write(self, actor: Actor) -> None:
+        for stage, rows in enumerate(self.stages):
+            if stage % 2 == 0:
+                allocations_insert(allocations=rows, actor=actor)
+            else:
+                pools_insert(pools=rows, actor=actor)
+        free_blocks_insert(pools=self.fresh)
+        self.stages, self.fresh = [], []
+
+
+def shoot_ranges_allocate(
+    shoot: Shoot,
+    layout: layouts.Layout,
+    families: tuple[str, ...],
+    actor: Actor,
+    writes: PendingWrites,
+) -> tuple[list[Allocation], layouts.ShootPlan | None]:
+    """Take every range of a new shoot (IPv4, IPv6 block and its layout) into ``writes``.
+
+    Only the block's claim in the shoots pool touches the database here; the rows
+    are written by ``writes`` (see :class:`PendingWrites`). Gardener's rules are
+    checked before anything is written. Returns the shoot's allocations and IPv6 plan.
+    """
+    pools = shoot_pools(shoot.provider, shoot.region)
+    ipv4 = _take_ipv4(shoot, pools, actor)
+    ipv4_nets = gardener.ShootNetworks(
+        nodes=(ipv4["nodes"].network,), pods=(ipv4["pods"].network,), services=(ipv4["services"].network,)
+    )
+    rows = list(ipv4.values())
+    writes.add(0, rows)
+    if "IPv6" not in families or layout.provider_assigned:
+        # Provider-assigned IPv6 (GCP) is recorded when the provider reports it.
+        gardener.validate_shoot(
+            ipv4_nets,
+            seed=selectors.seed_networks(shoot.seed),
+            ip_families=families,
+            node_mask_ipv4=gardener.IPV4_NODE_MASK,
+        )
+        return rows, None
+    ipv6, plan = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, writes=writes, new_shoot=True)
+    return rows + ipv6, plan
+
+
+def _take_ipv4(shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor) -> dict[str, Allocation]:
+    """The shoot's IPv4 nodes, pods and services ranges, taken but not written yet."""
+    chosen: dict[str, Pool] = {}
+    for role, purpose in IPV4_ROLES:
+        pool = pools.get((purpose, 4))
+        if pool is None:
+            raise NoPoolAvailable(
+                f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",
+                field="region",
+            )
+        chosen[role] = pool
+    # The shoot row was inserted in this unit, so its scope (``shoot:<pk>``, which only
+    # pool_allocate writes, for that shoot) is empty in every per-shoot pool: no query.
+    # On PostgreSQL the exclusion constraint (pool, scope, cidr) would refuse an overlap anyway.
+    live: dict[int, list[Allocation]] = {p.pk: [] for p in chosen.values() if not p.is_global}
+    return {
+        role: pool_take_for(
+            pool=pool,
+            actor=actor,
+            owner_type=OwnerType.SHOOT,
+            role=role,
+            shoot=shoot,
+            project=shoot.project,
+            label=role,
+            live=live.get(pool.pk),
+        )
+        for role, pool in chosen.items()
+    }
+
+
+def shoot_ipv4_networks(shoot: Shoot) -> gardener.ShootNetworks:
+    live = {a.role: a.network for a in shoot.allocations.filter(family=4, state__in=LIVE_STATES)}
+    return gardener.ShootNetworks(
+        nodes=tuple(n for r, n in live.items() if r == Role.NODES),
+        pods=tuple(n for r, n in live.items() if r == Role.PODS),
+        services=tuple(n for r, n in live.items() if r == Role.SERVICES),
+    )
+
+
+def shoot_ipv6_allocate(
+    shoot: Shoot,
+    layout: layouts.Layout,
+    families: tuple[str, ...],
+    ipv4_nets: gardener.ShootNetworks,
+    actor: Actor,
+    cidr: str | None = None,
+    writes: PendingWrites | None = None,
+    new_shoot: bool = False,
+) -> tuple[list[Allocation], layouts.ShootPlan | None]:
+    """Carve the shoot's IPv6 block (``cidr``, or the next free one) and lay it out.
+
+    Returns the block's allocations and plan (none when the cloud assigns the block).
+
+    ``writes``: where the rows go (written by the caller); without it they are
+    written before this returns. ``new_shoot``: the shoot was created in this unit
+    (it has no earlier block). A step of a unit of work.
+    """
+    if writes is None:
+        writes = PendingWrites()
+        done = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot)
+        writes.write(actor)
+        return done
+    source = shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
+    if source is None:
+        raise NoPoolAvailable(
+            f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",
+            field="region",
+        )
+    if source.kind == PoolKind.PROVIDER and cidr is None:
+        # The cloud assigns the block (Amazon's /56): the provisioning job reads it
+        # back and records it here through shoot_adopt_ipv6_block.
+        return [], None
+    # A shoot migrated back and forth gets a new block each time; old block pools stay as history.
+    generation = (
+        0
+        if new_shoot
+        else Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
+    )
+    name = f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
+    # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
+    block = pool_take_for(
+        pool=source,
+        actor=actor,
+        **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
+        owner_type=OwnerType.SHOOT,
+        role=Role.BLOCK,
+        label=name,
+        shoot=shoot,
+        project=shoot.project,
+    )
+    block_pool = new_pool(
+        name=name,
+        net=block.network,
+        parent=source,
+        parent_allocation=block,
+        purpose=Purpose.SHOOT_BLOCK,
+        kind=source.kind,
+        description=f"IPv6 block of shoot {shoot} ({layout.name})",
+    )
+    plan = layout.plan(block_pool.network, zones=shoot.zones)
+    # kube-controller-manager cuts the pod network into per-node ranges of the layout's size
+    node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
+    gardener.validate_shoot(
+        gardener.shoot_networks_for_plan(plan, ipv4_nets),
+        seed=selectors.seed_networks(shoot.seed),
+        ip_families=families,
+        node_mask_ipv4=gardener.IPV4_NODE_MASK,
+        node_mask_ipv6=node_masks[0] if node_masks else None,
+    )
+    writes.add(0, [block])
+    writes.add(1, [block_pool])
+    return [block, *_carve_block(shoot, plan, block_pool, actor, writes)], plan
+
+
+def _carve_block(
+    shoot: Shoot, plan: layouts.ShootPlan, block_pool: Pool, actor: Actor, writes: PendingWrites
+) -> list[Allocation]:
+    """Reserve the plan's ranges in the new block pool, in memory; returns their allocations.
+
+    The block pool and the per-node pod pools carved from it are new, so their free
+    space is known: the ranges are cut in memory (:class:`FreshPool`: no candidate
+    query, no claim), and ``writes`` writes them with one INSERT per nesting level,
+    the free space left in all these pools with one INSERT at the end.
+    """
+    taken: list[Allocation] = []
+    block = FreshPool(block_pool)
+    writes.fresh.append(block)
+    level = [(planned, block) for planned in plan.top_level()]
+    stage = 2
+    while level:
+        rows = [(planned, _reserve_fresh(shoot, planned, space, actor)) for planned, space in level]
+        writes.add(stage, [row for _, row in rows])
+        taken += [row for _, row in rows]
+        # A range split into per-node pod ranges becomes a pool of its own; ranges nested
+        # in it (AWS: services inside workers-z0) are reserved there, one level down.
+        carved = {
+            planned.name: new_pool(
+                name=f"{row.pool.name}/{planned.name}",
+                net=planned.cidr,
+                parent=row.pool,
+                parent_allocation=row,
+                purpose=Purpose.NODE_PODS,
+                kind=row.pool.kind,
+                default_prefix_length=planned.node_pod_prefix_length,
+                min_prefix_length=planned.node_pod_prefix_length,
+            )
+            for planned, row in rows
+            if planned.node_pod_prefix_length is not None
+        }
+        writes.add(stage + 1, list(carved.values()))
+        spaces = {name: FreshPool(pool) for name, pool in carved.items()}
+        writes.fresh += spaces.values()
+        level = [(planned, spaces[planned.inside]) for planned in plan.ranges if planned.inside in spaces]
+        stage += 2
+    return taken
+
+
+def shoot_range_reserve(
+    shoot: Shoot, planned: layouts.PlannedRange, pool: Pool, range_pools: dict[str, Pool], actor: Actor
+) -> None:
+    """Reserve one planned range in ``pool`` through the services, one at a time.
+
+    For pools that may hold other allocations already (the Gardener import); a new
+    shoot's block is carved by :func:`_carve_block`, with the same outcome.
+    """
+    role = Role.SUBNET if planned.role == "subnet" else planned.role
+    if planned.node_pod_prefix_length is not None:
+        range_pools[planned.name] = pool_create(
+            name=f"{pool.name}/{planned.name}",
+            parent=pool,
+            cidr=str(planned.cidr),
+            purpose=Purpose.NODE_PODS,
+            kind=pool.kind,
+            default_prefix_length=planned.node_pod_prefix_length,
+            min_prefix_length=planned.node_pod_prefix_length,
+            actor=actor,
+            shoot=shoot,
+            project=shoot.project,
+            owner_type=OwnerType.SHOOT,
+            role=role,
+            label=planned.name,
+        )
+        return
+    pool_allocate(
+        pool=pool,
+        actor=actor,
+        cidr=str(planned.cidr),
+        owner_type=OwnerType.SHOOT,
+        role=role,
+        shoot=shoot,
+        project=shoot.project,
+        label=planned.name,
+    )
+
+
+def _reserve_fresh(shoot: Shoot, planned: layouts.PlannedRange, space: FreshPool, actor: Actor) -> Allocation:
+    """The unsaved allocation of one planned range in the (fresh) pool it lies in."""
+    return space.take(
+        cidr=planned.cidr,
+        actor=actor,
+        owner_type=OwnerType.SHOOT,
+        role=Role.SUBNET if planned.role == "subnet" else planned.role,
+        shoot=shoot,
+        project=shoot.project,
+        label=planned.name,
+    )
