@@ -32,6 +32,12 @@ class Purpose(models.TextChoices):
     NODE_PODS = "node-pods", "Per-node pod ranges"
 
 
+#: Pools carved for one shoot (its block, its per-node pod ranges): no provider/region selection
+#: ever picks them, a range inside one belongs to that shoot, and as there are as many as
+#: shoots, the dashboard and the pool tree leave them out unless asked for.
+SHOOT_OWN_PURPOSES = frozenset({Purpose.SHOOT_BLOCK, Purpose.NODE_PODS})
+
+
 class FitPolicy(models.TextChoices):
     LOWEST_FIRST = "lowest-first", "Lowest address first"
     BEST_FIT = "best-fit", "Best fit (smallest hole first)"

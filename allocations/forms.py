@@ -117,7 +117,7 @@ class ShootCreateForm(forms.Form):
     region = forms.CharField(max_length=64)
     ip_families = forms.ChoiceField(choices=FAMILY_CHOICES, label="IP families")
     layout = forms.ChoiceField(required=False, help_text="Empty: the provider's default layout")
-    zones = forms.IntegerField(min_value=1, max_value=85, initial=1)
+    zones = forms.IntegerField(min_value=1, max_value=layouts.AWS_MAX_ZONES, initial=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

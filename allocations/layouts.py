@@ -51,7 +51,7 @@ AWS_NODE_POD_PREFIX = 80
 #: GCP gives each VM a /96 out of the node /64 (pods get /112s inside it).
 GCP_NODE_PREFIX = 96
 AWS_SUBNET_KINDS = ("workers", "internal", "public")
-#: 3 /64s per zone in a /56 (256 /64s): at most 85 zones.
+#: 3 /64s per zone in a /56 (256 /64s): at most 85 zones. Every shoot's limit (see check_zones).
 AWS_MAX_ZONES = 256 // len(AWS_SUBNET_KINDS)
 ULA_RANGE = IPv6Network("fd00::/8")
 
@@ -443,6 +443,17 @@ def register_layout(layout: Layout) -> Layout:
         raise ValueError(f"layout {layout.name!r} is already registered")
     LAYOUTS[layout.name] = layout
     return layout
+
+
+def check_zones(zones: object, *, field: str = "zones") -> int:
+    """``zones`` if it is a whole number from 1 to :data:`AWS_MAX_ZONES`, else :class:`IpamError`.
+
+    The AWS layout's limit bounds every shoot, whatever its provider, so that the
+    API, the UI, the services and the Gardener import accept the same shoots.
+    """
+    if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= AWS_MAX_ZONES:
+        raise IpamError(f"zones must be a whole number from 1 to {AWS_MAX_ZONES}", field=field)
+    return zones
 
 
 def get_layout(name: str) -> Layout:

@@ -32,3 +32,20 @@ def check_provider(provider: str) -> str:
             f"unknown provider {provider!r}; known: {', '.join(Provider.values)}", field="provider"
         )
     return provider
+
+
+def split_shoot_key(text: str) -> tuple[str, str] | None:
+    """``(project, name)`` of a shoot's ``PROJECT/NAME``, or None when either part is missing.
+
+    Only the form is read, not the names' rules: a name that cannot exist finds no shoot.
+    """
+    project, sep, name = text.partition("/")
+    return (project, name) if sep and project and name else None
+
+
+def parse_shoot_key(text: str, *, field: str = "shoot") -> tuple[str, str]:
+    """:func:`split_shoot_key` for input that must name a shoot: other text is an :class:`IpamError`."""
+    key = split_shoot_key(text)
+    if key is None:
+        raise IpamError(f"a shoot is PROJECT/NAME, got {text!r}", field=field)
+    return key

@@ -36,7 +36,7 @@ from providers.choices import ACTIVE_JOB_STATES, JobAction, JobState
 
 from . import prefixes, selectors, services
 from .api.filters import ShootFilterSet
-from .choices import LIVE_STATES, AllocationState, Purpose, ShootState
+from .choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, ShootState
 from .errors import IpamError
 from .forms import (
     AllocateForm,
@@ -51,9 +51,6 @@ from .models import Allocation, Node, Pool, Shoot
 PAGE_SIZE = 50
 CHILDREN_SHOWN = 50
 JOBS_SHOWN = 10
-# Pools every shoot gets of its own (its block, its nodes' pod ranges): as many as there
-# are shoots, so the dashboard and the pool tree leave them out unless asked for.
-SHOOT_OWN_PURPOSES = (Purpose.SHOOT_BLOCK, Purpose.NODE_PODS)
 View = Callable[..., HttpResponse]
 
 

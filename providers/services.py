@@ -30,6 +30,7 @@ from allocations import selectors as ipam
 from allocations.choices import LIVE_STATES, OwnerType, Provider, Role
 from allocations.errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable
 from allocations.models import Allocation, Shoot
+from allocations.names import split_shoot_key
 from allocations.services import pool_allocate, shoot_adopt_ipv6_block
 from audit.services import Actor, audit_record
 
@@ -669,8 +670,8 @@ def _classify(
         return FindingStatus.DRIFTED, None, f"the cloud reports {r.cidr!r}, not a CIDR"
     if r.shoot:
         if r.shoot not in shoots:
-            project, _, name = r.shoot.partition("/")
-            found = Shoot.objects.filter(project=project, name=name, state="active").first()
+            key = split_shoot_key(r.shoot)
+            found = Shoot.objects.filter(project=key[0], name=key[1], state="active").first() if key else None
             shoots[r.shoot] = (found, _portal_networks(found)) if found else None
         held = shoots[r.shoot]
         if held is None:

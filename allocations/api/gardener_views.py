@@ -31,6 +31,7 @@ from .. import selectors
 from ..errors import ImportConflict, InvalidManifest, IpamError
 from ..gardener.drift import DRIFT, drift_report, shoot_drift
 from ..models import Seed, Shoot
+from ..names import parse_shoot_key
 from ..services import shoot_get
 from ..services.gardener_import import ImportReport, documents_from_data, gardener_import, parse_manifests
 from .serializers import StrictSerializer
@@ -79,10 +80,7 @@ class ImportQuerySerializer(StrictSerializer):
 
 
 def _shoot_named(text: str) -> Shoot:
-    project, sep, name = text.partition("/")
-    if not sep or not project or not name:
-        raise IpamError(f"a shoot is PROJECT/NAME, got {text!r}", field="shoot")
-    return shoot_get(project, name)
+    return shoot_get(*parse_shoot_key(text))
 
 
 def _conflict_response(report: ImportReport) -> Response:

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
 
+from .. import layouts
 from ..choices import (
     FitPolicy,
     OwnerType,
@@ -338,7 +339,7 @@ class ShootCreateSerializer(StrictSerializer):
         child=serializers.CharField(max_length=8), min_length=1, max_length=2, default=["IPv4", "IPv6"]
     )
     layout = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    zones = serializers.IntegerField(min_value=1, max_value=85, default=1)
+    zones = serializers.IntegerField(min_value=1, max_value=layouts.AWS_MAX_ZONES, default=1)
 
 
 class ShootSerializer(PrebuiltOutputSerializer):

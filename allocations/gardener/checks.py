@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import layouts, prefixes, selectors
-from ..choices import LIVE_STATES, PoolKind, Purpose, Role
+from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, PoolKind, Role
 from ..errors import IpamError, PrefixOverlap
 from ..models import Allocation, Pool, Seed, Shoot
 from .networks import Network, ShootNetworks, shoot_networks_for_plan
@@ -26,7 +26,7 @@ def owned_pool_containing(net: Network, *, purposes: Sequence[str] | None = None
     a range inside another shoot's block is that shoot's, a conflict.
     """
     for pool in selectors.pools_containing(net):
-        if pool.kind == PoolKind.PROVIDER or pool.purpose in (Purpose.SHOOT_BLOCK, Purpose.NODE_PODS):
+        if pool.kind == PoolKind.PROVIDER or pool.purpose in SHOOT_OWN_PURPOSES:
             continue
         if purposes is not None and pool.purpose not in purposes:
             continue

@@ -26,6 +26,7 @@ from audit.services import SYSTEM, Actor, audit_record
 from .. import prefixes
 from ..choices import (
     LIVE_STATES,
+    SHOOT_OWN_PURPOSES,
     AllocationState,
     FitPolicy,
     OwnerType,
@@ -131,13 +132,9 @@ def _check_given(pool: Pool, net: prefixes.IPNetwork) -> None:
     _check_length(pool, net.prefixlen, "cidr")
 
 
-# Pools carved for one shoot: no provider/region selection ever picks them.
-_SHOOT_OWN_PURPOSES = frozenset({Purpose.SHOOT_BLOCK, Purpose.NODE_PODS})
-
-
 def _pools_changed(pools: Iterable[Pool]) -> None:
     """Forget the unit's cached pool selection when a pool it may pick was created or retired."""
-    if any(pool.purpose not in _SHOOT_OWN_PURPOSES for pool in pools):
+    if any(pool.purpose not in SHOOT_OWN_PURPOSES for pool in pools):
         unit_cache_clear()
 
 

@@ -116,8 +116,7 @@ def _shoot_allocate(
     chosen = layouts.get_layout(layout) if layout else layouts.default_layout(provider)
     if chosen.provider != provider:
         raise IpamError(f"layout {chosen.name} is for {chosen.provider}, not {provider}", field="layout")
-    if isinstance(zones, bool) or not isinstance(zones, int) or not 1 <= zones <= 85:
-        raise IpamError("zones must be a whole number from 1 to 85", field="zones")
+    layouts.check_zones(zones)
     wanted = {
         "seed": seed,
         "provider": provider,
