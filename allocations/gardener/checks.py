@@ -36,11 +36,13 @@ def owned_pool_containing(net: Network, *, purposes: Sequence[str] | None = None
     return None
 
 
-def _what(allocation: Allocation) -> str:
+def _range_name(allocation: Allocation) -> str:
+    """What the range is to its holder, for messages: ``block``, else its label or role (``pods``)."""
     return allocation.role if allocation.role == Role.BLOCK else allocation.label or allocation.role
 
 
 def _holder(allocation: Allocation) -> str:
+    """Who holds the range, for messages: ``shoot p/n``, ``seed s`` or the owner type and label."""
     if allocation.shoot_id:
         return f"shoot {allocation.shoot}"
     if allocation.seed_id:
@@ -80,7 +82,7 @@ def overlaps(net: Network, *, field: str, shoot: Shoot | None) -> list[IpamError
         seen.add(holder)
         errors.append(
             PrefixOverlap(
-                f"{net} overlaps {allocation.cidr} ({_what(allocation)} of "
+                f"{net} overlaps {allocation.cidr} ({_range_name(allocation)} of "
                 f"{_holder(allocation)}, pool {allocation.pool.name})",
                 field=field,
                 allocation=allocation.pk,

@@ -47,7 +47,8 @@ def shoot_audit_snapshot(shoot: Shoot, allocations: Sequence[Allocation] | None 
     }
 
 
-def _same_request(shoot: Shoot, wanted: dict[str, Any]) -> list[str]:
+def _differing_fields(shoot: Shoot, wanted: dict[str, Any]) -> list[str]:
+    """The fields of ``wanted`` in which the live ``shoot`` differs (empty: the same request again)."""
     return [key for key, value in wanted.items() if getattr(shoot, key) != value]
 
 
@@ -168,7 +169,7 @@ def _shoot_allocate(
 
 
 def _existing(shoot: Shoot, wanted: dict[str, Any]) -> Shoot:
-    differs = _same_request(shoot, wanted)
+    differs = _differing_fields(shoot, wanted)
     if differs:
         field = differs[0]
         raise AlreadyExists(
