@@ -47,6 +47,7 @@ from .forms import (
     add_service_error,
 )
 from .models import Allocation, Node, Pool, Shoot
+from .names import split_shoot_key
 
 PAGE_SIZE = 50
 CHILDREN_SHOWN = 50
@@ -213,9 +214,9 @@ def _search_target(q: str) -> tuple[str | None, dict[str, Any]]:
         if pools:
             return reverse("ui:pool-detail", args=[pools[0].pk]), {}
         return None, {"net": net, "pools": [], "shoots": []}
-    project, _, name = q.partition("/")
-    if name:
-        shoot = Shoot.objects.filter(project=project, name=name).order_by("state", "-pk").first()
+    key = split_shoot_key(q)
+    if key is not None:
+        shoot = Shoot.objects.filter(project=key[0], name=key[1]).order_by("state", "-pk").first()
         if shoot is not None:
             return reverse("ui:shoot-detail", args=[shoot.pk]), {}
     pool = Pool.objects.filter(name=q).first()
@@ -229,7 +230,7 @@ def _search_target(q: str) -> tuple[str | None, dict[str, Any]]:
         "shoots": list(
             Shoot.objects.filter(Q(name__icontains=q) | Q(project__icontains=q)).select_related("seed")[:20]
         ),
-        "prefix_error": error if "/" in q and not name else "",
+        "prefix_error": error if "/" in q and key is None else "",
     }
 
 

@@ -286,10 +286,7 @@ def _import_shoot(doc: Document, result: DocumentResult, actor: Actor) -> None:
         errors += checks.ipv6_conflicts(plan, layout, None)
     if errors:
         raise _DocumentConflicts(errors)
-    if not 1 <= spec.zones <= layouts.AWS_MAX_ZONES:
-        raise IpamError(
-            f"zones must be 1 to {layouts.AWS_MAX_ZONES}", field="spec.provider.infrastructureConfig"
-        )
+    layouts.check_zones(spec.zones, field="spec.provider.infrastructureConfig")
     shoot = Shoot(
         project=spec.project,
         name=spec.name,

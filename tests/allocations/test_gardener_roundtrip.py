@@ -672,3 +672,25 @@ def test_bulk_100_dual_stack_shoots_unique_and_disjoint_on_postgres(make_pool, a
             actor=actor,
         )
     assert exc.value.field == "shoots[99].zones" and exc.value.message.startswith("shoots[99]: ")
+
+
+# --------------------------------------------------------------------------- one rule, one message
+
+
+def test_the_import_refuses_too_many_zones_in_the_services_words(landscape, actor) -> None:
+    import_corpus(actor)
+    body = shoot_manifest()
+    zones = [{"name": f"eu-de-1{i}"} for i in range(86)]
+    body["spec"]["provider"]["infrastructureConfig"] = {"networks": {"zones": zones}}
+    assert conflicts_of(body, actor) == [
+        ("documents[0].spec.provider.infrastructureConfig", "zones must be a whole number from 1 to 85")
+    ]
+
+
+def test_the_commands_read_project_name_alike(landscape, actor) -> None:
+    import_corpus(actor)
+    for command in ("ipam_export", "ipam_drift"):
+        for text in ("no-slash", "garden-dev/", "/os-gep"):
+            with pytest.raises(CommandError, match=f"shoot: a shoot is PROJECT/NAME, got '{text}'") as exc:
+                run(command, text)
+            assert exc.value.returncode == 2

@@ -539,6 +539,13 @@ def test_search(ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot) -> No
     assert search("").status_code == 200
 
 
+def test_search_reads_project_name_like_the_commands(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    # Neither a prefix nor PROJECT/NAME (a part is missing): the page says why it is no prefix.
+    for q in ("garden-demo/", "/openstack-ds"):
+        page = ui["auditor"].get(url("ui:search"), {"q": q})
+        assert page.status_code == 200 and page.context["prefix_error"], q
+
+
 # --- audit ---------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from django.core.management.base import CommandParser
 from allocations import selectors
 from allocations.gardener.drift import DRIFT, NOT_REPORTED, drift_lines, drift_report
 from allocations.management.base import IpamCommand
+from allocations.names import parse_shoot_key
 from allocations.services import shoot_get
 
 
@@ -30,8 +31,8 @@ class Command(IpamCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["shoot"]:
-            project, _, name = options["shoot"].partition("/")
-            shoots = list(selectors.gardener_shoots(shoot=shoot_get(project, name)))
+            shoot = shoot_get(*parse_shoot_key(options["shoot"]))
+            shoots = list(selectors.gardener_shoots(shoot=shoot))
         else:
             shoots = list(selectors.gardener_shoots(project=options["project"]))
         report = drift_report(shoots)

@@ -12,6 +12,7 @@ from allocations import selectors
 from allocations.errors import NotFound
 from allocations.management.base import IpamCommand, usage_error
 from allocations.models import Seed
+from allocations.names import parse_shoot_key
 from allocations.services import shoot_get
 
 
@@ -36,10 +37,8 @@ class Command(IpamCommand):
         if sum(chosen) != 1:
             raise usage_error("give exactly one of PROJECT/NAME, --project or --all")
         if options["shoot"]:
-            project, sep, name = options["shoot"].partition("/")
-            if not sep or not project or not name:
-                raise usage_error(f"a shoot is PROJECT/NAME, got {options['shoot']!r}")
-            shoots = list(selectors.gardener_shoots(shoot=shoot_get(project, name)))
+            shoot = shoot_get(*parse_shoot_key(options["shoot"]))
+            shoots = list(selectors.gardener_shoots(shoot=shoot))
         else:
             shoots = list(selectors.gardener_shoots(project=options["project"]))
             if options["project"] and not shoots:
