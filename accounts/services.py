@@ -11,8 +11,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from allocations.errors import Forbidden, InvalidState, IpamError
 from audit.services import Actor, audit_record
+from ipam_portal.errors import Forbidden, InvalidState, IpamError
 
 from . import roles
 from .models import ApiToken, ProjectMembership
