@@ -13,8 +13,8 @@ from rest_framework.response import Response
 
 from accounts import roles, services
 from accounts.models import ApiToken
-from allocations.api.serializers import StrictSerializer
 from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.serializers import StrictSerializer
 
 
 class TokenSerializer(serializers.ModelSerializer):
