@@ -7,6 +7,9 @@ class AllocationsConfig(AppConfig):
     name = "allocations"
 
     def ready(self) -> None:
-        from . import metrics  # here, not at the top: it needs the loaded apps
+        # Here, not at the top: they need the loaded apps. The kernel and the audit app
+        # know no domain; these tell them about pools and shoots.
+        from . import history, metrics
 
         metrics.install()
+        history.install()

@@ -7,8 +7,9 @@ class ProvidersConfig(AppConfig):
     name = "providers"
 
     def ready(self) -> None:
-        # Here, not at the top: it needs the loaded apps. The IPAM demo knows nothing
-        # of provisioning; this adds it.
-        from . import demo
+        # Here, not at the top: they need the loaded apps. The IPAM pages and the demo
+        # know nothing of provisioning; these add it where it shows.
+        from . import demo, panels
 
+        panels.install()
         demo.install()

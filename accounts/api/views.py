@@ -68,7 +68,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
         qs = ApiToken.objects.select_related("user").order_by("-created_at")
-        if roles.user_role(self.request.user) == roles.ADMIN:
+        if roles.may_administer(self.request.user):
             return qs
         return qs.filter(user=self.request.user)
 
