@@ -59,12 +59,28 @@ def may_read(user: Any) -> bool:
     return user_role(user) is not None
 
 
+def may_write_some(user: Any) -> bool:
+    """Whether ``user`` may write anything at all: admins, and operators (within their projects).
+
+    Decides whether write forms are offered; the write itself still asks
+    :func:`may_write_project` or :func:`may_administer`.
+    """
+    return user_role(user) in (ADMIN, OPERATOR)
+
+
 def may_write_project(user: Any, project: str) -> bool:
     """Admins write everything; operators only for projects they are members of."""
     role = user_role(user)
     if role == ADMIN:
         return True
     return role == OPERATOR and bool(project) and project in user_projects(user)
+
+
+def project_write_refusal(user: Any, project: str) -> str | None:
+    """Why ``user`` may not write for ``project`` (None when :func:`may_write_project` allows it)."""
+    if may_write_project(user, project):
+        return None
+    return f"you are not a member of project {project!r}"
 
 
 def may_administer(user: Any) -> bool:

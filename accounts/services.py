@@ -11,8 +11,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from allocations.errors import Forbidden, InvalidState, IpamError
 from audit.services import Actor, audit_record
+from ipam_portal.errors import Forbidden, InvalidState, IpamError
 
 from . import roles
 from .models import ApiToken, ProjectMembership
@@ -37,7 +37,7 @@ def token_create(
 
     ``requested_by`` (the API caller) may create tokens for itself; only admins for others.
     """
-    if requested_by is not None and requested_by != user and roles.user_role(requested_by) != roles.ADMIN:
+    if requested_by is not None and requested_by != user and not roles.may_administer(requested_by):
         raise Forbidden("only admins can create tokens for other users", field="user")
     name = (name or "").strip()
     if not name or len(name) > 100:

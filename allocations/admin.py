@@ -17,7 +17,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from audit.services import Actor
+from ipam_portal.admin import (
+    AddOnlyAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ServiceAdmin,
+    ServiceForm,
+    admin_actor,
+)
 
 from . import services
 from .errors import IpamError
@@ -25,76 +32,8 @@ from .models import Allocation, FreeBlock, Node, Pool, ProjectUsage, Seed, Shoot
 from .selectors import pool_utilisation
 
 
-def admin_actor(request: HttpRequest) -> Actor:
-    return Actor(request.user.get_username() or "admin", "admin")
-
-
 def _split(text: str) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
-
-
-class ServiceForm(forms.ModelForm):
-    """A model form whose ``clean`` runs a service; its errors land on the named field."""
-
-    request: HttpRequest | None = None
-    result: Any = None
-
-    def call_service(self) -> Any:
-        raise NotImplementedError
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        try:
-            self.result = self.call_service()
-        except IpamError as exc:
-            field = exc.field if exc.field in self.fields else None
-            self.add_error(field, exc.message)
-        return cleaned
-
-    def _post_clean(self) -> None:
-        """The service validated and saved; the model form's own checks would see its row."""
-
-
-class ServiceAdmin(admin.ModelAdmin):
-    """Admin whose add/change forms call services; the saved object is the service's result."""
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.request = request
-        return form
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        result = form.result
-        if result is not None:
-            obj.pk = result.pk
-            obj.__dict__.update({k: v for k, v in result.__dict__.items() if not k.startswith("_")})
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Relations are written by the service, not by the admin."""
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        """Inlines only show what exists; the add form is the service's input alone."""
-        return super().get_inlines(request, obj) if obj is not None else []
-
-
-class AddOnlyAdmin(ServiceAdmin):
-    """Created through a service, then read-only: changes are actions that call services."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [f.name for f in self.model._meta.fields] if obj is not None else []
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is not None:
-            return [f.name for f in self.model._meta.fields if f.name != "id"]
-        return super().get_fields(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
 
 
 # --- pools ---------------------------------------------------------------------------
@@ -167,20 +106,6 @@ class PoolForm(ServiceForm):
             actor=actor,
             **rules,
         )
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """Related rows shown for reading; they change only through services."""
-
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self.fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ChildPoolInline(ReadOnlyInline):
@@ -393,18 +318,7 @@ class ShootAdmin(AddOnlyAdmin):
     search_fields = ("project", "name")
     list_select_related = ("seed",)
     inlines = [AllocationInline]
-    actions = ["release_shoots", "provision_shoots"]
-
-    @admin.action(description="Re-provision the selected shoots in their cloud")
-    def provision_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
-        from providers.services import job_create
-
-        for shoot in queryset:
-            try:
-                job = job_create(action="provision", shoot=shoot, actor=admin_actor(request))
-                self.message_user(request, f"{shoot}: provision job #{job.pk} queued.")
-            except IpamError as exc:
-                self.message_user(request, f"{shoot}: {exc.message}", level=messages.ERROR)
+    actions = ["release_shoots"]  # providers adds "provision_shoots"
 
     @admin.action(description="Release the selected shoots (IPv6 block into quarantine)")
     def release_shoots(self, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
@@ -445,19 +359,6 @@ class NodeAdmin(AddOnlyAdmin):
         for node in queryset:
             services.node_remove(node=node, actor=admin_actor(request))
         self.message_user(request, "Nodes removed.")
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Derived data (free space, quota counters): visible, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(FreeBlock)

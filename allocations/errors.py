@@ -1,33 +1,37 @@
-"""The portal's one family of domain errors.
+"""The IPAM domain's errors: prefixes, pools, layouts, Gardener documents.
 
-Every rule the services enforce fails with one of these. Each carries a
-machine-readable ``code``, the HTTP ``status`` the API answers with, the
-``field`` it concerns (when one input is to blame) and a human message.
-This module is pure Python so the prefix and layout layers can raise them too.
+They extend the portal's one error family (:class:`ipam_portal.errors.IpamError`:
+``code``, HTTP ``status``, ``field`` and a human message). The generic errors of
+that family are re-exported here, so ``from allocations.errors import NotFound``
+keeps working in the domain. This module is pure Python so the prefix and layout
+layers can raise them too.
 """
 
 from __future__ import annotations
 
+from ipam_portal.errors import AlreadyExists, Forbidden, InvalidState, IpamError, NotFound
 
-class IpamError(Exception):
-    """Base class: a refused request, never a crash."""
-
-    code = "ipam_error"
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None, **details: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.details = details
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"code": self.code, "detail": self.message}
-        if self.field:
-            out["errors"] = {self.field: [self.message]}
-        if self.details:
-            out["details"] = {k: str(v) for k, v in self.details.items()}
-        return out
+__all__ = [
+    "AlreadyExists",
+    "Forbidden",
+    "GardenerRuleViolation",
+    "ImportConflict",
+    "InvalidManifest",
+    "InvalidPrefix",
+    "InvalidState",
+    "IpamError",
+    "NoPoolAvailable",
+    "NotAligned",
+    "NotFound",
+    "OutsidePool",
+    "PoolExhausted",
+    "PrefixLengthNotAllowed",
+    "PrefixOverlap",
+    "PrefixQuarantined",
+    "QuotaExceeded",
+    "UnknownLayout",
+    "WrongFamily",
+]
 
 
 class InvalidPrefix(IpamError):
@@ -79,25 +83,6 @@ class GardenerRuleViolation(IpamError):
     code = "gardener_rule"
 
 
-class InvalidState(IpamError):
-    """The object is not in a state that allows the action."""
-
-    code = "invalid_state"
-    status = 409
-
-
-class AlreadyExists(IpamError):
-    """Same identity, different parameters."""
-
-    code = "already_exists"
-    status = 409
-
-
-class NotFound(IpamError):
-    code = "not_found"
-    status = 404
-
-
 class NoPoolAvailable(IpamError):
     """No pool matches the request (family, purpose, provider, region)."""
 
@@ -109,13 +94,6 @@ class UnknownLayout(IpamError):
     """No shoot layout by that name, or no default layout for that provider."""
 
     code = "unknown_layout"
-
-
-class Forbidden(IpamError):
-    """The caller's role does not allow this particular request."""
-
-    code = "forbidden"
-    status = 403
 
 
 class ImportConflict(IpamError):

@@ -18,12 +18,13 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_http_methods
 
+from ipam_portal.ui import page, paginate, reader, require_admin, ui_actor
+
 from . import selectors
 from .errors import ImportConflict, IpamError
 from .gardener.drift import DRIFT, IN_SYNC, NOT_REPORTED, drift_report
 from .services.gardener_import import Document, ImportReport, parse_manifests
 from .services.gardener_import import gardener_import as import_service
-from .views import page, paginate, reader, require_admin, ui_actor
 
 
 class GardenerImportForm(forms.Form):

@@ -1,13 +1,14 @@
-from typing import Any
+"""The audit trail in the Django admin: browse and filter, never change."""
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from ipam_portal.admin import ReadOnlyAdmin
 
 from .models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: auditors browse and filter; nobody adds, edits or deletes."""
 
     list_display = ("created_at", "actor", "source", "action", "object_type", "object_repr", "project")
@@ -15,12 +16,3 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("actor", "object_repr", "object_id", "project", "message")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

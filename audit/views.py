@@ -3,7 +3,8 @@
 Read-only by construction: nothing here writes. The filters extend the API's
 :class:`~audit.api.views.AuditEventFilterSet` with "everything about this pool"
 and "everything about this shoot" (the object's own events and those of its
-allocations and nodes) and a time range typed in the browser's date-time field.
+allocations and nodes, as the owning app registered them in :mod:`audit.scopes`)
+and a time range typed in the browser's date-time field.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from allocations.models import Node
-from allocations.views import page, paginate, reader
+from ipam_portal.ui import page, paginate, reader
 
+from . import scopes
 from .api.views import AuditEventFilterSet
 from .models import AuditEvent
 
@@ -79,21 +80,10 @@ class AuditLogFilterSet(AuditEventFilterSet):
         fields = ["actor", "source", "action", "object_type", "object_id", "project"]
 
     def filter_pool(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
-        pk = int(value)
-        return queryset.filter(
-            Q(object_type="allocations.pool", object_id=str(pk))
-            | Q(object_type="allocations.allocation", after__pool=pk)
-            | Q(object_type="allocations.allocation", before__pool=pk)
-        )
+        return queryset.filter(scopes.events_about("pool", int(value)))
 
     def filter_shoot(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
-        pk = int(value)
-        nodes = [str(n) for n in Node.objects.filter(shoot_id=pk).values_list("pk", flat=True)]
-        return queryset.filter(
-            Q(object_type="allocations.shoot", object_id=str(pk))
-            | Q(object_type="allocations.allocation", after__shoot=pk)
-            | Q(object_type="allocations.node", object_id__in=nodes)
-        )
+        return queryset.filter(scopes.events_about("shoot", int(value)))
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditLogFilterSet, QuerySet[AuditEvent]]:

@@ -13,9 +13,9 @@ its middleware; this module adds what only the portal knows:
   One prefix can count twice (quarantine now, reclaim later): sum by
   ``action`` only what the question needs.
 * ``ipam_pool_allocated_ratio{pool}`` — allocated (and quarantined) share of
-  each live, global root pool, computed at scrape time with
-  :func:`allocations.selectors.pool_utilisation` and cached for
-  ``METRICS_POOL_CACHE_SECONDS`` (default 15) per process.
+  each live, global root pool: a :class:`CachedGauge` computed at scrape time
+  and cached for ``METRICS_POOL_CACHE_SECONDS`` (default 15) per process,
+  registered by the allocations app (:mod:`allocations.metrics`), which owns pools.
 * ``ipam_jobs_total{action,outcome}`` — provisioning jobs (counted by the jobs
   code once it exists).
 
@@ -24,8 +24,9 @@ The counters are fed by a ``post_save`` receiver on
 an event in its transaction, so the services carry no metrics code, and the
 receiver counts on commit only (a rolled-back shoot counts nothing). Refused
 allocations leave no event; the API's exception handler reports them through
-:func:`observe_api_error`. :func:`install` wires it all (idempotent) and is
-called from ``AuditConfig.ready()``.
+:func:`observe_api_error` (the pool's family comes from the lookup the allocations
+app installs). :func:`install` connects the receiver (idempotent) and is called
+from ``AuditConfig.ready()``. This module imports no domain app.
 
 ``/metrics`` is served by :func:`metrics_view` to ``METRICS_ALLOWED_IPS`` only
 (addresses or networks, default loopback), never to requests that came through
@@ -40,7 +41,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -52,6 +53,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from .errors import IpamError
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ RELEASE_ACTIONS = {
 ALLOCATING_ENDPOINTS = frozenset({("pool", "allocations"), ("shoot", "create"), ("shoot-node", "create")})
 
 DEFAULT_ALLOWED_IPS = "127.0.0.1,::1"
-DEFAULT_POOL_CACHE_SECONDS = 15
+POOL_RATIO_GAUGE = "ipam_pool_allocated_ratio"
 _DISPATCH_UID = "ipam_portal.metrics.audit_event_saved"
 
 
@@ -126,11 +129,17 @@ def audit_event_saved(
         _count_on_commit(RELEASES, (family, RELEASE_ACTIONS[action]), kwargs.get("using"))
 
 
-def _pool_family(pool_id: object) -> str:
-    from allocations.models import Pool
+def _unknown_family(pool_id: object) -> str:
+    return "unknown"
 
-    family = Pool.objects.filter(pk=pool_id).values_list("family", flat=True).first()
-    return f"ipv{family}" if family in (4, 6) else "unknown"
+
+_pool_family: Callable[[object], str] = _unknown_family
+
+
+def set_pool_family_lookup(lookup: Callable[[object], str]) -> None:
+    """Install how a pool id becomes its ``pool_family`` label (the allocations app knows pools)."""
+    global _pool_family
+    _pool_family = lookup
 
 
 def observe_api_error(exc: Exception, context: dict[str, Any]) -> None:
@@ -139,8 +148,6 @@ def observe_api_error(exc: Exception, context: dict[str, Any]) -> None:
     Called by the API exception handler for every exception; ignores the rest.
     Never raises: the error response matters more than the metric.
     """
-    from allocations.errors import IpamError
-
     view = context.get("view")
     if not isinstance(exc, IpamError):
         return
@@ -161,84 +168,97 @@ def observe_api_error(exc: Exception, context: dict[str, Any]) -> None:
         logger.warning("could not count a refused allocation", exc_info=True)
 
 
-# --- pool utilisation at scrape time -------------------------------------------------
+# --- gauges computed at scrape time ----------------------------------------------------
 
 
-_cache_lock = threading.Lock()
-_cache: dict[str, Any] = {"at": None, "values": []}
+class CachedGauge(Collector):
+    """A labelled gauge computed when Prometheus scrapes, cached per process.
 
-
-def _root_pool_ratios() -> list[tuple[str, float]]:
-    """(pool name, allocated fraction) of every live, global root pool.
-
-    Per-shoot pools are left out: every shoot sees all of such a pool, so it has
-    no shared utilisation (``pool_utilisation`` reports 0 for them).
+    ``compute`` (supplied by the app that owns the data) returns ``(label value,
+    value)`` pairs; it runs at most every ``ttl_setting`` seconds (a setting or
+    environment variable, else ``default_ttl``; 0 recomputes on every scrape).
     """
-    from allocations.choices import Uniqueness
-    from allocations.models import Pool
-    from allocations.selectors import pool_utilisation
 
-    pools = Pool.objects.filter(
-        parent__isnull=True, retired_at__isnull=True, uniqueness=Uniqueness.GLOBAL
-    ).order_by("name")
-    return [(pool.name, float(pool_utilisation(pool).allocated_fraction)) for pool in pools]
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        compute: Callable[[], list[tuple[str, float]]],
+        *,
+        ttl_setting: str,
+        default_ttl: float,
+    ) -> None:
+        self.name, self.documentation, self.label = name, documentation, label
+        self.compute, self.ttl_setting, self.default_ttl = compute, ttl_setting, default_ttl
+        self._lock = threading.Lock()
+        self._at: float | None = None
+        self._values: list[tuple[str, float]] = []
 
+    def values(self) -> list[tuple[str, float]]:
+        """The gauge's values, recomputed when the cache period has passed."""
+        ttl = float(_setting(self.ttl_setting, self.default_ttl))
+        with self._lock:
+            now = time.monotonic()
+            if self._at is None or ttl <= 0 or now - self._at >= ttl:
+                self._values = self.compute()
+                self._at = now
+            return list(self._values)
 
-def pool_ratios() -> list[tuple[str, float]]:
-    """The root pool ratios, recomputed at most every ``METRICS_POOL_CACHE_SECONDS`` per process."""
-    ttl = float(_setting("METRICS_POOL_CACHE_SECONDS", DEFAULT_POOL_CACHE_SECONDS))
-    with _cache_lock:
-        now = time.monotonic()
-        if _cache["at"] is None or ttl <= 0 or now - _cache["at"] >= ttl:
-            _cache["values"] = _root_pool_ratios()
-            _cache["at"] = now
-        return list(_cache["values"])
-
-
-def clear_cache() -> None:
-    """Forget the cached ratios (tests; the next scrape recomputes them)."""
-    with _cache_lock:
-        _cache["at"] = None
-        _cache["values"] = []
-
-
-class PoolUtilisationCollector(Collector):
-    """``ipam_pool_allocated_ratio{pool}``: computed when Prometheus scrapes, not on every change."""
-
-    NAME = "ipam_pool_allocated_ratio"
-    HELP = "Allocated share (0..1, quarantined included) of each live global root pool."
+    def clear(self) -> None:
+        with self._lock:
+            self._at = None
+            self._values = []
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         # Without describe() the registry would call collect() (a database query) on register.
-        return [GaugeMetricFamily(self.NAME, self.HELP, labels=["pool"])]
+        return [GaugeMetricFamily(self.name, self.documentation, labels=[self.label])]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(self.NAME, self.HELP, labels=["pool"])
+        gauge = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
         try:
-            for name, ratio in pool_ratios():
-                gauge.add_metric([name], ratio)
-        except Exception:  # logged: a scrape without utilisation beats a failed scrape
-            logger.warning("pool utilisation for /metrics failed", exc_info=True)
+            for label, value in self.values():
+                gauge.add_metric([label], value)
+        except Exception:  # logged: a scrape without this gauge beats a failed scrape
+            logger.warning("computing %s for /metrics failed", self.name, exc_info=True)
         yield gauge
+
+
+_gauges: dict[str, CachedGauge] = {}
+_gauges_lock = threading.Lock()
+
+
+def register_gauge(gauge: CachedGauge) -> None:
+    """Expose ``gauge`` on ``/metrics`` (idempotent by name; apps call it from ``ready()``)."""
+    with _gauges_lock:
+        if gauge.name in _gauges:
+            return
+        _gauges[gauge.name] = gauge
+        prometheus_client.REGISTRY.register(gauge)
+
+
+def pool_ratios() -> list[tuple[str, float]]:
+    """Values of ``ipam_pool_allocated_ratio`` (registered by the allocations app), cached."""
+    gauge = _gauges.get(POOL_RATIO_GAUGE)
+    return gauge.values() if gauge is not None else []
+
+
+def clear_cache() -> None:
+    """Forget every gauge's cached values (tests; the next scrape recomputes them)."""
+    with _gauges_lock:
+        gauges = list(_gauges.values())
+    for gauge in gauges:
+        gauge.clear()
 
 
 # --- wiring --------------------------------------------------------------------------
 
 
-_install_lock = threading.Lock()
-_installed = {"done": False}
-_collector = PoolUtilisationCollector()
-
-
 def install() -> None:
-    """Connect the audit receiver and register the utilisation collector (idempotent)."""
+    """Connect the audit receiver (idempotent); gauges are registered by their apps."""
     from audit.models import AuditEvent
 
-    with _install_lock:
-        post_save.connect(audit_event_saved, sender=AuditEvent, dispatch_uid=_DISPATCH_UID)
-        if not _installed["done"]:
-            prometheus_client.REGISTRY.register(_collector)
-            _installed["done"] = True
+    post_save.connect(audit_event_saved, sender=AuditEvent, dispatch_uid=_DISPATCH_UID)
 
 
 # --- /metrics ------------------------------------------------------------------------
@@ -283,7 +303,10 @@ def metrics_registry() -> CollectorRegistry:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        registry.register(PoolUtilisationCollector())  # computed here, not in the shared files
+        with _gauges_lock:
+            gauges = list(_gauges.values())
+        for gauge in gauges:  # computed here, not in the shared files
+            registry.register(gauge)
         return registry
     return prometheus_client.REGISTRY
 

@@ -13,8 +13,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from allocations.admin import AddOnlyAdmin, ReadOnlyInline, ServiceAdmin, ServiceForm, admin_actor
+from allocations.admin import ShootAdmin
 from allocations.errors import IpamError
+from allocations.models import Shoot
+from ipam_portal.admin import AddOnlyAdmin, ReadOnlyInline, ServiceAdmin, ServiceForm, admin_actor
 
 from . import services
 from .models import CloudResource, JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding
@@ -125,3 +127,19 @@ class FindingAdmin(AddOnlyAdmin):
                 self.message_user(request, f"{finding.cidr} imported into pool {allocation.pool}.")
             except IpamError as exc:
                 self.message_user(request, f"{finding.cidr}: {exc.message}", level=messages.ERROR)
+
+
+@admin.action(description="Re-provision the selected shoots in their cloud")
+def provision_shoots(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Shoot]) -> None:
+    """Queue a provision job per selected shoot (an action of the IPAM's shoot admin)."""
+    for shoot in queryset:
+        try:
+            job = services.job_create(action="provision", shoot=shoot, actor=admin_actor(request))
+            modeladmin.message_user(request, f"{shoot}: provision job #{job.pk} queued.")
+        except IpamError as exc:
+            modeladmin.message_user(request, f"{shoot}: {exc.message}", level=messages.ERROR)
+
+
+# The IPAM's shoot admin knows nothing of provisioning: the action is added from here.
+if provision_shoots not in ShootAdmin.actions:
+    ShootAdmin.actions = [*ShootAdmin.actions, provision_shoots]

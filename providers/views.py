@@ -1,7 +1,7 @@
 """Web UI of provisioning: jobs (list, detail with live progress, start, cancel, retry),
 provider accounts (with reconcile) and what reconcile found (with import).
 
-Thin, like every UI view (:mod:`allocations.views`): parse, ask
+Thin, like every UI view (:mod:`ipam_portal.ui`): parse, ask
 :mod:`accounts.roles`, call one service or selector, render. Jobs of a shoot are
 written by admins and by operators who are members of the shoot's project
 (``roles.may_write_project(user, job.project)``; a reconcile job has no project,
@@ -26,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import roles
 from allocations.errors import IpamError
 from allocations.models import Shoot
-from allocations.views import page, paginate, reader, require_admin, require_project_write, ui_actor
+from ipam_portal.ui import page, paginate, reader, require_admin, require_project_write, ui_actor
 
 from . import selectors, services
 from .api.filters import FindingFilterSet, JobFilterSet

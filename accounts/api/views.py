@@ -13,8 +13,8 @@ from rest_framework.response import Response
 
 from accounts import roles, services
 from accounts.models import ApiToken
-from allocations.api.serializers import StrictSerializer
 from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.serializers import StrictSerializer
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -68,7 +68,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
         qs = ApiToken.objects.select_related("user").order_by("-created_at")
-        if roles.user_role(self.request.user) == roles.ADMIN:
+        if roles.may_administer(self.request.user):
             return qs
         return qs.filter(user=self.request.user)
 

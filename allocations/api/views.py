@@ -290,8 +290,8 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
                 raise ValidationError({f"shoots[{index}].{k}": v for k, v in entry.errors.items()})
             requests.append(dict(entry.validated_data))
         for item in requests:
-            if not roles.may_write_project(request.user, item["project"]):
-                raise PermissionDenied(f"you are not a member of project {item['project']!r}")
+            if refusal := roles.project_write_refusal(request.user, item["project"]):
+                raise PermissionDenied(refusal)
         done = services.shoots_allocate_bulk(requests=requests, actor=request_actor(request))
         return Response(
             s.ShootSerializer([shoot for shoot, _ in done], many=True).data, status=status.HTTP_201_CREATED

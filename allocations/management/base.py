@@ -1,79 +1,38 @@
-"""What every ``ipam_*`` management command shares: errors, actor, ``--json``, look-ups.
+"""What the IPAM's ``ipam_*`` commands share beyond the kernel's base: look-ups and data.
 
-Commands are thin: parse arguments, call one service or selector, print. This
-module keeps the rest in one place:
-
-* every :class:`~allocations.errors.IpamError` becomes one line on stderr,
-  ``error: <field>: <message>``, and exit status 2 (under ``call_command`` it is
-  raised as :class:`IpamCommandError`, a ``CommandError`` with ``returncode`` 2);
-* ``--actor NAME`` (default ``$IPAM_ACTOR``, else the login name) is the
-  :class:`~audit.services.Actor` recorded in the audit trail, source ``command``;
-* ``--json`` prints one JSON document instead of the human table;
-* pools, seeds and allocations are looked up by name or id with the same
-  ``error: pool: no pool named 'x'`` answer everywhere.
+Pools, seeds and allocations are looked up by name or id with the same
+``error: pool: no pool named 'x'`` answer everywhere, and rendered as the same
+JSON-friendly data. The command base, argument types and tables come from
+:mod:`ipam_portal.management.base` and are re-exported here for the domain's
+commands.
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
-import json
-import os
-import sys
-from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
-
-from audit.services import Actor
+from ipam_portal.management.base import IpamCommand, comma_list, positive_int, table, usage_error, when
 
 from .. import prefixes
 from ..choices import AllocationState, OwnerType
 from ..errors import IpamError, NotFound
 from ..models import Allocation, Pool, Seed
 
-ERROR_RETURNCODE = 2
-
-
-class IpamCommandError(CommandError):
-    """A refused request, as a ``CommandError`` whose text is ``<field>: <message>``."""
-
-    def __init__(self, error: IpamError) -> None:
-        self.error = error
-        super().__init__(format_error(error), returncode=ERROR_RETURNCODE)
-
-
-def format_error(error: IpamError) -> str:
-    """``<field>: <message>`` (or the message alone), always on one line."""
-    message = " ".join(str(error.message).splitlines())
-    if not error.field or message.startswith(f"{error.field}: "):  # Gardener's wording names it
-        return message
-    return f"{error.field}: {message}"
-
-
-def usage_error(message: str) -> CommandError:
-    """A wrong combination of arguments: exit status 2, like argparse's own errors."""
-    return CommandError(message, returncode=ERROR_RETURNCODE)
-
-
-# --- argument types ------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def comma_list(text: str) -> list[str]:
-    """argparse type: ``a,b,c`` as a list, blanks dropped."""
-    return [item.strip() for item in text.split(",") if item.strip()]
-
+__all__ = [
+    "IpamCommand",
+    "allocation_by_id",
+    "allocation_data",
+    "allocation_in_pool",
+    "comma_list",
+    "owner_text",
+    "pool_data",
+    "pool_named",
+    "positive_int",
+    "seed_named",
+    "table",
+    "usage_error",
+    "when",
+]
 
 # --- look-ups --------------------------------------------------------------------------
 
@@ -127,11 +86,6 @@ def allocation_in_pool(pool: Pool, cidr: str) -> Allocation:
 
 
 # --- rendering -------------------------------------------------------------------------
-
-
-def when(value: Any) -> str | None:
-    """A datetime as ISO 8601 text (None stays None)."""
-    return value.isoformat() if value is not None else None
 
 
 def pool_data(pool: Pool) -> dict[str, Any]:
@@ -191,76 +145,3 @@ def allocation_data(allocation: Allocation) -> dict[str, Any]:
         "expires_at": when(allocation.expires_at),
         "created_by": allocation.created_by,
     }
-
-
-def table(rows: Iterable[Sequence[object]], indent: str = "") -> list[str]:
-    """Rows as left-aligned columns (the last column is not padded)."""
-    rows = [[("-" if cell is None or cell == "" else str(cell)) for cell in row] for row in rows]
-    if not rows:
-        return []
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
-    return [
-        indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1]
-        if len(row) > 1
-        else indent + row[0]
-        for row in rows
-    ]
-
-
-# --- the base class --------------------------------------------------------------------
-
-
-class IpamCommand(BaseCommand):
-    """Base of the ``ipam_*`` commands: ``--json``, ``--actor`` and one-line errors."""
-
-    # The commands touch only models and services; the full system checks (URLs,
-    # admin, templates) belong to `manage.py check` in CI, not to every cron run.
-    requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.add_argument(
-            "--json", action="store_true", help="Print one JSON document instead of the human table"
-        )
-        parser.add_argument(
-            "--actor",
-            metavar="NAME",
-            help="Who is acting, for the audit trail (default: $IPAM_ACTOR, else the login name)",
-        )
-        return parser
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        """Run the command; a refused request becomes one ``error: <field>: <message>`` line."""
-        try:
-            try:
-                return super().execute(*args, **options)
-            except IpamError as exc:
-                raise IpamCommandError(exc) from exc
-        except CommandError as exc:
-            if (
-                not self._called_from_command_line
-                or options.get("traceback")
-                or isinstance(exc, SystemCheckError)
-            ):
-                raise
-            # Django would print "IpamCommandError: ..."; we want exactly one plain line.
-            self.stderr.write(f"error: {exc}")
-            sys.exit(exc.returncode)
-
-    def actor(self, options: dict[str, Any]) -> Actor:
-        """The actor from ``--actor``, ``$IPAM_ACTOR`` or the login name (source ``command``)."""
-        name = (options.get("actor") or os.environ.get("IPAM_ACTOR") or "").strip()
-        if not name:
-            try:
-                name = getpass.getuser()
-            except (OSError, KeyError):  # no login name in some containers
-                name = "command"
-        return Actor(name, "command")
-
-    def emit(self, options: dict[str, Any], data: object, lines: Callable[[], Iterable[str]]) -> None:
-        """Print ``data`` as JSON with ``--json``, else the human ``lines``."""
-        if options.get("json"):
-            self.stdout.write(json.dumps(data, indent=2, default=str))
-            return
-        for line in lines():
-            self.stdout.write(line)

@@ -1,6 +1,6 @@
 """The one API error handler: every 4xx is ``{"detail", "errors", "code"}`` JSON, never HTML.
 
-Domain errors (:class:`allocations.errors.IpamError`) carry their own status and
+Domain errors (:class:`ipam_portal.errors.IpamError`) carry their own status and
 field; DRF's validation errors become field lists; anything else DRF knows
 (401, 403, 404, 405, 415, 429) keeps its status with the same shape.
 """
@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from allocations.errors import IpamError
+from ipam_portal.errors import IpamError
 from ipam_portal.metrics import observe_api_error
 
 

@@ -28,20 +28,20 @@ class RolePermission(permissions.BasePermission):
         if isinstance(request.auth, ApiToken) and request.auth.read_only:
             self.message = "this token is read-only"
             return False
-        role = roles.user_role(user)
-        if role == roles.AUDITOR:
+        if not roles.may_write_some(user):  # a reader that may not write: an auditor
             self.message = "auditors can read, not write"
             return False
         scope = getattr(view, "write_scope", "admin")
         if scope == "self":  # one's own things (API tokens): any role that may write
             return True
-        if scope == "admin" and role != roles.ADMIN:
+        if scope == "admin" and not roles.may_administer(user):
             self.message = "only admins can change this"
             return False
         if scope == "project":
             project = view.get_write_project(request)
-            if project is not None and not roles.may_write_project(user, project):
-                self.message = f"you are not a member of project {project!r}"
+            refusal = roles.project_write_refusal(user, project) if project is not None else None
+            if refusal:
+                self.message = refusal
                 return False
         return True
 
@@ -52,7 +52,8 @@ class RolePermission(permissions.BasePermission):
             project = view.get_write_project(request)
             if project is None:  # the object itself belongs to a project (shoot, node, allocation)
                 project = getattr(obj, "project", "")
-            if not roles.may_write_project(request.user, project):
-                self.message = f"you are not a member of project {project!r}"
+            refusal = roles.project_write_refusal(request.user, project)
+            if refusal:
+                self.message = refusal
                 return False
         return True

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from accounts import roles, services
 from accounts.models import ApiToken
-from allocations.errors import IpamError, NotFound
-from allocations.management.base import IpamCommand, positive_int
+from ipam_portal.errors import IpamError, NotFound
+from ipam_portal.management.base import IpamCommand, positive_int
 
 
 class Command(IpamCommand):

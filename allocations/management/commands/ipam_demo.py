@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from allocations import layouts, services
+from allocations import demo, layouts, services
 from allocations.choices import Purpose, Uniqueness
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.services import Actor
@@ -102,17 +102,8 @@ class Command(BaseCommand):
             services=["100.64.0.0/13", "fd00:5eed:2::/112"],
             actor=actor,
         )
-        # A dry-run account: the OpenStack shoots get provisioning jobs that plan and record only.
-        from providers.services import account_create
-
-        account_create(
-            name="dry-run-eu-de-1",
-            type="dry-run",
-            provider="openstack",
-            region="eu-de-1",
-            options={"note": "demo: plans what OpenStack would get, touches no cloud"},
-            actor=actor,
-        )
+        # Other apps' parts (providers: a dry-run account, so the shoots below get jobs).
+        demo.run_before_shoots(actor)
         shoot, _ = services.shoot_allocate(
             project="garden-demo",
             name="openstack-ds",

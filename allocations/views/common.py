@@ -1,0 +1,55 @@
+"""What the IPAM pages share: the pool tree rows and the per-object history tab."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from audit.models import AuditEvent
+from ipam_portal.ui import page, paginate
+
+from .. import selectors
+from ..models import Pool
+
+
+def pool_rows(pools: list[Pool]) -> list[dict[str, Any]]:
+    """Pools in tree order (children under their parent) with exact utilisation and depth."""
+    by_parent: dict[int | None, list[Pool]] = {}
+    known = {p.pk for p in pools}
+    for pool in pools:
+        parent = pool.parent_id if pool.parent_id in known else None
+        by_parent.setdefault(parent, []).append(pool)
+    rows: list[dict[str, Any]] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for pool in by_parent.get(parent, []):
+            util = selectors.pool_utilisation(pool)
+            width = float(util.allocated_fraction * 100)
+            rows.append(
+                {
+                    "pool": pool,
+                    "util": util,
+                    "depth": depth,
+                    "indent": depth * 1.25,
+                    "bar": max(width, 0.5) if util.allocated else 0,
+                }
+            )
+            walk(pool.pk, depth + 1)
+
+    walk(None, 0)
+    return rows
+
+
+def history_page(request: HttpRequest, events: QuerySet[AuditEvent], obj: Any, back: str) -> HttpResponse:
+    """The per-object history tab: the audit events of one object, newest first."""
+    return page(
+        request,
+        "ipam/history.html",
+        {"object": obj, "back": back, "page_obj": paginate(request, events.order_by("-created_at", "-id"))},
+    )
+
+
+def events_of(obj: Any) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))

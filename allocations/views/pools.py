@@ -1,0 +1,312 @@
+"""Pools (tree, address-space map, free blocks, allocate) and allocations (detail, release).
+
+Who may allocate or release is answered by :mod:`accounts.roles`; the views turn a
+refusal into a 403 or, for an operator naming a foreign project, a form error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
+
+from accounts import roles
+from ipam_portal.ui import (
+    page,
+    paginate,
+    reader,
+    require_admin,
+    require_project_write,
+    require_some_write,
+    ui_actor,
+)
+
+from .. import prefixes, selectors, services
+from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState
+from ..errors import IpamError
+from ..forms import AllocateForm, PoolCreateForm, ReleaseForm, add_service_error
+from ..models import Allocation, Node, Pool
+from .common import events_of, history_page, pool_rows
+
+CHILDREN_SHOWN = 50
+
+
+# --- pools ---------------------------------------------------------------------------
+
+
+@reader
+def pool_list(request: HttpRequest) -> HttpResponse:
+    """The pool tree with a utilisation bar per pool (retired and shoots' own pools on request)."""
+    show_retired = request.GET.get("retired") == "1"
+    show_all = request.GET.get("all") == "1"
+    qs = Pool.objects.order_by("family", "first", "prefix_length")
+    if not show_retired:
+        qs = qs.filter(retired_at__isnull=True)
+    if not show_all:
+        qs = qs.exclude(purpose__in=SHOOT_OWN_PURPOSES)
+    return page(
+        request,
+        "ipam/pool_list.html",
+        {"pool_rows": pool_rows(list(qs)), "show_retired": show_retired, "show_all": show_all},
+    )
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def pool_create(request: HttpRequest) -> HttpResponse:
+    """Create a root pool or carve a child pool (admins)."""
+    require_admin(request)
+    form = PoolCreateForm(
+        request.POST if request.method == "POST" else None, initial={"parent": request.GET.get("parent")}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            pool = services.pool_create(actor=ui_actor(request), **form.service_kwargs())
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Pool {pool.name} ({pool.cidr}) created.")
+            return redirect("ui:pool-detail", pk=pool.pk)
+    return page(request, "ipam/pool_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:
+    """The prefix the map shows (``?at=``, inside the pool) and an error text if ``at`` was refused."""
+    if not at:
+        return pool.network, ""
+    try:
+        net = prefixes.parse_prefix(at, field="at", family=pool.family)
+    except IpamError as exc:
+        return pool.network, exc.message
+    if not net.subnet_of(pool.network):  # type: ignore[arg-type]
+        return pool.network, f"{net} is not inside {pool.cidr}"
+    return net, ""
+
+
+def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = None) -> dict[str, Any]:
+    view, at_error = _map_view(pool, request.GET.get("at", ""))
+    amap = selectors.pool_address_map(pool, view)
+    allocations = (
+        pool.allocations.filter(selectors.within_keys(view), state__in=LIVE_STATES)
+        .select_related("shoot")
+        .order_by("first", "prefix_length", "id")
+    )
+    util = selectors.pool_utilisation(pool)
+    may_allocate = pool.retired_at is None and roles.may_write_some(request.user)
+    columns = 1 << ((amap.cell_bits + 1) // 2)
+    return {
+        "pool": pool,
+        "util": util,
+        "map": amap,
+        "map_svg": _map_svg(amap, columns),
+        "at_error": at_error,
+        "view_is_pool": view == pool.network,
+        "parent_view": _parent_view(pool, view, amap.cell_bits),
+        "free_blocks": selectors.pool_free_blocks(pool, limit=20),
+        # the map counted the allocations inside the view already (global pools)
+        "page_obj": paginate(request, allocations, count=amap.within_count if pool.is_global else None),
+        "children": list(pool.children.filter(retired_at__isnull=True).order_by("first")[:CHILDREN_SHOWN]),
+        "children_count": pool.children.filter(retired_at__isnull=True).count(),
+        "form": form or (AllocateForm(pool=pool) if may_allocate else None),
+        "may_allocate": may_allocate,
+        "chain": _ancestors(pool),
+        "query": "" if view == pool.network else urlencode({"at": str(view)}),
+    }
+
+
+def _ancestors(pool: Pool) -> list[Pool]:
+    """The pool's parents, nearest first (a short walk up the tree)."""
+    chain: list[Pool] = []
+    parent = pool.parent
+    while parent is not None and len(chain) < 20:
+        chain.append(parent)
+        parent = parent.parent
+    return chain
+
+
+def _parent_view(pool: Pool, view: prefixes.IPNetwork, cell_bits: int) -> str | None:
+    if view.prefixlen <= pool.prefix_length:
+        return None
+    parent = view.supernet(new_prefix=max(pool.prefix_length, view.prefixlen - cell_bits))
+    return None if parent == pool.network else str(parent)
+
+
+_MAP_COLOURS = {
+    "allocated": "#2b6cb0",
+    "pool": "#805ad5",
+    "reserved": "#d69e2e",
+    "quarantined": "#c53030",
+}
+
+
+def _cell_link(amap: selectors.AddressMap, cell: selectors.MapCell) -> str | None:
+    if cell.pool_id is not None:
+        return reverse("ui:pool-detail", args=[cell.pool_id])
+    if cell.allocation_id is not None:
+        return reverse("ui:allocation-detail", args=[cell.allocation_id])
+    if cell.count and amap.zoomable:
+        return f"{reverse('ui:pool-detail', args=[amap.pool_id])}?at={cell.cidr}#map"
+    return None
+
+
+def _map_svg(amap: selectors.AddressMap, columns: int) -> dict[str, Any]:
+    """The SVG map as markup: one rectangle per cell, stacked fills per category, a link and a title.
+
+    Built in Python (with escaping) rather than in the template: 256 cells of nested
+    template tags would cost more than the whole aggregation.
+    """
+    cell_w, cell_h, gap = 40, 26, 2
+    rows_n = (len(amap.cells) + columns - 1) // columns
+    width, height = columns * (cell_w + gap), rows_n * (cell_h + gap)
+    title = escape(
+        f"Address space of {amap.view}: allocated, child pools, reserved, quarantined and free space"
+    )
+    parts = [
+        f'<svg class="addrmap" role="img" aria-labelledby="map-title" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title id="map-title">{title}</title>'
+    ]
+    for cell in amap.cells:
+        row, col = divmod(cell.index, columns)
+        x, y = col * (cell_w + gap), row * (cell_h + gap)
+        cidr = escape(str(cell.cidr))
+        if cell.count:
+            percent = selectors.percent(prefixes.exact_fraction(cell.size - cell.free, cell.size))
+            plural = "s" if cell.count != 1 else ""
+            title = f"{cidr}: {cell.count} allocation{plural}, {escape(percent)} used"
+        else:
+            title = f"{cidr}: free"
+        link = _cell_link(amap, cell)
+        attrs = f'class="cell cell-{cell.category}" data-cidr="{cidr}"'
+        parts.append(f'<a href="{escape(link)}" {attrs}>' if link else f"<g {attrs}>")
+        parts.append(
+            f'<title>{title}</title><rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" class="free"/>'
+        )
+        top = y + cell_h
+        for category in selectors.MAP_CATEGORIES:
+            used = cell.used.get(category, 0)
+            if not used:
+                continue
+            fill = cell_h if cell.whole else max(2.0, cell_h * used / cell.size)
+            fill = min(fill, top - y)
+            top -= fill
+            parts.append(
+                f'<rect x="{x}" y="{top:.2f}" width="{cell_w}" height="{fill:.2f}" fill="{_MAP_COLOURS[category]}"/>'
+            )
+        parts.append("</a>" if link else "</g>")
+    parts.append("</svg>")
+    row_labels = [str(amap.cells[r * columns].cidr.network_address) for r in range(rows_n)]
+    return {
+        "svg": mark_safe("".join(parts)),  # noqa: S308 - every text above is escaped, the rest are numbers
+        "row_labels": row_labels,
+        "row_height": cell_h + gap,
+        "height": height,
+        "colours": _MAP_COLOURS,
+    }
+
+
+@reader
+def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A pool: utilisation, address-space map, free blocks, allocations and the allocate form."""
+    pool = get_object_or_404(Pool.objects.select_related("parent", "parent_allocation"), pk=pk)
+    return page(request, "ipam/pool_detail.html", _pool_context(request, pool))
+
+
+@reader
+@require_http_methods(["POST"])
+def pool_allocate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Allocate next free /N or a given CIDR from the pool; errors appear on their field."""
+    pool = get_object_or_404(Pool, pk=pk)
+    require_some_write(request, "your role cannot allocate")
+    form = AllocateForm(request.POST, pool=pool)
+    if form.is_valid():
+        kwargs = form.service_kwargs()
+        # May write some but not this project: an operator naming another project.
+        if not roles.may_write_project(request.user, kwargs.get("project", "")):
+            form.add_error("project", "give a Gardener project you are a member of")
+        if form.is_valid():
+            try:
+                allocation = services.pool_allocate(pool=pool, actor=ui_actor(request), **kwargs)
+            except IpamError as exc:
+                add_service_error(form, exc)
+            else:
+                messages.success(request, f"Allocated {allocation.cidr} from {pool.name}.")
+                return redirect("ui:allocation-detail", pk=allocation.pk)
+    return page(request, "ipam/pool_detail.html", _pool_context(request, pool, form), status=400)
+
+
+@reader
+def pool_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """History tab of a pool: its own audit events."""
+    pool = get_object_or_404(Pool, pk=pk)
+    return history_page(request, events_of(pool), pool, reverse("ui:pool-detail", args=[pool.pk]))
+
+
+# --- allocations ---------------------------------------------------------------------
+
+
+@reader
+def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One allocation with its chain of parents (the containing allocations and pools)."""
+    allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
+    child_pool = Pool.objects.filter(parent_allocation=allocation).first()
+    node = Node.objects.filter(pod_allocation=allocation).first()
+    may_release = allocation.state == AllocationState.ACTIVE and roles.may_write_project(
+        request.user, allocation.project
+    )
+    return page(
+        request,
+        "ipam/allocation_detail.html",
+        {
+            "allocation": allocation,
+            "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
+            "pools": selectors.pools_containing(allocation.network),
+            "child_pool": child_pool,
+            "node": node,
+            "may_release": may_release,
+        },
+    )
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def allocation_release(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirmation page, then release into quarantine (``allocation_release``)."""
+    allocation = get_object_or_404(Allocation.objects.select_related("pool"), pk=pk)
+    require_project_write(request, allocation.project)
+    form = ReleaseForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.allocation_release(allocation=allocation, actor=ui_actor(request))
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            allocation.refresh_from_db()
+            messages.success(request, f"Released {allocation.cidr} ({allocation.get_state_display()}).")
+            return redirect("ui:allocation-detail", pk=allocation.pk)
+    return page(
+        request,
+        "ipam/confirm_release.html",
+        {
+            "object": allocation,
+            "form": form,
+            "what": f"allocation {allocation.cidr}",
+            "back": reverse("ui:allocation-detail", args=[allocation.pk]),
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+@reader
+def allocation_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """History tab of an allocation."""
+    allocation = get_object_or_404(Allocation, pk=pk)
+    return history_page(
+        request, events_of(allocation), allocation, reverse("ui:allocation-detail", args=[allocation.pk])
+    )
