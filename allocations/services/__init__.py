@@ -1,18 +1,15 @@
 """Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
 
+from .allocate import allocation_release, pool_allocate
 from .pools import (
-    allocation_release,
-    pool_allocate,
     pool_create,
     pool_delete,
     pool_free_space_problems,
     pool_rebuild_free_space,
-    pool_reclaim,
     pool_update,
-    quarantine_purge,
-    quota_units,
-    reclaim_all,
 )
+from .quota import quota_units
+from .reclaim import pool_reclaim, quarantine_purge, reclaim_all
 from .shoots import (
     node_register,
     node_remove,

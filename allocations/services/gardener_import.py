@@ -61,7 +61,8 @@ from ..errors import (
     PrefixOverlap,
 )
 from ..models import Allocation, Pool, Seed, Shoot
-from .pools import pool_allocate, pool_create
+from .allocate import pool_allocate
+from .pools import pool_create
 from .shoots import (
     _IPV4_ROLES,
     IPV4_NODE_MASK,

@@ -32,18 +32,10 @@ from ..choices import (
 )
 from ..errors import AlreadyExists, InvalidState, IpamError, NoPoolAvailable, NotFound
 from ..models import Allocation, Node, Pool, Seed, Shoot
-from .pools import (
-    FreshPool,
-    allocation_release,
-    allocations_insert,
-    free_blocks_insert,
-    new_pool,
-    pool_allocate,
-    pool_create,
-    pool_take_for,
-    pools_insert,
-    quarantine_purge,
-)
+from .allocate import allocation_release, pool_allocate
+from .pools import new_pool, pool_create
+from .reclaim import quarantine_purge
+from .staged import FreshPool, allocations_insert, free_blocks_insert, pool_take_for, pools_insert
 from .units import in_unit_of_work, unit_cache, unit_of_work
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
