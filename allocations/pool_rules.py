@@ -57,6 +57,11 @@ class PoolRules:
         """The rules named in ``values`` (other keys ignored) over ``base`` (default: a new pool's)."""
         return dataclasses.replace(base or cls(), **{k: v for k, v in values.items() if k in NAMES})
 
+    @classmethod
+    def split(cls, values: Mapping[str, Any]) -> tuple[PoolRules, dict[str, Any]]:
+        """The rules named in ``values`` (over a new pool's) and the other values, for one service call."""
+        return cls.from_values(values), {k: v for k, v in values.items() if k not in NAMES}
+
     def updatable(self) -> dict[str, Any]:
         """The rules that may change on an existing pool, as ``pool_update`` keywords."""
         return {name: getattr(self, name) for name in UPDATABLE}

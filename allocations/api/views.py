@@ -23,6 +23,7 @@ from ipam_portal.api.renderers import YAMLRenderer
 from .. import prefixes, selectors, services
 from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
+from ..pool_rules import PoolRules
 from . import serializers as s
 from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
 
@@ -51,7 +52,8 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer})
     def create(self, request: Request) -> Response:
         data = _validated(s.PoolCreateSerializer, request.data)
-        pool = services.pool_create(actor=request_actor(request), **data)
+        rules, rest = PoolRules.split(data)
+        pool = services.pool_create(actor=request_actor(request), rules=rules, **rest)
         return Response(s.PoolSerializer(pool).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
