@@ -23,7 +23,7 @@ from .allocate import allocation_request, check_given, choose_prefix, new_alloca
 from .units import in_unit_of_work
 
 
-def pool_take_for(
+def pool_allocate_staged(
     *,
     pool: Pool,
     actor: Actor,
@@ -43,7 +43,7 @@ def pool_take_for(
     same rules, same errors. ``live``: see :func:`choose_prefix`.
     """
     if not in_unit_of_work():
-        raise RuntimeError("pool_take_for is a step of a unit of work")
+        raise RuntimeError("pool_allocate_staged is a step of a unit of work")
     owner_type, scope = allocation_request(
         pool=pool,
         prefix_length=prefix_length,
@@ -70,7 +70,7 @@ def pool_take_for(
     )
 
 
-class FreshPool:
+class StagedPool:
     """A global pool created in this unit of work: its free space is known without reading it.
 
     Nothing else can allocate from a pool that is not committed yet, so carving
@@ -118,7 +118,7 @@ class FreshPool:
 
 
 def allocations_insert(*, allocations: Sequence[Allocation], actor: Actor) -> None:
-    """Write prefixes taken by :func:`pool_take_for` / :meth:`FreshPool.take` with one INSERT, audited.
+    """Write prefixes taken by :func:`pool_allocate_staged` / :meth:`StagedPool.take` with one INSERT, audited.
 
     A step of a unit of work: if the exclusion constraint (PostgreSQL) refuses a
     row, the unit's transaction is aborted and the whole unit fails.
@@ -162,6 +162,6 @@ def pools_insert(*, pools: Sequence[Pool], actor: Actor) -> None:
         audit_record(actor=actor, action="pool.create", obj=pool, after=pool_snapshot(pool), project=project)
 
 
-def free_blocks_insert(*, pools: Sequence[FreshPool]) -> None:
-    """Write the free space left in fresh pools with one INSERT."""
-    freespace.staged_insert((fresh.pool, fresh.taken) for fresh in pools)
+def free_blocks_insert(*, pools: Sequence[StagedPool]) -> None:
+    """Write the free space left in staged pools with one INSERT."""
+    freespace.staged_insert((staged.pool, staged.taken) for staged in pools)
