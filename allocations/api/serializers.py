@@ -302,9 +302,6 @@ class SeedSerializer(PrebuiltOutputSerializer):
         read_only_fields = fields
 
 
-CIDR_LIST = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4)
-
-
 class SeedCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=63)
     provider = serializers.ChoiceField(choices=Provider.choices)
