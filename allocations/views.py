@@ -36,7 +36,7 @@ from providers.choices import ACTIVE_JOB_STATES, JobAction, JobState
 
 from . import prefixes, selectors, services
 from .api.filters import ShootFilterSet
-from .choices import LIVE_STATES, AllocationState, Purpose, ShootState
+from .choices import LIVE_STATES, AllocationTransition, Purpose, ShootState, allocation_may
 from .errors import IpamError
 from .forms import (
     AllocateForm,
@@ -470,7 +470,7 @@ def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
     child_pool = Pool.objects.filter(parent_allocation=allocation).first()
     node = Node.objects.filter(pod_allocation=allocation).first()
-    may_release = allocation.state == AllocationState.ACTIVE and roles.may_write_project(
+    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and roles.may_write_project(
         request.user, allocation.project
     )
     return page(

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.services import Actor, audit_record
 
 from .. import freespace, prefixes
-from ..choices import LIVE_STATES, AllocationState, OwnerType, Purpose, Role
+from ..choices import LIVE_STATES, AllocationState, AllocationTransition, OwnerType, Purpose, Role
 from ..errors import (
     InvalidState,
     IpamError,
@@ -34,7 +34,7 @@ from ..models import Allocation, Pool, Seed, Shoot
 from ..pool_rules import check_choice, check_length, pool_snapshot, requested_length
 from ..selectors import containing_keys
 from .quota import charge_quota, quota_units
-from .reclaim import free_allocation, pool_reclaim, reclaimed_any
+from .reclaim import allocation_check, allocation_transition, free_allocation, pool_reclaim, reclaimed_any
 from .units import in_unit_of_work, step, unit_cache_clear
 
 # Pools carved for one shoot: no provider/region selection ever picks them.
@@ -303,8 +303,10 @@ def allocation_release(
     """
     with transaction.atomic():
         allocation = Allocation.objects.select_for_update().select_related("pool").get(pk=allocation.pk)
-        if allocation.state != AllocationState.ACTIVE:
-            raise InvalidState(f"{allocation.cidr} is {allocation.state}, not active", field="state")
+        seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
+        at_once = allocation.owner_type == OwnerType.RESERVATION or seconds == 0
+        transition = AllocationTransition.RELEASE if at_once else AllocationTransition.QUARANTINE
+        allocation_check(allocation, transition)
         child = Pool.objects.filter(parent_allocation=allocation, retired_at__isnull=True).first()
         if child is not None:
             live = child.allocations.filter(state__in=LIVE_STATES).count()
@@ -315,23 +317,20 @@ def allocation_release(
                 )
             _pool_retire(child, actor)
         before = allocation.snapshot()
-        seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
         if seconds < 0:
             raise IpamError("quarantine cannot be negative", field="quarantine_seconds")
         now = timezone.now()
         allocation.released_by = actor.name
         allocation.released_at = now
-        if allocation.owner_type == OwnerType.RESERVATION or seconds == 0:
-            free_allocation(allocation)
-            action = "allocation.release"
+        if at_once:
+            free_allocation(allocation, transition)
         else:
-            allocation.state = AllocationState.QUARANTINED
+            allocation_transition(allocation, transition)
             allocation.expires_at = now + dt.timedelta(seconds=seconds)
             allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
-            action = "allocation.quarantine"
         audit_record(
             actor=actor,
-            action=action,
+            action=f"allocation.{transition}",
             obj=allocation,
             before=before,
             after=allocation.snapshot(),

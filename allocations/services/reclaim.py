@@ -1,5 +1,8 @@
 """Reclaim: freeing prefixes whose quarantine ended or whose hold lapsed, and the admin's purge.
 
+Every allocation state change goes through :func:`allocation_transition`, which
+follows the state machine of :data:`allocations.choices.ALLOCATION_TRANSITIONS`.
+
 A freed prefix goes back to the pool's free space with its buddies merged
 (:func:`allocations.freespace.give_back`) under the pool's release lock, a
 ``FOR NO KEY UPDATE`` that allocations never wait for.
@@ -17,7 +20,14 @@ from django.utils import timezone
 from audit.services import SYSTEM, Actor, audit_record
 
 from .. import freespace
-from ..choices import LIVE_STATES, AllocationState
+from ..choices import (
+    ALLOCATION_TRANSITIONS,
+    LIVE_STATES,
+    AllocationState,
+    AllocationTransition,
+    allocation_may,
+)
+from ..errors import InvalidState
 from ..models import Allocation, Pool
 from .quota import refund_quota
 
@@ -29,10 +39,23 @@ def lock_pool_for_release(pool: Pool) -> None:
     Pool.objects.select_for_update(no_key=True).filter(pk=pool.pk).values_list("pk").first()
 
 
-def free_allocation(allocation: Allocation) -> None:
-    """Mark released and give the space back (caller is in a transaction)."""
+def allocation_check(allocation: Allocation, transition: str) -> None:
+    """Refuse a transition the state machine (``ALLOCATION_TRANSITIONS``) does not allow from here."""
+    if not allocation_may(allocation.state, transition):
+        allowed = " or ".join(state for state, moves in ALLOCATION_TRANSITIONS.items() if transition in moves)
+        raise InvalidState(f"{allocation.cidr} is {allocation.state}, not {allowed}", field="state")
+
+
+def allocation_transition(allocation: Allocation, transition: str) -> None:
+    """The one place allocation states change; refuses every transition not in ALLOCATION_TRANSITIONS."""
+    allocation_check(allocation, transition)
+    allocation.state = ALLOCATION_TRANSITIONS[allocation.state][transition]
+
+
+def free_allocation(allocation: Allocation, transition: str) -> None:
+    """Mark released by ``transition`` and give the space back (caller is in a transaction)."""
     pool = allocation.pool
-    allocation.state = AllocationState.RELEASED
+    allocation_transition(allocation, transition)
     allocation.expires_at = None
     allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
     refund_quota(allocation)
@@ -65,14 +88,15 @@ def pool_reclaim(
         )
         for allocation in due:
             before = allocation.snapshot()
-            lapsed = allocation.state == AllocationState.ACTIVE
+            lapsed = allocation.state == AllocationState.ACTIVE  # a hold; quarantine was released already
             if lapsed:
                 allocation.released_at = now
                 allocation.released_by = actor.name
-            free_allocation(allocation)
+            transition = AllocationTransition.HOLD_LAPSE if lapsed else AllocationTransition.RECLAIM
+            free_allocation(allocation, transition)
             audit_record(
                 actor=actor,
-                action="allocation.hold-lapse" if lapsed else "allocation.reclaim",
+                action=f"allocation.{transition}",
                 obj=allocation,
                 before=before,
                 after=allocation.snapshot(),
@@ -95,10 +119,10 @@ def quarantine_purge(
         for allocation in qs.select_for_update().select_related("pool").order_by("pool_id", "first"):
             before = allocation.snapshot()
             lock_pool_for_release(allocation.pool)
-            free_allocation(allocation)
+            free_allocation(allocation, AllocationTransition.PURGE)
             audit_record(
                 actor=actor,
-                action="allocation.purge",
+                action=f"allocation.{AllocationTransition.PURGE}",
                 obj=allocation,
                 before=before,
                 after=allocation.snapshot(),
