@@ -42,21 +42,23 @@ Candidate = tuple[int, int, int]
 # --- the fit policy ------------------------------------------------------------------
 
 
-def _fit_order(policy: str) -> str:
-    """The fit policy as an ORDER BY over free blocks (the one place it is written).
+# The fit policy, written once: as the ORDER BY of the statements over free blocks,
+# and as the sort key of candidates already read (a joined result keeps no order).
+# ``lowest-first``: the lowest-addressed block, so the result is the lowest free
+# aligned /N. ``best-fit``: the smallest block (longest prefix), lowest first among
+# equals, so large blocks stay whole.
+_FIT_ORDER: dict[str, tuple[str, Callable[[Candidate], tuple[int, ...]]]] = {
+    FitPolicy.LOWEST_FIRST: ("first", lambda c: (c[2],)),
+    FitPolicy.BEST_FIT: ("prefix_length DESC, first", lambda c: (-c[1], c[2])),
+}
 
-    ``lowest-first``: the lowest-addressed block, so the result is the lowest free
-    aligned /N. ``best-fit``: the smallest block (longest prefix), lowest first among
-    equals, so large blocks stay whole.
-    """
-    return "prefix_length DESC, first" if policy == FitPolicy.BEST_FIT else "first"
+
+def _fit_order(policy: str) -> str:
+    return _FIT_ORDER.get(policy, _FIT_ORDER[FitPolicy.LOWEST_FIRST])[0]
 
 
 def _fit_key(policy: str) -> Callable[[Candidate], tuple[int, ...]]:
-    """The same order as :func:`_fit_order`, for candidates already read."""
-    if policy == FitPolicy.BEST_FIT:
-        return lambda c: (-c[1], c[2])
-    return lambda c: (c[2],)
+    return _FIT_ORDER.get(policy, _FIT_ORDER[FitPolicy.LOWEST_FIRST])[1]
 
 
 def _is_postgres() -> bool:

@@ -20,7 +20,7 @@ from .. import freespace, prefixes
 from ..choices import AllocationState, OwnerType, PoolKind, Role
 from ..errors import AlreadyExists, InvalidState, IpamError, PrefixOverlap
 from ..models import Allocation, Pool, Shoot
-from ..pool_rules import UPDATABLE, PoolRules, pool_snapshot
+from ..pool_rules import NAMES, UPDATABLE, PoolRules, pool_snapshot
 from .allocate import allocation_release, pool_allocate, pools_changed
 from .units import step, unit_cache_clear
 
@@ -83,7 +83,8 @@ def pool_create(
 
 
 def _rules(rules: PoolRules | None, settings: dict[str, Any]) -> PoolRules:
-    unknown = sorted(set(settings) - set(PoolRules.__dataclass_fields__))
+    """``rules`` with the rules given as keywords; a keyword that is not a rule is a caller's bug."""
+    unknown = sorted(set(settings) - set(NAMES))
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     return PoolRules.from_values(settings, base=rules)
