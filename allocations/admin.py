@@ -26,9 +26,10 @@ from ipam_portal.admin import (
     admin_actor,
 )
 
-from . import services
+from . import pool_rules, services
 from .errors import IpamError
 from .models import Allocation, FreeBlock, Node, Pool, ProjectUsage, Seed, Shoot
+from .pool_rules import PoolRules
 from .selectors import pool_utilisation
 
 
@@ -54,22 +55,8 @@ class PoolForm(ServiceForm):
 
     class Meta:
         model = Pool
-        fields = [
-            "name",
-            "cidr",
-            "parent",
-            "kind",
-            "uniqueness",
-            "purpose",
-            "default_prefix_length",
-            "min_prefix_length",
-            "max_prefix_length",
-            "fit_policy",
-            "project_quota",
-            "provider",
-            "region",
-            "description",
-        ]
+        # tags are edited as text (tags_text)
+        fields = ["name", "cidr", "parent", *(name for name in pool_rules.NAMES if name != "tags")]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,32 +66,16 @@ class PoolForm(ServiceForm):
     def call_service(self) -> Pool:
         data = self.cleaned_data
         actor = admin_actor(self.request)
-        rules = {
-            key: data.get(key)
-            for key in (
-                "kind",
-                "purpose",
-                "default_prefix_length",
-                "min_prefix_length",
-                "max_prefix_length",
-                "fit_policy",
-                "project_quota",
-                "provider",
-                "region",
-                "description",
-            )
-        }
-        rules["tags"] = _split(data.get("tags_text", ""))
-        if self.instance.pk:
-            return services.pool_update(pool=self.instance, actor=actor, **rules)
+        rules = PoolRules.from_values({**data, "tags": _split(data.get("tags_text", ""))})
+        if self.instance.pk:  # the fixed rules (uniqueness) are read-only here
+            return services.pool_update(pool=self.instance, actor=actor, **rules.updatable())
         return services.pool_create(
             name=data["name"],
             cidr=data.get("cidr") or None,
             parent=data.get("parent"),
             prefix_length=data.get("carve_prefix_length"),
-            uniqueness=data["uniqueness"],
+            rules=rules,
             actor=actor,
-            **rules,
         )
 
 

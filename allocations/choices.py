@@ -72,11 +72,36 @@ class AllocationState(models.TextChoices):
 # A live allocation occupies its prefix; released ones are history.
 LIVE_STATES = (AllocationState.ACTIVE, AllocationState.QUARANTINED)
 
-ALLOCATION_TRANSITIONS: dict[str, frozenset[str]] = {
-    AllocationState.ACTIVE: frozenset({AllocationState.QUARANTINED, AllocationState.RELEASED}),
-    AllocationState.QUARANTINED: frozenset({AllocationState.RELEASED}),
-    AllocationState.RELEASED: frozenset(),
+
+class AllocationTransition(models.TextChoices):
+    """What may happen to an allocation; each is also its audit action (``allocation.<value>``)."""
+
+    QUARANTINE = "quarantine", "Released into quarantine"
+    RELEASE = "release", "Released and freed at once"
+    HOLD_LAPSE = "hold-lapse", "Hold lapsed"
+    RECLAIM = "reclaim", "Quarantine ended"
+    PURGE = "purge", "Quarantine purged by an admin"
+
+
+#: The allocation state machine: state -> {transition: next state}. A released
+#: allocation is history and never changes again; nothing returns to active.
+ALLOCATION_TRANSITIONS: dict[str, dict[str, str]] = {
+    AllocationState.ACTIVE: {
+        AllocationTransition.QUARANTINE: AllocationState.QUARANTINED,
+        AllocationTransition.RELEASE: AllocationState.RELEASED,
+        AllocationTransition.HOLD_LAPSE: AllocationState.RELEASED,
+    },
+    AllocationState.QUARANTINED: {
+        AllocationTransition.RECLAIM: AllocationState.RELEASED,
+        AllocationTransition.PURGE: AllocationState.RELEASED,
+    },
+    AllocationState.RELEASED: {},
 }
+
+
+def allocation_may(state: str, transition: str) -> bool:
+    """May an allocation in ``state`` undergo ``transition``? (The question the UI asks too.)"""
+    return transition in ALLOCATION_TRANSITIONS[state]
 
 
 class Provider(models.TextChoices):

@@ -16,6 +16,7 @@ from . import layouts
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
+from .pool_rules import PoolRules
 
 FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
 
@@ -65,10 +66,11 @@ class PoolCreateForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def service_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``pool_create`` (empty optional values left out)."""
+        """The keyword arguments of ``pool_create``: the pool's rules as one value, empty values left out."""
         data = dict(self.cleaned_data)
         data["cidr"] = _blank_to_none(data["cidr"].strip())
-        return {k: v for k, v in data.items() if v is not None}
+        rules, rest = PoolRules.split({k: v for k, v in data.items() if v is not None})
+        return {**rest, "rules": rules}
 
 
 class AllocateForm(forms.Form):

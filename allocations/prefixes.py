@@ -11,7 +11,7 @@ parent block) are free blocks at the same time — then the decomposition is
 canonical, every free aligned /N lies inside exactly one free block, and "the
 lowest free /N" is the start of the lowest-addressed free block of length <= N.
 :class:`FreeSpace` is the in-memory reference model of that algorithm; the
-database allocator in ``services`` performs the same steps on indexed rows.
+database allocator in :mod:`allocations.freespace` performs the same steps on indexed rows.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import InvalidPrefix, NotAligned, OutsidePool, PoolExhausted, PrefixOverlap, WrongFamily
@@ -183,10 +182,6 @@ def buddy_of(first: int, length: int, bits: int) -> int:
     return first ^ block_size(length, bits)
 
 
-def is_aligned(first: int, length: int, bits: int) -> bool:
-    return first % block_size(length, bits) == 0
-
-
 def split_path(
     block_first: int, block_len: int, target_first: int, target_len: int, bits: int
 ) -> list[tuple[int, int]]:
@@ -221,16 +216,6 @@ def cidr_blocks(first: int, last: int, bits: int) -> Iterator[tuple[int, int]]:
         size_log = min(align, fit)
         yield first, bits - size_log
         first += 1 << size_log
-
-
-@dataclass(frozen=True)
-class Fit:
-    """The block a request takes: the free block it comes from and what stays free."""
-
-    first: int
-    length: int
-    source: tuple[int, int]
-    rest: tuple[tuple[int, int], ...]
 
 
 def choose(candidates: Iterable[tuple[int, int]], length: int, policy: str) -> tuple[int, int] | None:

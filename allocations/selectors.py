@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from django.db.models import Count, Q, QuerySet
 
-from . import prefixes
+from . import freespace, prefixes
 from .choices import LIVE_STATES, AllocationState, OwnerType
 from .errors import PrefixLengthNotAllowed
 
@@ -23,7 +23,8 @@ from .gardener.export import (  # noqa: F401
     shoot_gardener_manifest,
     shoot_gardener_object,
 )
-from .models import Allocation, FreeBlock, Pool
+from .models import Allocation, Pool
+from .pool_rules import check_length
 
 # Re-exported: the shoot reads have a module of their own; callers read them here.
 from .shoot_selectors import (  # noqa: F401
@@ -129,12 +130,7 @@ def pool_utilisation(pool: Pool) -> Utilisation:
             held += block * row["n"]
     unit = pool_unit_length(pool)
     if pool.is_global:
-        free_by_length = dict(
-            FreeBlock.objects.filter(pool=pool)
-            .values_list("prefix_length")
-            .annotate(n=Count("id"))
-            .values_list("prefix_length", "n")
-        )
+        free_by_length = freespace.count_by_length(pool)
         free = sum(n << (bits - ln) for ln, n in free_by_length.items())
         free_units = prefixes.count_blocks_of(free_by_length, unit)
     else:
@@ -175,35 +171,15 @@ def pool_free_blocks(
         )
     if not pool.is_global:
         return prefixes.first_n_blocks(pool.network, prefix_length or pool.prefix_length, limit)
-    qs = FreeBlock.objects.filter(pool=pool).order_by("first")
-    if prefix_length is not None:
-        qs = qs.filter(prefix_length__lte=prefix_length)
-    out: list[prefixes.IPNetwork] = []
-    for block in qs[:limit]:
-        first = prefixes.from_key(block.first)
-        if prefix_length is None:
-            out.append(prefixes.make_network(first, block.prefix_length, pool.family))
-        else:
-            step = 1 << (pool.bits - prefix_length)
-            count = 1 << (prefix_length - block.prefix_length)
-            for i in range(min(count, limit - len(out))):
-                out.append(prefixes.make_network(first + i * step, prefix_length, pool.family))
-        if len(out) >= limit:
-            break
-    return out
+    return freespace.lowest_blocks(pool, prefix_length=prefix_length, limit=limit)
 
 
 def pool_next_free(pool: Pool, prefix_length: int) -> prefixes.IPNetwork | None:
     """Preview the block the next allocation of ``prefix_length`` would get (nothing is taken)."""
-    from .services.pools import _check_length, _find_candidates  # the allocator's own rule and query
-
-    _check_length(pool, prefix_length, "prefix_length")
+    check_length(pool, prefix_length, "prefix_length")
     if not pool.is_global:
         return prefixes.first_free_avoiding(pool.network, [], prefix_length)
-    candidates, _ = _find_candidates(pool, prefix_length, pool.fit_policy, [])
-    if not candidates:
-        return None
-    return prefixes.make_network(candidates[0][2], prefix_length, pool.family)
+    return freespace.next_free(pool, prefix_length)
 
 
 def allocations_containing(net: prefixes.IPNetwork) -> QuerySet[Allocation]:

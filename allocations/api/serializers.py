@@ -11,7 +11,7 @@ from rest_framework.relations import PKOnlyObject
 
 from ipam_portal.api.serializers import StrictSerializer
 
-from .. import layouts
+from .. import layouts, pool_rules
 from ..choices import (
     FitPolicy,
     OwnerType,
@@ -22,6 +22,7 @@ from ..choices import (
     Uniqueness,
 )
 from ..models import Allocation, Node, Pool, Seed, Shoot
+from ..pool_rules import DEFAULTS
 
 
 class PrebuiltOutputSerializer(serializers.ModelSerializer):
@@ -108,6 +109,38 @@ class PoolSerializer(PrebuiltOutputSerializer):
         return f"/api/v1/pools/{obj.pk}/utilisation/"
 
 
+def _pool_rules_fields(*, create: bool) -> dict[str, serializers.Field]:
+    """The API fields of :class:`PoolRules`, one per rule.
+
+    On create a rule left out gets a new pool's default; on update it stays as it
+    is, and the rules fixed at creation are not offered.
+    """
+
+    def given(name: str) -> dict[str, Any]:
+        return {"default": getattr(DEFAULTS, name)} if create else {"required": False}
+
+    fields: dict[str, serializers.Field] = {
+        "kind": serializers.ChoiceField(choices=PoolKind.choices, **given("kind")),
+        "uniqueness": serializers.ChoiceField(choices=Uniqueness.choices, **given("uniqueness")),
+        "purpose": serializers.ChoiceField(choices=Purpose.choices, **given("purpose")),
+        "default_prefix_length": serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH),
+        "min_prefix_length": serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH),
+        "max_prefix_length": serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH),
+        "fit_policy": serializers.ChoiceField(choices=FitPolicy.choices, **given("fit_policy")),
+        "project_quota": serializers.IntegerField(
+            required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+        ),
+        "provider": serializers.ChoiceField(choices=Provider.choices, allow_blank=True, **given("provider")),
+        "region": serializers.CharField(max_length=64, allow_blank=True, **given("region")),
+        "description": serializers.CharField(allow_blank=True, max_length=10000, **given("description")),
+        "tags": serializers.ListField(
+            child=serializers.CharField(max_length=100), required=False, max_length=100
+        ),
+    }
+    assert tuple(fields) == pool_rules.NAMES, "every pool rule has one API field, in the rules' order"
+    return {name: field for name, field in fields.items() if create or name in pool_rules.UPDATABLE}
+
+
 class PoolCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     cidr = serializers.CharField(max_length=100, required=False, help_text="Required unless parent is given")
@@ -117,38 +150,16 @@ class PoolCreateSerializer(StrictSerializer):
         help_text="With parent and no cidr: carve the next free prefix of this length",
         **PREFIX_LENGTH,
     )
-    kind = serializers.ChoiceField(choices=PoolKind.choices, default=PoolKind.OWNED)
-    uniqueness = serializers.ChoiceField(choices=Uniqueness.choices, default=Uniqueness.GLOBAL)
-    purpose = serializers.ChoiceField(choices=Purpose.choices, default=Purpose.GENERAL)
-    default_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, default=FitPolicy.LOWEST_FIRST)
-    project_quota = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
-    )
-    provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True, default="")
-    region = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), **_pool_rules_fields(create=True)}
 
 
 class PoolUpdateSerializer(StrictSerializer):
     """The rules of a pool; its prefix, name and parent never change."""
 
-    kind = serializers.ChoiceField(choices=PoolKind.choices, required=False)
-    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False)
-    default_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    min_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    max_prefix_length = serializers.IntegerField(required=False, allow_null=True, **PREFIX_LENGTH)
-    fit_policy = serializers.ChoiceField(choices=FitPolicy.choices, required=False)
-    project_quota = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
-    )
-    provider = serializers.ChoiceField(choices=Provider.choices, required=False, allow_blank=True)
-    region = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10000)
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {**super().get_fields(), **_pool_rules_fields(create=False)}
 
 
 class AllocationSerializer(PrebuiltOutputSerializer):
@@ -244,9 +255,6 @@ class SeedSerializer(PrebuiltOutputSerializer):
             "created_at",
         ]
         read_only_fields = fields
-
-
-CIDR_LIST = serializers.ListField(child=serializers.CharField(max_length=100), max_length=4)
 
 
 class SeedCreateSerializer(StrictSerializer):

@@ -21,8 +21,8 @@ from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
 from .. import prefixes, selectors, services
-from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
+from ..pool_rules import PoolRules, requested_length
 from . import serializers as s
 from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
 
@@ -51,7 +51,8 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer})
     def create(self, request: Request) -> Response:
         data = _validated(s.PoolCreateSerializer, request.data)
-        pool = services.pool_create(actor=request_actor(request), **data)
+        rules, rest = PoolRules.split(data)
+        pool = services.pool_create(actor=request_actor(request), rules=rules, **rest)
         return Response(s.PoolSerializer(pool).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.PoolUpdateSerializer, responses={200: s.PoolSerializer})
@@ -105,9 +106,7 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         """The block the next allocation of ``prefix_length`` would get; nothing is taken."""
         pool = self.get_object()
         query = _validated(s.PrefixLengthQuerySerializer, request.query_params.dict())
-        length = query.get("prefix_length") or pool.default_prefix_length
-        if length is None:
-            raise IpamError("required: the pool has no default prefix length", field="prefix_length")
+        length = requested_length(pool, query.get("prefix_length"))  # the allocator's own default
         found = selectors.pool_next_free(pool, length)
         return Response({"cidr": str(found) if found else None, "prefix_length": length})
 

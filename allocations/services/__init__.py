@@ -2,20 +2,17 @@
 
 # Reads, importable from here as before (API views, commands and providers use them).
 from ..selectors import select_pool, shoot_get
+from .allocate import allocation_release, pool_allocate
 from .nodes import node_register, node_remove
 from .pools import (
-    allocation_release,
-    pool_allocate,
     pool_create,
     pool_delete,
     pool_free_space_problems,
     pool_rebuild_free_space,
-    pool_reclaim,
     pool_update,
-    quarantine_purge,
-    quota_units,
-    reclaim_all,
 )
+from .quota import quota_units
+from .reclaim import pool_reclaim, quarantine_purge, reclaim_all
 from .seeds import seed_create
 from .shoots import (
     shoot_adopt_ipv6_block,

@@ -59,7 +59,8 @@ from ..gardener.report import DocumentResult, ImportReport, conflicts_of, report
 from ..gardener.specs import SeedSpec, ShootSpec
 from ..models import Pool, Seed, Shoot
 from ..shoot_selectors import IPV4_ROLES
-from .pools import pool_allocate, pool_create
+from .allocate import pool_allocate
+from .pools import pool_create
 from .seeds import seed_create
 from .shoot_ranges import shoot_range_reserve
 from .shoots import shoot_audit_snapshot

@@ -12,7 +12,7 @@ from .. import prefixes
 from ..choices import OwnerType, Purpose, Role, ShootState
 from ..errors import AlreadyExists, InvalidState, IpamError
 from ..models import Node, Pool, Shoot
-from .pools import allocation_release, pool_allocate
+from .allocate import allocation_release, pool_allocate
 from .shoots import _provisioning  # moves with the shoot services until domain events replace it
 
 

@@ -15,7 +15,7 @@ from ..errors import AlreadyExists, IpamError
 from ..models import Seed
 from ..names import check_name, check_provider
 from ..prefixes import parse_canonical_cidr
-from .pools import pool_allocate
+from .allocate import pool_allocate
 
 
 def _cidr_list(values: Sequence[str] | str | None, field: str) -> list[str]:

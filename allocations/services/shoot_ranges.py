@@ -19,16 +19,9 @@ from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
 from ..errors import NoPoolAvailable
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
-from .pools import (
-    FreshPool,
-    allocations_insert,
-    free_blocks_insert,
-    new_pool,
-    pool_allocate,
-    pool_create,
-    pool_take_for,
-    pools_insert,
-)
+from .allocate import pool_allocate
+from .pools import new_pool, pool_create
+from .staged import StagedPool, allocations_insert, free_blocks_insert, pool_allocate_staged, pools_insert
 
 
 class PendingWrites:
@@ -46,7 +39,7 @@ class PendingWrites:
 
     def __init__(self) -> None:
         self.stages: list[list[Any]] = []
-        self.fresh: list[FreshPool] = []
+        self.fresh: list[StagedPool] = []
 
     def add(self, stage: int, rows: Sequence[Any]) -> None:
         while len(self.stages) <= stage:
@@ -112,7 +105,7 @@ def _take_ipv4(shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor) -
     # On PostgreSQL the exclusion constraint (pool, scope, cidr) would refuse an overlap anyway.
     live: dict[int, list[Allocation]] = {p.pk: [] for p in chosen.values() if not p.is_global}
     return {
-        role: pool_take_for(
+        role: pool_allocate_staged(
             pool=pool,
             actor=actor,
             owner_type=OwnerType.SHOOT,
@@ -176,7 +169,7 @@ def shoot_ipv6_allocate(
     )
     name = f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
     # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
-    block = pool_take_for(
+    block = pool_allocate_staged(
         pool=source,
         actor=actor,
         **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
@@ -216,12 +209,12 @@ def _carve_block(
     """Reserve the plan's ranges in the new block pool, in memory; returns their allocations.
 
     The block pool and the per-node pod pools carved from it are new, so their free
-    space is known: the ranges are cut in memory (:class:`FreshPool`: no candidate
+    space is known: the ranges are cut in memory (:class:`StagedPool`: no candidate
     query, no claim), and ``writes`` writes them with one INSERT per nesting level,
     the free space left in all these pools with one INSERT at the end.
     """
     taken: list[Allocation] = []
-    block = FreshPool(block_pool)
+    block = StagedPool(block_pool)
     writes.fresh.append(block)
     level = [(planned, block) for planned in plan.top_level()]
     stage = 2
@@ -246,7 +239,7 @@ def _carve_block(
             if planned.node_pod_prefix_length is not None
         }
         writes.add(stage + 1, list(carved.values()))
-        spaces = {name: FreshPool(pool) for name, pool in carved.items()}
+        spaces = {name: StagedPool(pool) for name, pool in carved.items()}
         writes.fresh += spaces.values()
         level = [(planned, spaces[planned.inside]) for planned in plan.ranges if planned.inside in spaces]
         stage += 2
@@ -291,7 +284,9 @@ def shoot_range_reserve(
     )
 
 
-def _reserve_fresh(shoot: Shoot, planned: layouts.PlannedRange, space: FreshPool, actor: Actor) -> Allocation:
+def _reserve_fresh(
+    shoot: Shoot, planned: layouts.PlannedRange, space: StagedPool, actor: Actor
+) -> Allocation:
     """The unsaved allocation of one planned range in the (fresh) pool it lies in."""
     return space.take(
         cidr=planned.cidr,

@@ -22,7 +22,8 @@ from ..choices import IP_FAMILIES_SUPPORTED, LIVE_STATES, Role, ShootState
 from ..errors import AlreadyExists, InvalidState, IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..names import check_name, check_provider
-from .pools import allocation_release, quarantine_purge
+from .allocate import allocation_release
+from .reclaim import quarantine_purge
 from .shoot_ranges import PendingWrites, shoot_ipv4_networks, shoot_ipv6_allocate, shoot_ranges_allocate
 from .units import in_unit_of_work, unit_of_work
 

@@ -29,7 +29,7 @@ from ipam_portal.ui import (
 )
 
 from .. import prefixes, selectors, services
-from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState
+from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
 from ..forms import AllocateForm, PoolCreateForm, ReleaseForm, add_service_error
 from ..models import Allocation, Node, Pool
@@ -257,7 +257,7 @@ def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
     child_pool = Pool.objects.filter(parent_allocation=allocation).first()
     node = Node.objects.filter(pod_allocation=allocation).first()
-    may_release = allocation.state == AllocationState.ACTIVE and roles.may_write_project(
+    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and roles.may_write_project(
         request.user, allocation.project
     )
     return page(

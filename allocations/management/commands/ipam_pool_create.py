@@ -11,23 +11,7 @@ from allocations import services
 from allocations.choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from allocations.management.base import IpamCommand, pool_data, pool_named, table, usage_error
 from allocations.models import Pool
-
-# Options passed to services.pool_create only when given, so the service's defaults apply.
-POOL_OPTIONS = (
-    "prefix_length",
-    "kind",
-    "uniqueness",
-    "purpose",
-    "default_prefix_length",
-    "min_prefix_length",
-    "max_prefix_length",
-    "fit_policy",
-    "project_quota",
-    "provider",
-    "region",
-    "description",
-    "tags",
-)
+from allocations.pool_rules import PoolRules
 
 
 class Command(IpamCommand):
@@ -67,9 +51,15 @@ class Command(IpamCommand):
             raise usage_error("--prefix-length: only with --parent (a root pool's length is in CIDR)")
         parent = pool_named(options["parent"], field="parent") if options["parent"] else None
         cidr = None if options["cidr"] == "-" else options["cidr"]
-        given = {key: options[key] for key in POOL_OPTIONS if options[key] is not None}
+        # Only the rules given as options: the others keep a new pool's defaults.
+        rules = PoolRules.from_values({k: v for k, v in options.items() if v is not None})
         pool = services.pool_create(
-            name=options["name"], cidr=cidr, parent=parent, actor=self.actor(options), **given
+            name=options["name"],
+            cidr=cidr,
+            parent=parent,
+            prefix_length=options["prefix_length"],
+            rules=rules,
+            actor=self.actor(options),
         )
         self.emit(options, pool_data(pool), lambda: self.lines(pool))
 
