@@ -31,7 +31,7 @@ from accounts import roles
 from audit.models import AuditEvent
 from audit.services import Actor
 from providers import selectors as provisioning
-from providers import services as provisioning_services
+from providers import selectors as provisioning_selectors
 from providers.choices import ACTIVE_JOB_STATES, JobAction, JobState
 
 from . import prefixes, selectors, services
@@ -588,7 +588,7 @@ def _provision_plan(shoot: Shoot, account: Any) -> dict[str, Any]:
         return {"job_plan": [], "job_plan_error": ""}
     try:
         return {
-            "job_plan": provisioning_services.adapter_plan(shoot=shoot, action=JobAction.PROVISION),
+            "job_plan": provisioning_selectors.adapter_plan(shoot=shoot, action=JobAction.PROVISION),
             "job_plan_error": "",
         }
     except IpamError as exc:

@@ -143,7 +143,7 @@ class ShootJobViewSet(ApiViewSet):
     def plan(self, request: Request, pk: str | None = None) -> Response:
         """The steps a job would take for the shoot; no cloud call is made."""
         query = _validated(s.PlanQuerySerializer, request.query_params.dict())
-        steps = services.adapter_plan(shoot=get_object_or_404(Shoot, pk=pk), action=query["action"])
+        steps = selectors.adapter_plan(shoot=get_object_or_404(Shoot, pk=pk), action=query["action"])
         return Response(
             [{"name": p.name, "description": p.description, "details": dict(p.details)} for p in steps]
         )
