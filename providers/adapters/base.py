@@ -156,9 +156,9 @@ class StepContext(Protocol):
 
 
 class Adapter(abc.ABC):
-    """One cloud. Subclasses set ``slug`` and are registered with ``@register``."""
+    """One cloud. Subclasses set ``slug`` to their account type and are registered with ``@register``."""
 
-    slug: ClassVar[str]
+    slug: ClassVar[str]  # a providers.choices.AccountType, refused by @register otherwise
 
     def __init__(self, account: AccountConfig) -> None:
         self.account = account

@@ -5,6 +5,8 @@ Useful for ``make run`` (no cloud needed) and for seeing what a job would do.
 
 from __future__ import annotations
 
+from providers.choices import AccountType
+
 from . import register
 from .base import Adapter, CloudRange, PlannedStep, ShootSpec, StepContext
 
@@ -20,7 +22,7 @@ def _ranges(spec: ShootSpec) -> list[tuple[str, str]]:
 class DryRunAdapter(Adapter):
     """Plans network, subnets per range and one route per node; applies by recording the plan."""
 
-    slug = "dry-run"
+    slug = AccountType.DRY_RUN
 
     def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
         if action == "provision":

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from allocations.layouts import AWS_SUBNET_KINDS
+from providers.choices import AccountType
 from providers.errors import TransientProviderError
 
 from .. import register
@@ -41,7 +42,7 @@ DESTROY_ORDER = (ROLE_PUBLIC_RTB, ROLE_PRIVATE_RTB, ROLE_NAT, ROLE_IGW, ROLE_EIG
 class AwsAdapter(AwsProvisioning):
     """VPC, subnets per zone, services reservation, gateways and route tables (see the package doc)."""
 
-    slug = "aws"
+    slug = AccountType.AWS
 
     # ----------------------------------------------------------------- planning (no API calls)
 
