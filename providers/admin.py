@@ -17,6 +17,7 @@ from allocations.admin import AddOnlyAdmin, ReadOnlyInline, ServiceAdmin, Servic
 from allocations.errors import IpamError
 
 from . import services
+from .choices import JobAction
 from .models import CloudResource, JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding
 
 
@@ -53,7 +54,9 @@ class AccountAdmin(ServiceAdmin):
     def reconcile(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
         for account in queryset:
             try:
-                job = services.job_create(action="reconcile", account=account, actor=admin_actor(request))
+                job = services.job_create(
+                    action=JobAction.RECONCILE, account=account, actor=admin_actor(request)
+                )
                 self.message_user(request, f"Reconcile job #{job.pk} started for {account}.")
             except IpamError as exc:
                 self.message_user(request, f"{account}: {exc.message}", level=messages.ERROR)

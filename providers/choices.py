@@ -16,6 +16,10 @@ class JobAction(models.TextChoices):
     RECONCILE = "reconcile", "Reconcile"
 
 
+#: The actions started for one shoot (reconcile runs per account).
+SHOOT_ACTIONS = (JobAction.PROVISION, JobAction.DEPROVISION, JobAction.SYNC_ROUTES)
+
+
 class JobState(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"

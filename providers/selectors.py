@@ -12,7 +12,7 @@ from allocations.services.shoots import select_pool
 from . import credentials
 from .adapters import adapter_class
 from .adapters.base import AccountConfig, NodeRoute, PlannedStep, ShootSpec
-from .choices import ACTIVE_JOB_STATES
+from .choices import ACTIVE_JOB_STATES, JobAction
 from .errors import NoProviderAccount
 from .models import CloudResource, ProviderAccount, ProvisioningJob
 
@@ -88,7 +88,7 @@ def job_list() -> QuerySet[ProvisioningJob]:
     return ProvisioningJob.objects.select_related("shoot", "account")
 
 
-def adapter_plan(*, shoot: Shoot, action: str) -> list[PlannedStep]:
+def adapter_plan(*, shoot: Shoot, action: JobAction | str) -> list[PlannedStep]:
     """What ``action`` would do for ``shoot`` with its account's adapter (no cloud call).
 
     Credentials are not resolved: planning needs none. Raises
@@ -100,4 +100,4 @@ def adapter_plan(*, shoot: Shoot, action: str) -> list[PlannedStep]:
             f"no enabled provider account for {shoot.provider} {shoot.region}", field="account"
         )
     config = account_config(account, resolve_credentials=False)
-    return adapter_class(config.type)(config).plan(shoot_spec(shoot), action)
+    return adapter_class(config.type)(config).plan(shoot_spec(shoot), JobAction(action))

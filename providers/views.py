@@ -30,11 +30,9 @@ from allocations.views import page, paginate, reader, require_admin, require_pro
 
 from . import selectors, services
 from .api.filters import FindingFilterSet, JobFilterSet
-from .choices import ACTIVE_JOB_STATES, FindingStatus, JobAction, JobState
+from .choices import ACTIVE_JOB_STATES, SHOOT_ACTIONS, FindingStatus, JobAction, JobState
 from .models import ProviderAccount, ProvisioningJob, ReconcileFinding
 
-#: What a shoot's page may start (reconcile runs per account).
-SHOOT_ACTIONS = (JobAction.PROVISION, JobAction.DEPROVISION, JobAction.SYNC_ROUTES)
 #: How often the job page asks for fresh progress while the job is pending or running.
 POLL_MILLISECONDS = 2000
 

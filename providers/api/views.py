@@ -22,7 +22,7 @@ from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 
 from .. import selectors, services
-from ..choices import JobAction
+from ..choices import SHOOT_ACTIONS, JobAction
 from ..models import ProviderAccount, ReconcileFinding
 from . import serializers as s
 from .filters import AccountFilterSet, FindingFilterSet, JobFilterSet
@@ -136,7 +136,7 @@ class ShootJobViewSet(ApiViewSet):
         return self._start(request, pk, JobAction.SYNC_ROUTES)
 
     @extend_schema(
-        parameters=[OpenApiParameter("action", str, enum=["provision", "deprovision", "sync-routes"])],
+        parameters=[OpenApiParameter("action", str, enum=[a.value for a in SHOOT_ACTIONS])],
         responses={200: s.PlannedStepSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])

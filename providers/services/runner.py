@@ -243,7 +243,7 @@ def _run_action(job: ProvisioningJob, adapter: Adapter, ctx: JobContext) -> dict
         return _reconcile(job, adapter)
     assert job.shoot is not None
     spec = selectors.shoot_spec(job.shoot)
-    ctx.prepare_steps(adapter.plan(spec, job.action))
+    ctx.prepare_steps(adapter.plan(spec, JobAction(job.action)))
     if job.action == JobAction.PROVISION:
         adapter.apply(spec, ctx)
         return {
