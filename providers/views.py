@@ -30,7 +30,7 @@ from allocations.views import page, paginate, reader, require_admin, require_pro
 
 from . import selectors, services
 from .api.filters import FindingFilterSet, JobFilterSet
-from .choices import ACTIVE_JOB_STATES, SHOOT_ACTIONS, FindingStatus, JobAction, JobState
+from .choices import ACTIVE_JOB_STATES, SHOOT_ACTIONS, FindingStatus, JobAction, JobState, job_may_retry
 from .models import ProviderAccount, ProvisioningJob, ReconcileFinding
 
 #: How often the job page asks for fresh progress while the job is pending or running.
@@ -90,7 +90,7 @@ def _job_context(request: HttpRequest, job: ProvisioningJob) -> dict[str, Any]:
         "steps": list(job.steps.order_by("position")),
         "active": active,
         "may_cancel": may_act and active,
-        "may_retry": may_act and job.state in (JobState.FAILED, JobState.CANCELLED),
+        "may_retry": may_act and job_may_retry(job.state),
         "findings": (
             list(job.findings.values("status").annotate(n=Count("id")).order_by("status"))
             if job.action == JobAction.RECONCILE

@@ -22,7 +22,7 @@ from allocations.models import Shoot
 from audit.services import Actor, audit_record
 
 from .. import selectors
-from ..choices import JOB_TRANSITIONS, JobAction, JobState, StepState
+from ..choices import JOB_TRANSITIONS, JobAction, JobState, StepState, job_may_retry
 from ..errors import NoProviderAccount
 from ..models import ProviderAccount, ProvisioningJob
 
@@ -166,12 +166,21 @@ def job_cancel(*, job: ProvisioningJob, actor: Actor) -> ProvisioningJob:
 
 @transaction.atomic
 def job_retry(*, job: ProvisioningJob, actor: Actor) -> ProvisioningJob:
-    """Run a failed or cancelled job again, with a fresh budget of attempts."""
+    """Run a failed or cancelled job again, with a fresh budget of attempts.
+
+    Refuses every other state (:func:`~providers.choices.job_may_retry`): a running
+    job is retried by the runner itself, and taking it away would strand its worker.
+    """
     job = (
         ProvisioningJob.objects.select_for_update(of=("self",))
         .select_related("account", "shoot")
         .get(pk=job.pk)
     )
+    if not job_may_retry(job.state):
+        raise InvalidState(
+            f"job {job.pk} is {job.state}; it cannot become pending by a retry",
+            field="state",
+        )
     before = _job_snapshot(job)
     _transition(job, JobState.PENDING)
     job.attempts, job.lease, job.finished_at = 0, "", None

@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from providers import selectors as provider_selectors
 from providers import services
-from providers.choices import JobAction, JobState, StepState
+from providers.choices import JobAction, JobState, StepState, job_may_retry
 from providers.errors import JobCancelled, JobDeferred, LeaseLost
 from providers.models import ProviderAccount, ProvisioningJob
 from providers.services import runner
@@ -153,6 +153,30 @@ def test_cancel_then_retry(account: ProviderAccount, django_capture_on_commit_ca
         job = services.job_retry(job=job, actor=ACTOR)
     job.refresh_from_db()
     assert (job.state, job.attempts) == (JobState.SUCCEEDED, 1)
+
+
+@pytest.mark.parametrize(
+    ("state", "may"),
+    [
+        (JobState.PENDING, False),
+        (JobState.RUNNING, False),
+        (JobState.SUCCEEDED, False),
+        (JobState.FAILED, True),
+        (JobState.CANCELLED, True),
+    ],
+)
+def test_only_ended_jobs_that_may_become_pending_may_be_retried(state: str, may: bool) -> None:
+    assert job_may_retry(state) is may
+
+
+def test_a_running_job_is_not_retried_and_keeps_its_worker(account: ProviderAccount) -> None:
+    shoot = new_shoot()
+    job = ProvisioningJob.objects.get(shoot=shoot)
+    _, lease = runner._claim(job.pk)
+    with pytest.raises(InvalidState, match="running; it cannot become pending by a retry"):
+        services.job_retry(job=job, actor=ACTOR)
+    job.refresh_from_db()
+    assert (job.state, job.lease, job.attempts) == (JobState.RUNNING, lease, 1)
 
 
 def test_cancelling_a_running_job_stops_it_before_the_next_step(account: ProviderAccount) -> None:
