@@ -44,7 +44,7 @@ def _transition(job: ProvisioningJob, to: str) -> None:
 
 def _enqueue(job: ProvisioningJob, countdown: float | None = None) -> None:
     """Hand the job to Celery once the surrounding transaction has committed."""
-    from ..tasks import run_job
+    from ..tasks import run_job  # here, not at the top: the tasks module imports this package
 
     job_id = job.pk
     if countdown:
