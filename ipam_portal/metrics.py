@@ -16,8 +16,9 @@ its middleware; this module adds what only the portal knows:
   each live, global root pool: a :class:`CachedGauge` computed at scrape time
   and cached for ``METRICS_POOL_CACHE_SECONDS`` (default 15) per process,
   registered by the allocations app (:mod:`allocations.metrics`), which owns pools.
-* ``ipam_jobs_total{action,outcome}`` — provisioning jobs (counted by the jobs
-  code once it exists).
+* ``ipam_jobs_total{action,outcome}`` — provisioning jobs finished. Declared and
+  exposed (at zero) but not incremented yet: nothing feeds it; a job's end is
+  already audited (``job.succeeded``, ``job.failed``, ``job.cancel``).
 
 The counters are fed by a ``post_save`` receiver on
 :class:`audit.models.AuditEvent`: every allocation and release already leaves

@@ -19,6 +19,7 @@ from allocations.models import Shoot
 from ipam_portal.admin import AddOnlyAdmin, ReadOnlyInline, ServiceAdmin, ServiceForm, admin_actor
 
 from . import services
+from .choices import JobAction
 from .models import CloudResource, JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding
 
 
@@ -55,7 +56,9 @@ class AccountAdmin(ServiceAdmin):
     def reconcile(self, request: HttpRequest, queryset: QuerySet[ProviderAccount]) -> None:
         for account in queryset:
             try:
-                job = services.job_create(action="reconcile", account=account, actor=admin_actor(request))
+                job = services.job_create(
+                    action=JobAction.RECONCILE, account=account, actor=admin_actor(request)
+                )
                 self.message_user(request, f"Reconcile job #{job.pk} started for {account}.")
             except IpamError as exc:
                 self.message_user(request, f"{account}: {exc.message}", level=messages.ERROR)

@@ -16,6 +16,10 @@ class JobAction(models.TextChoices):
     RECONCILE = "reconcile", "Reconcile"
 
 
+#: The actions started for one shoot (reconcile runs per account).
+SHOOT_ACTIONS = (JobAction.PROVISION, JobAction.DEPROVISION, JobAction.SYNC_ROUTES)
+
+
 class JobState(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
@@ -34,6 +38,16 @@ JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     JobState.CANCELLED: frozenset({JobState.PENDING}),
 }
 ACTIVE_JOB_STATES = (JobState.PENDING, JobState.RUNNING)
+
+
+def job_may_retry(state: str) -> bool:
+    """Whether a user may retry a job in ``state``: it has ended and may become pending again.
+
+    The one answer for the UI, the API and :func:`providers.services.job_retry`, read
+    from ``JOB_TRANSITIONS``. ``running → pending`` is the runner's own retry (or the
+    reaper's), never a user's: an active job is not retried.
+    """
+    return state not in ACTIVE_JOB_STATES and JobState.PENDING in JOB_TRANSITIONS.get(state, frozenset())
 
 
 class StepState(models.TextChoices):

@@ -17,7 +17,7 @@ from allocations.errors import IpamError
 from allocations.models import Shoot
 from ipam_portal import ui
 
-from . import selectors, services
+from . import selectors
 from .choices import ACTIVE_JOB_STATES, JobAction, JobState
 from .models import ProviderAccount
 
@@ -38,7 +38,7 @@ def _provision_plan(shoot: Shoot, account: ProviderAccount | None) -> dict[str, 
         return {"job_plan": [], "job_plan_error": ""}
     try:
         return {
-            "job_plan": services.adapter_plan(shoot=shoot, action=JobAction.PROVISION),
+            "job_plan": selectors.adapter_plan(shoot=shoot, action=JobAction.PROVISION),
             "job_plan_error": "",
         }
     except IpamError as exc:

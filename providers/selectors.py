@@ -1,4 +1,4 @@
-"""Reads of the provisioning domain: which account serves a shoot, and the spec adapters get."""
+"""Reads of the provisioning domain: which account serves a shoot, the spec adapters get, plans."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from allocations.models import Allocation, Node, Shoot
 from allocations.selectors import select_pool
 
 from . import credentials
-from .adapters.base import AccountConfig, NodeRoute, ShootSpec
-from .choices import ACTIVE_JOB_STATES
+from .adapters import adapter_class
+from .adapters.base import AccountConfig, NodeRoute, PlannedStep, ShootSpec
+from .choices import ACTIVE_JOB_STATES, JobAction
+from .errors import NoProviderAccount
 from .models import CloudResource, ProviderAccount, ProvisioningJob
 
 
@@ -77,9 +79,25 @@ def shoot_resources(account: ProviderAccount, shoot: Shoot) -> dict[str, str]:
 
 
 def jobs_active(shoot: Shoot) -> QuerySet[ProvisioningJob]:
+    """The shoot's jobs that are pending or running (at most one runs at a time per shoot)."""
     return ProvisioningJob.objects.filter(shoot=shoot, state__in=ACTIVE_JOB_STATES)
 
 
 def job_list() -> QuerySet[ProvisioningJob]:
     """Jobs for lists: with shoot and account, newest first."""
     return ProvisioningJob.objects.select_related("shoot", "account")
+
+
+def adapter_plan(*, shoot: Shoot, action: JobAction | str) -> list[PlannedStep]:
+    """What ``action`` would do for ``shoot`` with its account's adapter (no cloud call).
+
+    Credentials are not resolved: planning needs none. Raises
+    :class:`~providers.errors.NoProviderAccount` when no enabled account serves the shoot.
+    """
+    account = account_for_shoot(shoot)
+    if account is None:
+        raise NoProviderAccount(
+            f"no enabled provider account for {shoot.provider} {shoot.region}", field="account"
+        )
+    config = account_config(account, resolve_credentials=False)
+    return adapter_class(config.type)(config).plan(shoot_spec(shoot), JobAction(action))

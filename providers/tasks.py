@@ -14,6 +14,7 @@ from django.conf import settings
 from audit.services import Actor
 
 from . import services
+from .errors import JobDeferred, RetryLater
 
 BEAT = Actor("celery-beat", "worker")
 
@@ -34,9 +35,9 @@ def run_job(self, job_id: int) -> str | None:
         return job.state if job else None
     try:
         job = services.job_run(job_id=job_id)
-    except services.RetryLater as exc:
+    except RetryLater as exc:
         raise self.retry(countdown=exc.countdown, exc=exc.error) from None
-    except services.JobDeferred as exc:
+    except JobDeferred as exc:
         raise self.retry(countdown=settings.PROVISIONING_DEFER_SECONDS, exc=exc) from None
     return job.state if job else None
 

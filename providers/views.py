@@ -30,11 +30,9 @@ from ipam_portal.ui import page, paginate, reader, require_admin, require_projec
 
 from . import selectors, services
 from .api.filters import FindingFilterSet, JobFilterSet
-from .choices import ACTIVE_JOB_STATES, FindingStatus, JobAction, JobState
+from .choices import ACTIVE_JOB_STATES, SHOOT_ACTIONS, FindingStatus, JobAction, JobState, job_may_retry
 from .models import ProviderAccount, ProvisioningJob, ReconcileFinding
 
-#: What a shoot's page may start (reconcile runs per account).
-SHOOT_ACTIONS = (JobAction.PROVISION, JobAction.DEPROVISION, JobAction.SYNC_ROUTES)
 #: How often the job page asks for fresh progress while the job is pending or running.
 POLL_MILLISECONDS = 2000
 
@@ -92,7 +90,7 @@ def _job_context(request: HttpRequest, job: ProvisioningJob) -> dict[str, Any]:
         "steps": list(job.steps.order_by("position")),
         "active": active,
         "may_cancel": may_act and active,
-        "may_retry": may_act and job.state in (JobState.FAILED, JobState.CANCELLED),
+        "may_retry": may_act and job_may_retry(job.state),
         "findings": (
             list(job.findings.values("status").annotate(n=Count("id")).order_by("status"))
             if job.action == JobAction.RECONCILE

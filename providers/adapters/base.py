@@ -1,7 +1,9 @@
 """The adapter interface every cloud adapter implements, and the objects it trades in.
 
 Adapters are Libcloud-style drivers behind one abstract base class. They know
-nothing of Django: the job runner (``providers.services``) hands them a
+nothing of the database (of Django only the choices they share with the portal,
+:class:`~providers.choices.AccountType` and :class:`~providers.choices.JobAction`):
+the job runner (``providers.services``) hands them a
 :class:`ShootSpec` (what the portal decided) and a :class:`StepContext` (where to
 record each step and every cloud id it creates, persisted at once so a killed
 worker's successor finds them). Every step is idempotent: it first looks for what
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from allocations.layouts import ShootPlan
+from providers.choices import JobAction
 from providers.errors import ProviderError
 
 #: Tag keys every adapter puts on what it creates (AWS tags, Neutron tags as "key=value").
@@ -156,9 +159,9 @@ class StepContext(Protocol):
 
 
 class Adapter(abc.ABC):
-    """One cloud. Subclasses set ``slug`` and are registered with ``@register``."""
+    """One cloud. Subclasses set ``slug`` to their account type and are registered with ``@register``."""
 
-    slug: ClassVar[str]
+    slug: ClassVar[str]  # a providers.choices.AccountType, refused by @register otherwise
 
     def __init__(self, account: AccountConfig) -> None:
         self.account = account
@@ -171,8 +174,11 @@ class Adapter(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
-        """The ordered steps ``action`` would take for ``spec``; no cloud call is made."""
+    def plan(self, spec: ShootSpec, action: JobAction) -> list[PlannedStep]:
+        """The ordered steps ``action`` would take for ``spec``; no cloud call is made.
+
+        ``reconcile`` (and any action an adapter has no steps for) plans ``[]``.
+        """
 
     @abc.abstractmethod
     def apply(self, spec: ShootSpec, ctx: StepContext) -> None:

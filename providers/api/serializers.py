@@ -7,7 +7,7 @@ from rest_framework import serializers
 from allocations.api.serializers import StrictSerializer
 from allocations.choices import Provider
 
-from ..choices import AccountType, JobAction
+from ..choices import SHOOT_ACTIONS, AccountType, JobAction
 from ..models import JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding
 
 CREDENTIALS_HELP = "env:VARIABLE or file:/absolute/path naming a JSON object, or none; never the secret"
@@ -113,7 +113,7 @@ class PlannedStepSerializer(serializers.Serializer):
 class PlanQuerySerializer(StrictSerializer):
     strict_types = False
     action = serializers.ChoiceField(
-        choices=[a for a in JobAction.choices if a[0] != JobAction.RECONCILE], default=JobAction.PROVISION
+        choices=[(a.value, a.label) for a in SHOOT_ACTIONS], default=JobAction.PROVISION
     )
 
 

@@ -22,7 +22,7 @@ from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 
 from .. import selectors, services
-from ..choices import JobAction
+from ..choices import SHOOT_ACTIONS, JobAction
 from ..models import ProviderAccount, ReconcileFinding
 from . import serializers as s
 from .filters import AccountFilterSet, FindingFilterSet, JobFilterSet
@@ -136,14 +136,14 @@ class ShootJobViewSet(ApiViewSet):
         return self._start(request, pk, JobAction.SYNC_ROUTES)
 
     @extend_schema(
-        parameters=[OpenApiParameter("action", str, enum=["provision", "deprovision", "sync-routes"])],
+        parameters=[OpenApiParameter("action", str, enum=[a.value for a in SHOOT_ACTIONS])],
         responses={200: s.PlannedStepSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
     def plan(self, request: Request, pk: str | None = None) -> Response:
         """The steps a job would take for the shoot; no cloud call is made."""
         query = _validated(s.PlanQuerySerializer, request.query_params.dict())
-        steps = services.adapter_plan(shoot=get_object_or_404(Shoot, pk=pk), action=query["action"])
+        steps = selectors.adapter_plan(shoot=get_object_or_404(Shoot, pk=pk), action=query["action"])
         return Response(
             [{"name": p.name, "description": p.description, "details": dict(p.details)} for p in steps]
         )

@@ -20,9 +20,12 @@ from allocations.errors import AlreadyExists, InvalidState, IpamError
 from allocations.models import Seed, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
+from providers import selectors as provider_selectors
 from providers import services
-from providers.choices import JobAction, JobState, StepState
+from providers.choices import JobAction, JobState, StepState, job_may_retry
+from providers.errors import JobCancelled, JobDeferred, LeaseLost
 from providers.models import ProviderAccount, ProvisioningJob
+from providers.services import runner
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +125,7 @@ def test_a_later_job_waits_for_an_earlier_one_of_the_same_shoot(account: Provide
     shoot = new_shoot()
     provision = ProvisioningJob.objects.get(shoot=shoot)
     later = services.job_create(action=JobAction.DEPROVISION, shoot=shoot, actor=ACTOR)
-    with pytest.raises(services.JobDeferred):
+    with pytest.raises(JobDeferred):
         services.job_run(job_id=later.pk)
     assert services.job_run(job_id=provision.pk).state == JobState.SUCCEEDED
     assert services.job_run(job_id=later.pk).state == JobState.SUCCEEDED
@@ -152,13 +155,37 @@ def test_cancel_then_retry(account: ProviderAccount, django_capture_on_commit_ca
     assert (job.state, job.attempts) == (JobState.SUCCEEDED, 1)
 
 
+@pytest.mark.parametrize(
+    ("state", "may"),
+    [
+        (JobState.PENDING, False),
+        (JobState.RUNNING, False),
+        (JobState.SUCCEEDED, False),
+        (JobState.FAILED, True),
+        (JobState.CANCELLED, True),
+    ],
+)
+def test_only_ended_jobs_that_may_become_pending_may_be_retried(state: str, may: bool) -> None:
+    assert job_may_retry(state) is may
+
+
+def test_a_running_job_is_not_retried_and_keeps_its_worker(account: ProviderAccount) -> None:
+    shoot = new_shoot()
+    job = ProvisioningJob.objects.get(shoot=shoot)
+    _, lease = runner._claim(job.pk)
+    with pytest.raises(InvalidState, match="running; it cannot become pending by a retry"):
+        services.job_retry(job=job, actor=ACTOR)
+    job.refresh_from_db()
+    assert (job.state, job.lease, job.attempts) == (JobState.RUNNING, lease, 1)
+
+
 def test_cancelling_a_running_job_stops_it_before_the_next_step(account: ProviderAccount) -> None:
     shoot = new_shoot()
     job = ProvisioningJob.objects.get(shoot=shoot)
-    claimed, lease = services._claim(job.pk)
+    claimed, lease = runner._claim(job.pk)
     services.job_cancel(job=job, actor=ACTOR)
-    ctx = services.JobContext(claimed, lease, ACTOR)
-    with pytest.raises(services.JobCancelled), ctx.step("network"):
+    ctx = runner.JobContext(claimed, lease, ACTOR)
+    with pytest.raises(JobCancelled), ctx.step("network"):
         pass
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
@@ -253,8 +280,8 @@ def test_reaper_picks_up_a_job_whose_worker_died(
 ) -> None:
     shoot = new_shoot()
     job = ProvisioningJob.objects.get(shoot=shoot)
-    claimed, lease = services._claim(job.pk)  # a worker took it ... and died
-    with services.JobContext(claimed, lease, ACTOR).step("network") as step:
+    claimed, lease = runner._claim(job.pk)  # a worker took it ... and died
+    with runner.JobContext(claimed, lease, ACTOR).step("network") as step:
         step.created("network", "net-1", kind="network")
     assert services.job_run(job_id=job.pk) is None  # a live holder: a re-delivery does nothing
     long_ago = timezone.now() - dt.timedelta(hours=1)
@@ -266,24 +293,24 @@ def test_reaper_picks_up_a_job_whose_worker_died(
     assert (job.state, job.attempts) == (JobState.SUCCEEDED, 2)
     assert AuditEvent.objects.filter(action="job.reaped", object_id=str(job.pk)).count() == 1
     # the id the dead attempt recorded is still known to the shoot
-    assert services.selectors.shoot_resources(account, shoot) == {"network": "net-1"}
+    assert provider_selectors.shoot_resources(account, shoot) == {"network": "net-1"}
 
 
 def test_an_attempt_that_lost_its_lease_writes_nothing(account: ProviderAccount) -> None:
     job = ProvisioningJob.objects.get(shoot=new_shoot())
-    old, old_lease = services._claim(job.pk)
+    old, old_lease = runner._claim(job.pk)
     ProvisioningJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - dt.timedelta(hours=1))
-    new, new_lease = services._claim(job.pk)  # the stale job is taken over
+    new, new_lease = runner._claim(job.pk)  # the stale job is taken over
     assert new_lease != old_lease and new.attempts == 2
-    with pytest.raises(services.LeaseLost):
-        services._finish(old, old_lease, JobState.FAILED, error="old attempt")
+    with pytest.raises(LeaseLost):
+        runner._finish(old, old_lease, JobState.FAILED, error="old attempt")
     job.refresh_from_db()
     assert job.state == JobState.RUNNING and job.last_error == ""
 
 
 def test_adapter_plan_previews_without_running(account: ProviderAccount) -> None:
     shoot = new_shoot()
-    steps = services.adapter_plan(shoot=shoot, action="sync-routes")
+    steps = provider_selectors.adapter_plan(shoot=shoot, action="sync-routes")
     assert [s.name for s in steps] == ["routes"]
     assert ProvisioningJob.objects.filter(shoot=shoot).count() == 1
 
@@ -309,6 +336,6 @@ def test_backoff_is_exponential_with_jitter_and_capped(settings, attempt: int) -
     settings.PROVISIONING_BACKOFF_SECONDS = 5
     settings.PROVISIONING_BACKOFF_MAX_SECONDS = 60
     ceiling = min(60, 5 * 2 ** (attempt - 1))
-    waits = [services._backoff(attempt) for _ in range(200)]
+    waits = [runner._backoff(attempt) for _ in range(200)]
     assert all(ceiling / 2 <= w <= ceiling for w in waits)
     assert len(set(waits)) > 100  # jittered, not a fixed delay

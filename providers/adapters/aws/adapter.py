@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from allocations.layouts import AWS_SUBNET_KINDS
+from providers.choices import AccountType, JobAction
 from providers.errors import TransientProviderError
 
 from .. import register
@@ -41,15 +42,15 @@ DESTROY_ORDER = (ROLE_PUBLIC_RTB, ROLE_PRIVATE_RTB, ROLE_NAT, ROLE_IGW, ROLE_EIG
 class AwsAdapter(AwsProvisioning):
     """VPC, subnets per zone, services reservation, gateways and route tables (see the package doc)."""
 
-    slug = "aws"
+    slug = AccountType.AWS
 
     # ----------------------------------------------------------------- planning (no API calls)
 
-    def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
+    def plan(self, spec: ShootSpec, action: JobAction) -> list[PlannedStep]:
         opts = self._options()
-        if action == "provision":
+        if action == JobAction.PROVISION:
             return self._provision_plan(spec, opts)
-        if action == "deprovision":
+        if action == JobAction.DEPROVISION:
             return [
                 PlannedStep(
                     f"delete {role}", f"delete the shoot's {role.replace('-', ' ')}(s) tagged {spec.identity}"
@@ -59,7 +60,7 @@ class AwsAdapter(AwsProvisioning):
                 PlannedStep("delete subnets", f"delete every subnet tagged {spec.identity}"),
                 PlannedStep("delete vpc", f"delete the VPC tagged {spec.identity}"),
             ]
-        if action == "sync-routes":
+        if action == JobAction.SYNC_ROUTES:
             return [self._routes_plan(spec)]
         return []
 

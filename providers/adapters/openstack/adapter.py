@@ -16,6 +16,7 @@ from typing import Any
 import openstack
 import openstack.exceptions as os_exc
 
+from providers.choices import AccountType
 from providers.errors import CredentialError, PermanentProviderError, TransientProviderError
 
 from .. import register
@@ -47,7 +48,7 @@ logger = logging.getLogger(__package__)
 class OpenStackAdapter(OpenStackPlanning):
     """Neutron network, IPv4/IPv6 subnets, router, interfaces and node routes of a shoot."""
 
-    slug = "openstack"
+    slug = AccountType.OPENSTACK
 
     def __init__(self, account: AccountConfig) -> None:
         super().__init__(account)

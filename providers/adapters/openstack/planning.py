@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any
 
+from providers.choices import JobAction
 from providers.errors import PermanentProviderError
 
 from ..base import TAG_SHOOT, Adapter, CloudRange, PlannedStep, ShootSpec
@@ -307,9 +308,9 @@ class OpenStackPlanning(Adapter):
                         routes.append(_canonical_route(str(svc.kubernetes_cidr), node.address))
         return list(dict.fromkeys(routes))
 
-    def plan(self, spec: ShootSpec, action: str) -> list[PlannedStep]:
+    def plan(self, spec: ShootSpec, action: JobAction) -> list[PlannedStep]:
         """The ordered steps of ``provision``, ``deprovision`` or ``sync-routes``; no cloud call."""
-        if action == "provision":
+        if action == JobAction.PROVISION:
             opts = self._options()
             steps = [
                 PlannedStep("network", f"network {spec.resource_name()}", {"name": spec.resource_name()})
@@ -327,7 +328,7 @@ class OpenStackPlanning(Adapter):
                     steps.append(
                         PlannedStep(sp.interface_step, f"attach the router to {sp.cidr}", {"cidr": sp.cidr})
                     )
-            steps += self.plan(spec, "sync-routes")
+            steps += self.plan(spec, JobAction.SYNC_ROUTES)
             if "IPv6" not in spec.ip_families:
                 steps.append(
                     PlannedStep(
@@ -337,7 +338,7 @@ class OpenStackPlanning(Adapter):
                     )
                 )
             return steps
-        if action == "sync-routes":
+        if action == JobAction.SYNC_ROUTES:
             routes = self.desired_routes(spec)
             return [
                 PlannedStep(
@@ -346,7 +347,7 @@ class OpenStackPlanning(Adapter):
                     {"routes": [f"{d} via {n}" for d, n in routes]},
                 )
             ]
-        if action == "deprovision":
+        if action == JobAction.DEPROVISION:
             return [
                 PlannedStep("delete routes", "remove the shoot's routes from its router"),
                 PlannedStep("delete router interfaces", "detach the router from the shoot's subnets"),
