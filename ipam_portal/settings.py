@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_prometheus",
+    "ipam_portal.events",
     "accounts",
     "audit",
     "allocations",
@@ -219,7 +220,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "providers.tasks.reconcile_accounts",
         "schedule": env_int("PROVISIONING_RECONCILE_INTERVAL_SECONDS", 3600),
     },
+    "deliver-outbox": {
+        "task": "events.tasks.deliver_due",
+        "schedule": env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 30),
+    },
 }
+
+# Domain events: the transactional outbox (durable subscribers, delivered at least once).
+# Attempts per delivery before it is marked failed (visible in the admin, `manage.py ipam_outbox`).
+OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
+# Backoff before attempt n+1: uniform in [b·2^(n-1)/2, b·2^(n-1)] seconds, capped.
+OUTBOX_BACKOFF_SECONDS = env_int("OUTBOX_BACKOFF_SECONDS", 5)
+OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 300)
+# Delivered rows are kept this long (failed rows until retried or deleted by an admin).
+OUTBOX_RETENTION_SECONDS = env_int("OUTBOX_RETENTION_SECONDS", 7 * 24 * 3600)
 
 # Provisioning jobs.
 # Attempts per job before a transient provider error fails it.

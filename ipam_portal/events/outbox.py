@@ -1,0 +1,214 @@
+"""Delivery of the transactional outbox (durable subscribers, at least once).
+
+:func:`enqueue` writes one row per (event, subscriber) in the publishing
+transaction and asks for delivery after commit. :func:`deliver` hands each due
+row to its subscriber inside a transaction that also marks the row delivered, so
+a subscriber's database writes happen once; effects outside the database happen
+at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
+
+* A failing subscriber is retried with exponential backoff and jitter, up to
+  ``OUTBOX_MAX_ATTEMPTS``, then the row is ``failed`` with its last error, shown
+  in the admin and retried on demand (:func:`retry_failed`). Other subscribers of
+  the same event are separate rows: one failing never blocks them.
+* One subscriber sees the events of one subject in the order they were published:
+  a row waits while an earlier row of the same subscriber and subject is pending.
+* Lost dispatches (a worker killed, a broker down) are picked up by the periodic
+  sweep (Celery beat: ``events.tasks.deliver_due``), or by the next dispatch in
+  the embedded mode; ``manage.py ipam_outbox`` delivers by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .bus import Envelope, Subscription, registry
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 2000
+_BATCH = 200
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def enqueue(durable: Sequence[tuple[Envelope, Subscription]]) -> None:
+    """Write the outbox rows of ``durable`` in the current transaction; dispatch after commit."""
+    rows = [
+        OutboxMessage(
+            event_id=envelope.id,
+            event_type=envelope.event.type,
+            subject=envelope.event.subject[:200],
+            payload=envelope.event.payload(),
+            actor=envelope.actor,
+            source=envelope.source,
+            occurred_at=envelope.occurred_at,
+            next_attempt_at=envelope.occurred_at,
+            subscriber=sub.name,
+        )
+        for envelope, sub in durable
+    ]
+    OutboxMessage.objects.bulk_create(rows)
+    transaction.on_commit(dispatch, robust=True)
+
+
+def dispatch() -> None:
+    """Ask a worker to deliver what is due (in-process when Celery runs eagerly)."""
+    from .tasks import deliver_outbox
+
+    deliver_outbox.delay()
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: uniform in [b·2^(n-1)/2, b·2^(n-1)], capped."""
+    base = _setting("OUTBOX_BACKOFF_SECONDS", 5)
+    cap = _setting("OUTBOX_BACKOFF_MAX_SECONDS", 300)
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def envelope_of(row: OutboxMessage) -> Envelope:
+    """Rebuild the envelope of ``row`` (transient fields of the event are left at their default)."""
+    cls = registry.types.get(row.event_type)
+    if cls is None:
+        raise LookupError(f"unknown event type {row.event_type!r}")
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("transient")}
+    event = cls(**{k: v for k, v in row.payload.items() if k in names})
+    return Envelope(uuid.UUID(str(row.event_id)), event, row.occurred_at, row.actor, row.source)
+
+
+@dataclasses.dataclass
+class DeliveryResult:
+    """What one :func:`deliver` pass did (counts of rows)."""
+
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def _earlier_pending(row: OutboxMessage) -> bool:
+    return OutboxMessage.objects.filter(
+        subscriber=row.subscriber, subject=row.subject, state=OutboxMessage.State.PENDING, pk__lt=row.pk
+    ).exists()
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _deliver_one(row_id: int, now: dt.datetime, result: DeliveryResult) -> None:
+    with transaction.atomic():
+        row = (
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(pk=row_id, state=OutboxMessage.State.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if row is None:
+            return  # delivered meanwhile, or taken by another worker right now
+        if _earlier_pending(row):
+            result.waiting += 1
+            return
+        row.attempts += 1
+        sub = registry.subscriptions.get(row.subscriber)
+        try:
+            if sub is None:
+                raise LookupError(f"no subscriber named {row.subscriber!r} is registered")
+            envelope = envelope_of(row)
+            with transaction.atomic():  # a savepoint: a failing handler's writes go, the row's stay
+                sub.handler(envelope)
+        except Exception as exc:  # any subscriber error is recorded on its row, never raised
+            row.last_error = _error_text(exc)
+            if row.attempts >= _setting("OUTBOX_MAX_ATTEMPTS", 8) or sub is None:
+                row.state = OutboxMessage.State.FAILED
+                result.failed += 1
+                logger.error(
+                    "outbox: %s gave up on %s after %d attempts",
+                    row.subscriber,
+                    row,
+                    row.attempts,
+                    exc_info=True,
+                )
+            else:
+                row.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(row.attempts))
+                result.retried += 1
+                logger.warning(
+                    "outbox: %s failed on %s (attempt %d)", row.subscriber, row, row.attempts, exc_info=True
+                )
+        else:
+            row.state = OutboxMessage.State.DELIVERED
+            row.delivered_at = timezone.now()
+            row.last_error = ""
+            result.delivered += 1
+        row.save(update_fields=["attempts", "state", "next_attempt_at", "last_error", "delivered_at"])
+    _count(row)
+
+
+def _count(row: OutboxMessage) -> None:
+    from .metrics import DELIVERIES
+
+    DELIVERIES.labels(row.subscriber, row.state).inc()
+
+
+def deliver(*, limit: int | None = None, now: dt.datetime | None = None) -> DeliveryResult:
+    """Deliver every due pending row, oldest first (each row in its own transaction)."""
+    now = now or timezone.now()
+    result = DeliveryResult()
+    due = OutboxMessage.objects.filter(state=OutboxMessage.State.PENDING, next_attempt_at__lte=now)
+    ids = list(due.order_by("pk").values_list("pk", flat=True)[: limit or _BATCH])
+    for row_id in ids:
+        _deliver_one(row_id, now, result)
+    return result
+
+
+def next_due_in(now: dt.datetime | None = None) -> float | None:
+    """Seconds until the next pending row is due (0 if one is due now), None if none is pending."""
+    now = now or timezone.now()
+    first = (
+        OutboxMessage.objects.filter(state=OutboxMessage.State.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return None if first is None else max(0.0, (first - now).total_seconds())
+
+
+def retry_failed(*, rows: QuerySet[OutboxMessage] | None = None, subscriber: str | None = None) -> int:
+    """Make failed rows pending again, due now, with a fresh attempt budget; dispatch after commit.
+
+    ``rows`` narrows the choice (the admin's selection), as does ``subscriber``. Returns how many.
+    """
+    failed = (rows if rows is not None else OutboxMessage.objects.all()).filter(
+        state=OutboxMessage.State.FAILED
+    )
+    if subscriber:
+        failed = failed.filter(subscriber=subscriber)
+    n = failed.update(state=OutboxMessage.State.PENDING, attempts=0, next_attempt_at=timezone.now())
+    if n:
+        transaction.on_commit(dispatch, robust=True)
+    return n
+
+
+def purge_delivered(*, older_than: dt.timedelta | None = None) -> int:
+    """Delete delivered rows older than ``OUTBOX_RETENTION_SECONDS`` (failed rows stay)."""
+    keep = older_than or dt.timedelta(seconds=_setting("OUTBOX_RETENTION_SECONDS", 7 * 24 * 3600))
+    deleted, _ = OutboxMessage.objects.filter(
+        state=OutboxMessage.State.DELIVERED, delivered_at__lt=timezone.now() - keep
+    ).delete()
+    return deleted

@@ -1,0 +1,240 @@
+"""The event bus and its transactional outbox, with real transactions and the real Celery task.
+
+The events and subscribers here are the tests' own (the bus is the thing under
+test); the domain's events and their subscribers are tested in test_domain_events.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import ClassVar
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ipam_portal.events import (
+    Delivery,
+    DomainEvent,
+    Envelope,
+    event_type,
+    outbox,
+    publish,
+    subscribe,
+    unsubscribe,
+)
+from ipam_portal.events.models import OutboxMessage
+from ipam_portal.events.tasks import deliver_outbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class Rang(DomainEvent):
+    type: ClassVar[str] = "test.rang"
+    bell: str
+    n: int = 0
+
+    @property
+    def subject(self) -> str:
+        return f"bell/{self.bell}"
+
+
+class Recorder:
+    """A subscriber that records what it saw and fails while ``failures`` lasts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.seen: list[Envelope] = []
+        self.failures = failures
+
+    def __call__(self, envelope: Envelope) -> None:
+        self.seen.append(envelope)
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("receiver down")
+
+    @property
+    def distinct_ids(self) -> set[object]:
+        return {e.id for e in self.seen}
+
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Recorder]]:
+    made: dict[str, Recorder] = {}
+
+    def add(name: str, delivery: Delivery, failures: int = 0) -> Recorder:
+        made[name] = Recorder(failures)
+        subscribe(Rang, name=name, delivery=delivery)(made[name])
+        return made[name]
+
+    yield add
+    for name in made:
+        unsubscribe(name)
+
+
+def test_rolled_back_publish_leaves_nothing_and_calls_no_one_after_commit(subscribers) -> None:
+    in_tx = subscribers("t.in-tx", Delivery.IN_TRANSACTION)
+    on_commit = subscribers("t.on-commit", Delivery.ON_COMMIT)
+    durable = subscribers("t.outbox", Delivery.OUTBOX)
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        publish(Rang(bell="a"))
+        assert OutboxMessage.objects.count() == 1  # written inside the transaction
+        1 / 0  # noqa: B018 - the change fails after publishing
+    assert len(in_tx.seen) == 1  # it ran inside the transaction that was undone
+    assert on_commit.seen == []
+    assert durable.seen == []
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_committed_event_is_delivered_once_to_each_subscriber(subscribers) -> None:
+    first = subscribers("t.first", Delivery.OUTBOX)
+    second = subscribers("t.second", Delivery.OUTBOX)
+    local = subscribers("t.local", Delivery.ON_COMMIT)
+    with transaction.atomic():
+        envelope = publish(Rang(bell="b", n=3), actor=type("A", (), {"name": "alice", "source": "api"})())
+    # after commit the embedded mode delivered in-process
+    assert [e.id for e in first.seen] == [envelope.id]
+    assert [e.id for e in second.seen] == [envelope.id]
+    assert [e.id for e in local.seen] == [envelope.id]
+    assert first.seen[0].event == Rang(bell="b", n=3)
+    assert (first.seen[0].actor, first.seen[0].source) == ("alice", "api")
+    # delivery retried (a duplicated task, a sweep): nobody sees it twice
+    deliver_outbox.delay()
+    outbox.deliver()
+    assert len(first.seen) == len(second.seen) == 1
+    assert set(OutboxMessage.objects.values_list("state", flat=True)) == {"delivered"}
+    assert OutboxMessage.objects.filter(event_id=envelope.id).count() == 2
+
+
+def test_failing_subscriber_does_not_block_others_and_is_retried(subscribers, settings) -> None:
+    settings.OUTBOX_BACKOFF_SECONDS = 1
+    healthy = subscribers("t.healthy", Delivery.OUTBOX)
+    flaky = subscribers("t.flaky", Delivery.OUTBOX, failures=2)
+    with transaction.atomic():
+        envelope = publish(Rang(bell="c"))
+    assert len(healthy.seen) == 1
+    row = OutboxMessage.objects.get(subscriber="t.flaky")
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert "RuntimeError: receiver down" in row.last_error
+    assert row.next_attempt_at > timezone.now()  # backoff: not due again at once
+    assert outbox.deliver().as_dict() == {"delivered": 0, "retried": 0, "failed": 0, "waiting": 0}
+    later = timezone.now() + dt.timedelta(seconds=5)
+    assert outbox.deliver(now=later).retried == 1
+    assert outbox.deliver(now=later + dt.timedelta(seconds=10)).delivered == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.last_error) == ("delivered", 3, "")
+    assert flaky.distinct_ids == {envelope.id}  # at least once, always the same event id
+    assert len(healthy.seen) == 1
+
+
+def test_a_subscriber_failing_every_time_is_marked_failed_then_retried_on_demand(
+    subscribers, settings
+) -> None:
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    broken = subscribers("t.broken", Delivery.OUTBOX, failures=3)
+    with transaction.atomic():
+        publish(Rang(bell="d"))
+    far = timezone.now() + dt.timedelta(days=1)
+    outbox.deliver(now=far)
+    outbox.deliver(now=far + dt.timedelta(days=1))
+    row = OutboxMessage.objects.get(subscriber="t.broken")
+    assert (row.state, row.attempts) == ("failed", 3)
+    assert outbox.deliver(now=far + dt.timedelta(days=2)).as_dict()["delivered"] == 0  # failed stays failed
+    with transaction.atomic():
+        assert outbox.retry_failed(subscriber="t.broken") == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("delivered", 1)  # dispatched after the retry's commit
+    assert len(broken.seen) == 4
+
+
+def test_one_subject_is_delivered_in_order_to_one_subscriber(subscribers) -> None:
+    ordered = subscribers("t.ordered", Delivery.OUTBOX, failures=1)
+    with transaction.atomic():
+        first = publish(Rang(bell="e", n=1))
+        second = publish(Rang(bell="e", n=2))
+        other = publish(Rang(bell="f", n=3))
+    # the first failed: the second (same bell) waits, the other bell goes through
+    assert [e.id for e in ordered.seen] == [first.id, other.id]
+    outbox.deliver(now=timezone.now() + dt.timedelta(hours=1))
+    assert [e.id for e in ordered.seen] == [first.id, other.id, first.id, second.id]
+
+
+def test_handler_writes_commit_with_the_delivery_and_roll_back_with_its_failure(subscribers) -> None:
+    """A subscriber's database writes happen once: in the transaction that marks its row delivered."""
+    table = "test_outbox_effect"
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (event_id varchar(36) PRIMARY KEY)")
+    calls = {"n": 0}
+
+    def write_then_maybe_fail(envelope: Envelope) -> None:
+        calls["n"] += 1
+        with connection.cursor() as cur:
+            cur.execute(f"INSERT INTO {table} (event_id) VALUES (%s)", [str(envelope.id)])
+        if calls["n"] == 1:
+            raise RuntimeError("after the write")
+
+    subscribe(Rang, name="t.writer", delivery=Delivery.OUTBOX)(write_then_maybe_fail)
+    try:
+        with transaction.atomic():
+            envelope = publish(Rang(bell="g"))
+        outbox.deliver(now=timezone.now() + dt.timedelta(hours=1))
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT event_id FROM {table}")
+            assert cur.fetchall() == [(str(envelope.id),)]  # once, though the handler ran twice
+        assert calls["n"] == 2
+    finally:
+        unsubscribe("t.writer")
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE {table}")
+
+
+def test_a_row_for_a_subscriber_that_is_gone_fails_visibly(subscribers) -> None:
+    subscribers("t.gone", Delivery.OUTBOX)
+    unsubscribe("t.gone")
+    when = timezone.now()
+    OutboxMessage.objects.create(
+        event_type=Rang.type,
+        subject="bell/h",
+        payload={"bell": "h", "n": 0},
+        occurred_at=when,
+        next_attempt_at=when,
+        subscriber="t.gone",
+    )
+    assert outbox.deliver().failed == 1
+    row = OutboxMessage.objects.get(subscriber="t.gone")
+    assert row.state == "failed"
+    assert "no subscriber named 't.gone'" in row.last_error
+
+
+def test_duplicate_subscriber_names_and_event_types_are_refused(subscribers) -> None:
+    subscribers("t.unique", Delivery.OUTBOX)
+    with pytest.raises(ValueError, match="registered already"):
+        subscribe(Rang, name="t.unique", delivery=Delivery.OUTBOX)(lambda envelope: None)
+
+    with pytest.raises(ValueError, match="declared twice"):
+
+        @event_type
+        @dataclasses.dataclass(frozen=True)
+        class Impostor(DomainEvent):
+            type: ClassVar[str] = "test.rang"
+
+
+def test_delivered_rows_are_purged_after_the_retention_failed_rows_stay(subscribers) -> None:
+    subscribers("t.kept", Delivery.OUTBOX)
+    with transaction.atomic():
+        publish(Rang(bell="i"))
+    OutboxMessage.objects.update(delivered_at=timezone.now() - dt.timedelta(days=30))
+    OutboxMessage.objects.create(
+        event_type=Rang.type,
+        subject="bell/j",
+        payload={"bell": "j"},
+        occurred_at=timezone.now() - dt.timedelta(days=30),
+        next_attempt_at=timezone.now(),
+        subscriber="t.kept",
+        state="failed",
+    )
+    assert outbox.purge_delivered() == 1
+    assert list(OutboxMessage.objects.values_list("state", flat=True)) == ["failed"]
