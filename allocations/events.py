@@ -139,7 +139,8 @@ class AllocationAllocated(AllocationEvent):
 @event_type
 @dataclasses.dataclass(frozen=True)
 class AllocationReleased(AllocationEvent):
-    """A prefix left use: ``how`` is ``quarantine`` (until ``until``) or ``release`` (free at once)."""
+    """A prefix left use. ``how``: ``quarantine`` (reusable after ``until``), ``release`` (a hold
+    given back, free at once) or ``hold-lapse`` (a hold nobody confirmed, free at once)."""
 
     type: ClassVar[str] = "allocation.released"
     how: str = "quarantine"
@@ -149,10 +150,9 @@ class AllocationReleased(AllocationEvent):
 @event_type
 @dataclasses.dataclass(frozen=True)
 class QuarantineEnded(AllocationEvent):
-    """A quarantined prefix (or a lapsed hold) went back to the free space.
+    """A quarantined prefix went back to the free space.
 
-    ``how``: ``reclaim`` (its time was up), ``purge`` (an admin ended it early) or
-    ``hold-lapse`` (a hold nobody confirmed).
+    ``how``: ``reclaim`` (its time was up) or ``purge`` (an admin ended it early).
     """
 
     type: ClassVar[str] = "allocation.quarantine-ended"

@@ -1,8 +1,10 @@
-"""The IPAM domain's part of ``/metrics``: pool utilisation and the pool family of a refusal.
+"""The IPAM domain's part of ``/metrics``: allocation counters, pool utilisation, refusals.
 
 :mod:`ipam_portal.metrics` knows no domain; :func:`install` (called from
-``AllocationsConfig.ready()``) registers the ``ipam_pool_allocated_ratio{pool}``
-gauge — the allocated (and quarantined) share of each live, global root pool,
+``AllocationsConfig.ready()``) subscribes :func:`allocation_counted` to the
+domain's allocation events (on commit: ``ipam_allocations_total`` and
+``ipam_releases_total`` move when a prefix is taken or freed, bulk-written ones
+included), registers the ``ipam_pool_allocated_ratio{pool}`` gauge — the allocated (and quarantined) share of each live, global root pool,
 computed with :func:`~allocations.selectors.pool_utilisation` when Prometheus
 scrapes and cached for ``METRICS_POOL_CACHE_SECONDS`` (default 15) per process —
 and tells the kernel how a pool id becomes the ``pool_family`` label of a
@@ -12,6 +14,9 @@ refused allocation.
 from __future__ import annotations
 
 from ipam_portal import metrics
+from ipam_portal.events import Delivery, Envelope, subscribe
+
+from . import events
 
 DEFAULT_POOL_CACHE_SECONDS = 15
 
@@ -50,7 +55,23 @@ POOL_RATIO = metrics.CachedGauge(
 )
 
 
+def allocation_counted(envelope: Envelope) -> None:
+    """Count a prefix taken (``allocated``/``held``) or leaving use (by how it left)."""
+    event = envelope.event
+    if isinstance(event, events.AllocationAllocated):
+        metrics.ALLOCATIONS.labels(f"ipv{event.family}", "held" if event.held else "allocated").inc()
+    elif isinstance(event, (events.AllocationReleased, events.QuarantineEnded)):
+        metrics.RELEASES.labels(f"ipv{event.family}", event.how).inc()
+
+
 def install() -> None:
-    """Register the utilisation gauge and the pool-family lookup with the kernel (idempotent)."""
+    """Subscribe the counters, register the gauge and the pool-family lookup (idempotent)."""
+    subscribe(
+        events.AllocationAllocated,
+        events.AllocationReleased,
+        events.QuarantineEnded,
+        name="allocations.metrics",
+        delivery=Delivery.ON_COMMIT,
+    )(allocation_counted)
     metrics.register_gauge(POOL_RATIO)
     metrics.set_pool_family_lookup(pool_family)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the IPAM domain, counted from the audit trail.
+"""Prometheus metrics of the portal: the counters, the cached gauges, and ``/metrics``.
 
 django-prometheus already measures every request (counts, latency, status) via
 its middleware; this module adds what only the portal knows:
@@ -8,26 +8,26 @@ its middleware; this module adds what only the portal knows:
   refused (``outcome`` is then the domain error's code, e.g. ``pool_exhausted``,
   ``quota_exceeded``; a bounded set). ``pool_family`` is ``ipv4``/``ipv6``, or
   ``unknown`` for a refused request that does not name a pool (a shoot).
-* ``ipam_releases_total{pool_family,action}`` — prefixes leaving use, by audit
-  action: ``quarantine``, ``release``, ``purge``, ``reclaim``, ``hold-lapse``.
+* ``ipam_releases_total{pool_family,action}`` — prefixes leaving use, by how:
+  ``quarantine``, ``release``, ``purge``, ``reclaim``, ``hold-lapse``.
   One prefix can count twice (quarantine now, reclaim later): sum by
   ``action`` only what the question needs.
 * ``ipam_pool_allocated_ratio{pool}`` — allocated (and quarantined) share of
   each live, global root pool: a :class:`CachedGauge` computed at scrape time
   and cached for ``METRICS_POOL_CACHE_SECONDS`` (default 15) per process,
   registered by the allocations app (:mod:`allocations.metrics`), which owns pools.
-* ``ipam_jobs_total{action,outcome}`` — provisioning jobs finished. Declared and
-  exposed (at zero) but not incremented yet: nothing feeds it; a job's end is
-  already audited (``job.succeeded``, ``job.failed``, ``job.cancel``).
+* ``ipam_jobs_total{action,outcome}`` — provisioning jobs ended (``succeeded``,
+  ``failed``, ``cancelled``), counted by the job runner when the job ends.
+* ``ipam_outbox_deliveries_total{subscriber,state}`` — outbox deliveries
+  (:mod:`ipam_portal.events.metrics`).
 
-The counters are fed by a ``post_save`` receiver on
-:class:`audit.models.AuditEvent`: every allocation and release already leaves
-an event in its transaction, so the services carry no metrics code, and the
-receiver counts on commit only (a rolled-back shoot counts nothing). Refused
-allocations leave no event; the API's exception handler reports them through
-:func:`observe_api_error` (the pool's family comes from the lookup the allocations
-app installs). :func:`install` connects the receiver (idempotent) and is called
-from ``AuditConfig.ready()``. This module imports no domain app.
+The counters move where the thing they count happens, on commit only (a
+rolled-back shoot counts nothing): allocations and releases by the allocations
+app's subscriber to the domain events (:mod:`allocations.metrics`, which also
+counts bulk-written allocations), jobs by the runner. Refused allocations leave no
+event; the API's exception handler reports them through :func:`observe_api_error`
+(the pool's family comes from the lookup the allocations app installs). This
+module imports no domain app.
 
 ``/metrics`` is served by :func:`metrics_view` to ``METRICS_ALLOWED_IPS`` only
 (addresses or networks, default loopback), never to requests that came through
@@ -43,13 +43,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any
 
 import prometheus_client
 from django.conf import settings
-from django.db import transaction
-from django.db.models.signals import post_save
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -75,21 +72,11 @@ JOBS = prometheus_client.Counter(
     ["action", "outcome"],
 )
 
-# Audit action -> label value.
-ALLOCATION_OUTCOMES = {"allocation.allocate": "allocated", "allocation.hold": "held"}
-RELEASE_ACTIONS = {
-    "allocation.quarantine": "quarantine",
-    "allocation.release": "release",
-    "allocation.purge": "purge",
-    "allocation.reclaim": "reclaim",
-    "allocation.hold-lapse": "hold-lapse",
-}
 # (router basename, viewset action) of the API endpoints that allocate.
 ALLOCATING_ENDPOINTS = frozenset({("pool", "allocations"), ("shoot", "create"), ("shoot-node", "create")})
 
 DEFAULT_ALLOWED_IPS = "127.0.0.1,::1"
 POOL_RATIO_GAUGE = "ipam_pool_allocated_ratio"
-_DISPATCH_UID = "ipam_portal.metrics.audit_event_saved"
 
 
 def _setting(name: str, default: Any) -> Any:
@@ -98,36 +85,6 @@ def _setting(name: str, default: Any) -> Any:
     if value is None:
         value = os.environ.get(name) or default
     return value
-
-
-def _family_label(cidr: object) -> str:
-    if not isinstance(cidr, str) or not cidr:
-        return "unknown"
-    return "ipv6" if ":" in cidr else "ipv4"
-
-
-# --- counters from the audit trail ---------------------------------------------------
-
-
-def _count_on_commit(counter: prometheus_client.Counter, labels: tuple[str, str], using: str | None) -> None:
-    # robust: a failing metric must never turn a committed change into an error
-    transaction.on_commit(partial(counter.labels(*labels).inc), using=using, robust=True)
-
-
-def audit_event_saved(
-    sender: Any, instance: Any, created: bool = False, raw: bool = False, **kwargs: Any
-) -> None:
-    """``post_save`` receiver of :class:`audit.models.AuditEvent`: count allocations and releases."""
-    if not created or raw:
-        return
-    action = instance.action
-    if action in ALLOCATION_OUTCOMES:
-        family = _family_label((instance.after or {}).get("cidr"))
-        _count_on_commit(ALLOCATIONS, (family, ALLOCATION_OUTCOMES[action]), kwargs.get("using"))
-    elif action in RELEASE_ACTIONS:
-        snapshot = instance.after or instance.before or {}
-        family = _family_label(snapshot.get("cidr"))
-        _count_on_commit(RELEASES, (family, RELEASE_ACTIONS[action]), kwargs.get("using"))
 
 
 def _unknown_family(pool_id: object) -> str:
@@ -250,16 +207,6 @@ def clear_cache() -> None:
         gauges = list(_gauges.values())
     for gauge in gauges:
         gauge.clear()
-
-
-# --- wiring --------------------------------------------------------------------------
-
-
-def install() -> None:
-    """Connect the audit receiver (idempotent); gauges are registered by their apps."""
-    from audit.models import AuditEvent
-
-    post_save.connect(audit_event_saved, sender=AuditEvent, dispatch_uid=_DISPATCH_UID)
 
 
 # --- /metrics ------------------------------------------------------------------------

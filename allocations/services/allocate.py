@@ -18,8 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import freespace, prefixes
+from .. import events, freespace, prefixes
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, AllocationTransition, OwnerType, Role
 from ..errors import (
     InvalidState,
@@ -164,6 +165,7 @@ def pool_allocate(
                 after=allocation.snapshot(),
                 project=project,
             )
+            publish(events.AllocationAllocated.of(allocation, held=hold_until is not None), actor=actor)
     except IntegrityError:
         if net is None:
             raise
@@ -333,6 +335,8 @@ def allocation_release(
             after=allocation.snapshot(),
             project=allocation.project,
         )
+        until = None if at_once or allocation.expires_at is None else allocation.expires_at.isoformat()
+        publish(events.AllocationReleased.of(allocation, how=str(transition), until=until), actor=actor)
     return allocation
 
 
@@ -344,3 +348,4 @@ def _pool_retire(pool: Pool, actor: Actor) -> None:
     pool.save(update_fields=["retired_at", "updated_at"])
     pools_changed([pool])
     audit_record(actor=actor, action="pool.retire", obj=pool, before=before, after=pool_snapshot(pool))
+    publish(events.PoolChanged.of(pool, "retired"), actor=actor)

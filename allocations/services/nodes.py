@@ -7,13 +7,13 @@ from ipaddress import IPv6Address, IPv6Network
 from django.db import transaction
 
 from audit.services import Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import prefixes
+from .. import events, prefixes
 from ..choices import OwnerType, Purpose, Role, ShootState
 from ..errors import AlreadyExists, InvalidState, IpamError
 from ..models import Node, Pool, Shoot
 from .allocate import allocation_release, pool_allocate
-from .shoots import _provisioning  # moves with the shoot services until domain events replace it
 
 
 def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -> tuple[Node, bool]:
@@ -76,7 +76,12 @@ def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -
             after={"name": name, "ipv6_address": str(address), "pods": allocation.cidr},
             project=shoot.project,
         )
-        _provisioning(shoot, "nodes-changed", actor)
+        publish(
+            events.NodeRegistered.of(
+                shoot, node_id=node.pk, node_name=name, ipv6_address=str(address), pod_cidr=allocation.cidr
+            ),
+            actor=actor,
+        )
     return node, True
 
 
@@ -84,9 +89,10 @@ def node_remove(*, node: Node, actor: Actor) -> None:
     """Remove a node and release its pod range (quarantined like any released prefix)."""
     with transaction.atomic():
         node = Node.objects.select_related("pod_allocation", "shoot").get(pk=node.pk)
+        before_pk = node.pk
         before = {"name": node.name, "ipv6_address": node.ipv6_address, "pods": node.pod_allocation.cidr}
         audit_record(actor=actor, action="node.remove", obj=node, before=before, project=node.shoot.project)
         allocation = node.pod_allocation
         node.delete()
         allocation_release(allocation=allocation, actor=actor)
-        _provisioning(node.shoot, "nodes-changed", actor)
+        publish(events.NodeRemoved.of(node.shoot, node_id=before_pk, node_name=node.name), actor=actor)

@@ -15,8 +15,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from audit.services import SYSTEM, Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import freespace, prefixes
+from .. import events, freespace, prefixes
 from ..choices import AllocationState, OwnerType, PoolKind, Role
 from ..errors import AlreadyExists, InvalidState, IpamError, PrefixOverlap
 from ..models import Allocation, Pool, Shoot
@@ -134,6 +135,7 @@ def _pool_create(
         if pool.is_global:
             freespace.pool_add(pool)
         audit_record(actor=actor, action="pool.create", obj=pool, after=pool_snapshot(pool), project=project)
+        publish(events.PoolChanged.of(pool, "created"), actor=actor)
     return pool
 
 
@@ -178,6 +180,7 @@ def pool_update(*, pool: Pool, actor: Actor, **changes: Any) -> Pool:
         after = pool_snapshot(pool)
         if after != before:  # an empty or no-op update leaves no event
             audit_record(actor=actor, action="pool.update", obj=pool, before=before, after=after)
+            publish(events.PoolChanged.of(pool, "updated"), actor=actor)
     return pool
 
 
@@ -196,6 +199,7 @@ def pool_delete(*, pool: Pool, actor: Actor) -> None:
                 field="pool",
             )
         audit_record(actor=actor, action="pool.delete", obj=pool, before=pool_snapshot(pool))
+        publish(events.PoolChanged.of(pool, "deleted"), actor=actor)
         carved = pool.parent_allocation
         pool.delete()
         pools_changed([pool])

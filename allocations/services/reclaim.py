@@ -18,8 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import SYSTEM, Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import freespace
+from .. import events, freespace
 from ..choices import (
     ALLOCATION_TRANSITIONS,
     LIVE_STATES,
@@ -102,6 +103,8 @@ def pool_reclaim(
                 after=allocation.snapshot(),
                 project=allocation.project,
             )
+            ended = events.AllocationReleased if lapsed else events.QuarantineEnded
+            publish(ended.of(allocation, how=str(transition)), actor=actor)
     return len(due)
 
 
@@ -128,6 +131,7 @@ def quarantine_purge(
                 after=allocation.snapshot(),
                 project=allocation.project,
             )
+            publish(events.QuarantineEnded.of(allocation, how=str(AllocationTransition.PURGE)), actor=actor)
             count += 1
     return count
 

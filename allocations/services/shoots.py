@@ -16,8 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import gardener, layouts, prefixes, selectors
+from .. import events, gardener, layouts, prefixes, selectors
 from ..choices import IP_FAMILIES_SUPPORTED, LIVE_STATES, Role, ShootState
 from ..errors import AlreadyExists, InvalidState, IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
@@ -157,7 +158,7 @@ def _shoot_allocate(
                 after=shoot_audit_snapshot(shoot, created),
                 project=project,
             )
-            _provisioning(shoot, "created", actor)
+            publish(events.ShootCreated.of(shoot), actor=actor)
     except IntegrityError:
         # The live shoot (project, name) exists: asked again, or a concurrent request won the race.
         if in_unit_of_work():  # inside a bulk request the transaction is aborted: no more queries
@@ -216,7 +217,7 @@ def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
         shoot.state = ShootState.DELETED
         shoot.deleted_at = timezone.now()
         shoot.save(update_fields=["state", "deleted_at"])
-        _provisioning(shoot, "deleted", actor)
+        publish(events.ShootDeleted.of(shoot), actor=actor)
         audit_record(
             actor=actor,
             action="shoot.release",
@@ -263,7 +264,7 @@ def shoot_change_ip_families(*, shoot: Shoot, ip_families: Sequence[str], actor:
                 _release_tree(allocation, actor, None)
         shoot.ip_families = list(new)
         shoot.save(update_fields=["ip_families"])
-        _provisioning(shoot, "families-changed", actor)
+        publish(events.ShootFamiliesChanged.of(shoot, old_ip_families=list(old)), actor=actor)
         audit_record(
             actor=actor,
             action="shoot.ip-families",
@@ -348,10 +349,3 @@ def shoot_adopt_ipv6_block(*, shoot: Shoot, cidr: str, actor: Actor) -> Shoot:
             project=shoot.project,
         )
     return shoot
-
-
-def _provisioning(shoot: Shoot, event: str, actor: Actor) -> None:
-    """Tell provisioning what changed; it creates the job when an account serves the shoot."""
-    from providers.services import shoot_event
-
-    shoot_event(shoot=shoot, event=event, actor=actor)

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from django.db import IntegrityError
 
 from audit.services import Actor, audit_record
+from ipam_portal.events import publish_many
 
-from .. import freespace, prefixes
+from .. import events, freespace, prefixes
 from ..choices import OwnerType, Role
 from ..errors import AlreadyExists, PrefixOverlap
 from ..models import Allocation, Pool, Shoot
@@ -138,6 +139,7 @@ def allocations_insert(*, allocations: Sequence[Allocation], actor: Actor) -> No
             after=allocation.snapshot(),
             project=allocation.project,
         )
+    publish_many([events.AllocationAllocated.of(a) for a in allocations], actor=actor)
 
 
 def pools_insert(*, pools: Sequence[Pool], actor: Actor) -> None:
@@ -160,6 +162,7 @@ def pools_insert(*, pools: Sequence[Pool], actor: Actor) -> None:
         carved = pool.parent_allocation
         project = carved.project if carved is not None else ""
         audit_record(actor=actor, action="pool.create", obj=pool, after=pool_snapshot(pool), project=project)
+    publish_many([events.PoolChanged.of(pool, "created") for pool in pools], actor=actor)
 
 
 def free_blocks_insert(*, pools: Sequence[StagedPool]) -> None:

@@ -8,13 +8,12 @@ the rest of the portal calls; import them from ``providers.services``.
 """
 
 from .accounts import ACCOUNT_UPDATABLE, account_create, account_delete, account_update
-from .jobs import SHOOT_EVENT_ACTIONS, job_cancel, job_create, job_retry, jobs_reap, shoot_event
+from .jobs import job_cancel, job_create, job_retry, jobs_reap, shoot_job
 from .reconcile import finding_import, reconcile_all
 from .runner import job_run, run_eagerly
 
 __all__ = [
     "ACCOUNT_UPDATABLE",
-    "SHOOT_EVENT_ACTIONS",
     "account_create",
     "account_delete",
     "account_update",
@@ -26,5 +25,5 @@ __all__ = [
     "jobs_reap",
     "reconcile_all",
     "run_eagerly",
-    "shoot_event",
+    "shoot_job",
 ]

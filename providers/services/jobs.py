@@ -10,7 +10,7 @@ which refuses what ``JOB_TRANSITIONS`` does not allow. Running a job is
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -20,26 +20,27 @@ from django.utils import timezone
 from allocations.errors import InvalidState, IpamError
 from allocations.models import Shoot
 from audit.services import Actor, audit_record
+from ipam_portal import metrics
 
 from .. import selectors
 from ..choices import JOB_TRANSITIONS, JobAction, JobState, StepState, job_may_retry
 from ..errors import NoProviderAccount
 from ..models import ProviderAccount, ProvisioningJob
 
-#: What a change of a shoot asks the cloud for.
-SHOOT_EVENT_ACTIONS: Mapping[str, str] = {
-    "created": JobAction.PROVISION,
-    "families-changed": JobAction.PROVISION,
-    "deleted": JobAction.DEPROVISION,
-    "nodes-changed": JobAction.SYNC_ROUTES,
-}
+#: States a job ends in: ``ipam_jobs_total{action,outcome}`` counts entering one.
+_ENDED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
 def _transition(job: ProvisioningJob, to: str) -> None:
-    """The one place job states change; refuses every transition not in JOB_TRANSITIONS."""
+    """The one place job states change; refuses every transition not in JOB_TRANSITIONS.
+
+    A job that ends is counted in ``ipam_jobs_total`` once the change commits.
+    """
     if to not in JOB_TRANSITIONS[job.state]:
         raise InvalidState(f"job {job.pk} is {job.state}; it cannot become {to}", field="state")
     job.state = to
+    if to in _ENDED:
+        transaction.on_commit(partial(metrics.JOBS.labels(job.action, to).inc), robust=True)
 
 
 def _enqueue(job: ProvisioningJob, countdown: float | None = None) -> None:
@@ -114,16 +115,16 @@ def job_create(
     return job
 
 
-def shoot_event(*, shoot: Shoot, event: str, actor: Actor) -> ProvisioningJob | None:
-    """The job a change of ``shoot`` needs, if an account provisions its region (else None).
+def shoot_job(*, shoot: Shoot, action: str, actor: Actor) -> ProvisioningJob | None:
+    """The ``action`` job a change of ``shoot`` needs, if an account provisions its region (else None).
 
-    Called by the IPAM services inside their transaction: shoot created or
-    deleted, IP families changed, a node registered or removed.
+    Called in the transaction of the change by the subscriber to the IPAM domain's
+    events (:mod:`providers.subscribers`): shoot created or deleted, IP families
+    changed, a node registered or removed.
     """
     account = selectors.account_for_shoot(shoot)
     if account is None:
         return None
-    action = SHOOT_EVENT_ACTIONS[event]
     if (
         action == JobAction.SYNC_ROUTES
         and selectors.jobs_active(shoot).filter(action=JobAction.PROVISION).exists()

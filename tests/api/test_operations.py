@@ -20,6 +20,7 @@ from django.test import RequestFactory, override_settings
 from django.urls import path, resolve
 from django.utils import timezone
 
+from allocations import metrics as allocation_metrics
 from allocations import services
 from allocations.errors import PoolExhausted
 from audit.services import Actor
@@ -62,13 +63,13 @@ needs_error_hook = pytest.mark.xfail(
 
 @pytest.fixture
 def installed(settings: Any) -> Iterator[None]:
-    """The audit receiver and the utilisation collector (``AuditConfig.ready()`` does this too).
+    """The event counters and the utilisation gauge (``AllocationsConfig.ready()`` does this too).
 
     Ratios are recomputed on every collection here: ``REGISTRY.get_sample_value``
     collects every collector too, and would otherwise fill the cache early.
     """
     settings.METRICS_POOL_CACHE_SECONDS = 0
-    metrics.install()
+    allocation_metrics.install()
     metrics.clear_cache()
     yield
     metrics.clear_cache()
@@ -147,7 +148,7 @@ def test_metrics_exposes_django_request_metrics(client: Any) -> None:
 def test_allocation_counted_and_root_pool_ratio_exposed(
     client: Any, installed: None, make_pool: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    metrics.install()  # again: idempotent, the allocation below must count once
+    allocation_metrics.install()  # again: idempotent, the allocation below must count once
     pool = make_pool("2001:db8::/32", name="ops-root")
     labels = {"pool_family": "ipv6", "outcome": "allocated"}
     before = sample("ipam_allocations_total", **labels)
