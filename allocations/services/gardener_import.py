@@ -42,12 +42,10 @@ from audit.services import Actor, audit_record
 
 from .. import gardener, layouts, prefixes, selectors
 from ..choices import (
-    IP_FAMILIES_SUPPORTED,
     LIVE_STATES,
     OwnerType,
     PoolKind,
     Purpose,
-    Role,
     ShootState,
     Uniqueness,
 )
@@ -62,8 +60,8 @@ from ..shoot_selectors import IPV4_ROLES
 from .allocate import pool_allocate
 from .pools import pool_create
 from .seeds import seed_create
-from .shoot_ranges import shoot_range_reserve
-from .shoots import shoot_audit_snapshot
+from .shoot_ranges import block_pool_name, planned_role, shoot_range_reserve
+from .shoots import check_families_supported, shoot_audit_snapshot
 from .units import unit_of_work
 
 __all__ = [  # the import's interface: read manifests, import them, render the report
@@ -164,9 +162,8 @@ def _reserve_ipv6(
     source = None if layout.provider_assigned else checks.owned_pool_containing(plan.block)
     if source is None:
         source = provider_pool(provider=shoot.provider, family=6, actor=actor)
-    generation = Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
     block_pool = pool_create(
-        name=f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else ""),
+        name=block_pool_name(shoot),
         parent=source,
         cidr=str(plan.block),
         purpose=Purpose.SHOOT_BLOCK,
@@ -193,7 +190,7 @@ def _reserve_ipv6(
                 actor=actor,
                 cidr=str(planned.cidr),
                 owner_type=OwnerType.SHOOT,
-                role=Role.SUBNET if planned.role == "subnet" else planned.role,
+                role=planned_role(planned),
                 shoot=shoot,
                 project=shoot.project,
                 label=planned.name,
@@ -251,11 +248,7 @@ def _store_report(shoot: Shoot, spec: ShootSpec, actor: Actor) -> bool:
 
 
 def _check_families(spec: ShootSpec) -> None:
-    if spec.ip_families not in IP_FAMILIES_SUPPORTED:
-        raise IpamError(
-            f"ip_families {list(spec.ip_families)} is not supported yet: use [IPv4] or [IPv4, IPv6]",
-            field="spec.networking.ipFamilies",
-        )
+    check_families_supported(spec.ip_families, field="spec.networking.ipFamilies")
     if "IPv6" not in spec.ip_families and spec.has_ipv6:
         raise InvalidManifest(
             f"Gardener reports IPv6 ranges but ipFamilies is {list(spec.ip_families)}",

@@ -56,6 +56,25 @@ class PendingWrites:
         self.stages, self.fresh = [], []
 
 
+def block_pool_name(shoot: Shoot, *, new_shoot: bool = False) -> str:
+    """The name of the shoot's next block pool: ``project/name#pk``, then ``.1``, ``.2``, ….
+
+    A shoot migrated back and forth gets a new block each time; old block pools stay
+    as history. ``new_shoot``: created in this unit, so it has none yet (no query).
+    """
+    generation = (
+        0
+        if new_shoot
+        else Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
+    )
+    return f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
+
+
+def planned_role(planned: layouts.PlannedRange) -> str:
+    """The allocation role of a planned range (a layout's ``subnet`` is :attr:`Role.SUBNET`)."""
+    return Role.SUBNET if planned.role == "subnet" else planned.role
+
+
 def shoot_ranges_allocate(
     shoot: Shoot,
     layout: layouts.Layout,
@@ -161,13 +180,7 @@ def shoot_ipv6_allocate(
         # The cloud assigns the block (Amazon's /56): the provisioning job reads it
         # back and records it here through shoot_adopt_ipv6_block.
         return [], None
-    # A shoot migrated back and forth gets a new block each time; old block pools stay as history.
-    generation = (
-        0
-        if new_shoot
-        else Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
-    )
-    name = f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
+    name = block_pool_name(shoot, new_shoot=new_shoot)
     # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
     block = pool_allocate_staged(
         pool=source,
@@ -254,7 +267,7 @@ def shoot_range_reserve(
     For pools that may hold other allocations already (the Gardener import); a new
     shoot's block is carved by :func:`_carve_block`, with the same outcome.
     """
-    role = Role.SUBNET if planned.role == "subnet" else planned.role
+    role = planned_role(planned)
     if planned.node_pod_prefix_length is not None:
         range_pools[planned.name] = pool_create(
             name=f"{pool.name}/{planned.name}",
@@ -292,7 +305,7 @@ def _reserve_fresh(
         cidr=planned.cidr,
         actor=actor,
         owner_type=OwnerType.SHOOT,
-        role=Role.SUBNET if planned.role == "subnet" else planned.role,
+        role=planned_role(planned),
         shoot=shoot,
         project=shoot.project,
         label=planned.name,

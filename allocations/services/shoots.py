@@ -49,6 +49,14 @@ def shoot_audit_snapshot(shoot: Shoot, allocations: Sequence[Allocation] | None 
     }
 
 
+def check_families_supported(families: tuple[str, ...], *, field: str = "ip_families") -> None:
+    """Refuse IP families that Gardener accepts but the portal's layouts do not plan (``[IPv6]``)."""
+    if families not in IP_FAMILIES_SUPPORTED:
+        raise IpamError(
+            f"ip_families {list(families)} is not supported yet: use [IPv4] or [IPv4, IPv6]", field=field
+        )
+
+
 def _differing_fields(shoot: Shoot, wanted: dict[str, Any]) -> list[str]:
     """The fields of ``wanted`` in which the live ``shoot`` differs (empty: the same request again)."""
     return [key for key, value in wanted.items() if getattr(shoot, key) != value]
@@ -111,11 +119,7 @@ def _shoot_allocate(
     check_name(name, "name")
     check_provider(provider)
     families = gardener.validate_ip_families(ip_families)
-    if families not in IP_FAMILIES_SUPPORTED:
-        raise IpamError(
-            f"ip_families {list(families)} is not supported yet: use [IPv4] or [IPv4, IPv6]",
-            field="ip_families",
-        )
+    check_families_supported(families)
     chosen = layouts.get_layout(layout) if layout else layouts.default_layout(provider)
     if chosen.provider != provider:
         raise IpamError(f"layout {chosen.name} is for {chosen.provider}, not {provider}", field="layout")
