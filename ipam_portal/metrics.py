@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import prometheus_client
 from django.conf import settings
@@ -129,7 +129,7 @@ def audit_event_saved(
 def _pool_family(pool_id: object) -> str:
     from allocations.models import Pool
 
-    family = Pool.objects.filter(pk=pool_id).values_list("family", flat=True).first()
+    family = Pool.objects.filter(pk=cast("int | str", pool_id)).values_list("family", flat=True).first()
     return f"ipv{family}" if family in (4, 6) else "unknown"
 
 
