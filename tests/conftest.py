@@ -35,7 +35,7 @@ def make_pool(actor: Actor):
     def make(cidr: str = "2001:db8::/32", **kwargs: object) -> Pool:
         counter["n"] += 1
         kwargs.setdefault("name", f"pool-{counter['n']}")
-        return services.pool_create(cidr=cidr, actor=actor, **kwargs)  # type: ignore[arg-type]
+        return services.pool_create(cidr=cidr, actor=actor, **kwargs)
 
     return make
 

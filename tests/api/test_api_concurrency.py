@@ -41,7 +41,7 @@ from allocations.choices import LIVE_STATES
 from allocations.models import Allocation, Pool
 from audit.services import Actor
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).resolve().with_name("api_client_worker.py")
@@ -256,7 +256,7 @@ def test_concurrent_dual_stack_shoots(server: Server, token: str) -> None:
         (nodes,) = (ipaddress.ip_network(c) for c in networking["nodes"] if ":" in c)
         inner = [c for role in ("pods", "services") for c in networking[role] if ":" in c]
         assert_disjoint(inner, f"pods and services of {r['body']['name']}")
-        assert all(ipaddress.ip_network(c).subnet_of(nodes) for c in inner), networking  # type: ignore[arg-type]
+        assert all(ipaddress.ip_network(c).subnet_of(nodes) for c in inner), networking
 
     # What the API reads back: blocks disjoint; every shoot's top-level ranges inside its block,
     # disjoint across all shoots.
@@ -275,7 +275,7 @@ def test_concurrent_dual_stack_shoots(server: Server, token: str) -> None:
     assert_disjoint([a["cidr"] for a in top], "top-level IPv6 ranges of all shoots")
     for a in top:
         block = ipaddress.ip_network(blocks[a["shoot"]])
-        assert ipaddress.ip_network(a["cidr"]).subnet_of(block), f"{a['cidr']} outside {block}"  # type: ignore[arg-type]
+        assert ipaddress.ip_network(a["cidr"]).subnet_of(block), f"{a['cidr']} outside {block}"
     for r in responses:
         said = [c for role in r["body"]["networking"].values() for c in role if ":" in c]
         assert blocks[r["body"]["id"]] in said, "the API's block differs from the shoot's answer"

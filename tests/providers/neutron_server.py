@@ -194,7 +194,7 @@ _application = None
 _snapshot: Snapshot | None = None
 
 
-def _app_proxy(environ: dict, start_response):  # type: ignore[no-untyped-def]
+def _app_proxy(environ: dict, start_response):
     """The WSGI callable bound before Neutron is loaded (Neutron needs the port first).
 
     Also answers ``POST /_test/reset`` (restore the start-up snapshot) itself.

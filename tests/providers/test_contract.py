@@ -27,7 +27,7 @@ from providers.models import CloudResource, ProviderAccount, ProvisioningJob, Re
 from .faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
 from .landscape import cloud_landscape
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 ACTOR = Actor("contract", "command")
 FOREIGN_CIDR = "192.168.77.0/24"  # what both harnesses create as "foreign"
 

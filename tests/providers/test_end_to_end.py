@@ -28,7 +28,7 @@ from .faultproxy import FaultProxy, path_matches
 from .landscape import cloud_landscape
 from .worker import RABBITMQ_URL, REDIS_URL, celery_worker, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.emulator, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 SETUP = Actor("e2e-setup", "command")
 
 

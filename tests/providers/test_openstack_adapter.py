@@ -26,6 +26,7 @@ from tests.providers.memory_ctx import MemoryContext
 
 # openstacksdk warns about its own internals (RemovedInSDK50Warning, ...) on every call.
 pytestmark = [
+    pytest.mark.emulator,
     pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::openstack.warnings._RemovedInSDKWarning"),
 ]
@@ -139,7 +140,7 @@ class CrashAt(MemoryContext):
         super().__init__()
         self.crash_at = crash_at
 
-    def step(self, name: str):  # type: ignore[no-untyped-def]
+    def step(self, name: str):
         if name == self.crash_at:
             raise KeyboardInterrupt(f"worker killed before {name}")
         return super().step(name)
