@@ -82,4 +82,4 @@ clean:
 NEUTRON_VENV ?= .venv-neutron
 .PHONY: neutron-venv
 neutron-venv: venv-dev
-	NEUTRON_VENV=$(NEUTRON_VENV) $(PY) -c "from tests.providers.fixtures_openstack import ensure_neutron_venv as e; print(e())"
+	NEUTRON_VENV=$(NEUTRON_VENV) $(PY) -c "from tests.support.fixtures_openstack import ensure_neutron_venv as e; print(e())"

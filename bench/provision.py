@@ -77,10 +77,10 @@ def run_cloud(cloud: str, endpoint: str, args: argparse.Namespace, log_dir: Path
     from allocations.models import Seed, Shoot
     from audit.services import Actor
     from providers.models import ProvisioningJob
-    from tests.providers.harness_aws import AwsHarness
-    from tests.providers.harness_openstack import OpenStackHarness
-    from tests.providers.landscape import cloud_landscape
-    from tests.providers.worker import celery_worker
+    from tests.support.harness_aws import AwsHarness
+    from tests.support.harness_openstack import OpenStackHarness
+    from tests.support.factories import cloud_landscape
+    from tests.support.worker import celery_worker
 
     harness = OpenStackHarness(endpoint=endpoint) if cloud == "openstack" else AwsHarness(endpoint=endpoint)
     land = cloud_landscape(cloud, harness.make_account_kwargs(), name=f"bench-{cloud}")
@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     clouds = ["openstack", "aws"] if args.cloud == "both" else [args.cloud]
     results = []
     with bench_database("postgres", "bench_provision", pg_url=args.pg_url), ExitStack() as stack:
-        from tests.providers.fixtures_aws import moto_server_running
-        from tests.providers.fixtures_openstack import ensure_neutron_venv, neutron_server
+        from tests.support.fixtures_aws import moto_server_running
+        from tests.support.fixtures_openstack import ensure_neutron_venv, neutron_server
 
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-provision-")))
         endpoints = {}

@@ -41,7 +41,7 @@ def run_workers(pool_id: int, processes: int, count: int, length: int) -> list[d
             [
                 sys.executable,
                 "-m",
-                "tests.allocations.alloc_worker",
+                "tests.support.alloc_worker",
                 str(pool_id),
                 str(count),
                 str(length),

@@ -23,7 +23,8 @@ from allocations import services
 from allocations.api import serializers as s
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
-from tests.api.conftest import SETUP, assert_error, nothing_written
+from tests.api.conftest import assert_error, nothing_written
+from tests.support.factories import SETUP
 
 pytestmark = pytest.mark.django_db
 

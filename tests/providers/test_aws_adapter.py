@@ -40,10 +40,10 @@ from providers.adapters.aws import (
 )
 from providers.adapters.base import TAG_SHOOT, TAG_SHOOT_ID, NodeRoute, ShootSpec
 from providers.errors import CredentialError, PermanentProviderError, TransientProviderError
-from tests.providers.faultproxy import FaultProxy, aws_action, aws_error_body
-from tests.providers.fixtures_aws import AWS_CREDENTIALS_ENV, AWS_ZONES, aws_account_config
-from tests.providers.harness_aws import AwsHarness
-from tests.providers.memory_ctx import MemoryContext
+from tests.support.faultproxy import FaultProxy, aws_action, aws_error_body
+from tests.support.fixtures_aws import AWS_CREDENTIALS_ENV, AWS_ZONES, aws_account_config
+from tests.support.harness_aws import AwsHarness
+from tests.support.memory_ctx import MemoryContext
 
 pytestmark = pytest.mark.emulator  # moto's EC2 server (some tests use botocore's Stubber only)
 

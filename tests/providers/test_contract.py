@@ -23,9 +23,8 @@ from audit.services import Actor
 from providers import selectors, services
 from providers.choices import FindingStatus, JobAction, JobState, StepState
 from providers.models import CloudResource, ProviderAccount, ProvisioningJob, ReconcileFinding
-
-from .faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
-from .landscape import cloud_landscape
+from tests.support.factories import cloud_landscape
+from tests.support.faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 ACTOR = Actor("contract", "command")

@@ -7,11 +7,9 @@ runs them (Celery's embedded mode runs the task in-process).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from allocations import selectors
@@ -23,6 +21,7 @@ from audit.services import Actor
 from providers import services
 from providers.choices import JobAction, JobState, StepState
 from providers.models import ProviderAccount, ProvisioningJob
+from tests.support.factories import demo_landscape
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +30,7 @@ ACTOR = Actor("alice", "command")
 
 @pytest.fixture
 def demo(db: None) -> None:
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
 
 
 @pytest.fixture
