@@ -49,6 +49,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -416,7 +417,7 @@ def measure_service(op: str, pool_id: int, count: int) -> list[float]:
             )
         return services.pool_allocate(pool=pool, actor=actor, prefix_length=LENGTH)
 
-    times = [timed_ms(lambda i=i: call(i))[0] for i in range(WARMUP + count)]
+    times = [timed_ms(partial(call, i))[0] for i in range(WARMUP + count)]
     return times[WARMUP:]
 
 

@@ -77,9 +77,9 @@ def run_cloud(cloud: str, endpoint: str, args: argparse.Namespace, log_dir: Path
     from allocations.models import Seed, Shoot
     from audit.services import Actor
     from providers.models import ProvisioningJob
+    from tests.support.factories import cloud_landscape
     from tests.support.harness_aws import AwsHarness
     from tests.support.harness_openstack import OpenStackHarness
-    from tests.support.factories import cloud_landscape
     from tests.support.worker import celery_worker
 
     harness = OpenStackHarness(endpoint=endpoint) if cloud == "openstack" else AwsHarness(endpoint=endpoint)

@@ -175,6 +175,7 @@ def measure(samples: int, pool: Any) -> list[dict[str, Any]]:
             times.append(ms)
         with CaptureQueriesContext(connection) as ctx:
             client.get(path, secure=True)
+        figures = latency(times)
         results.append(
             {
                 "page": name,
@@ -182,12 +183,12 @@ def measure(samples: int, pool: Any) -> list[dict[str, Any]]:
                 "status": response.status_code,
                 "bytes": len(response.content),
                 "queries": len(ctx.captured_queries),
-                **latency(times),
+                **figures,
                 "max_ms": sig3(max(times)),
                 "samples": samples,
             }
         )
-        progress(f"{name}: p50 {fmt3(results[-1]['p50_ms'])} ms")
+        progress(f"{name}: p50 {fmt3(figures['p50_ms'])} ms")
     return results
 
 

@@ -23,8 +23,7 @@ from providers.choices import JobState
 from providers.models import JobStep, ProvisioningJob
 from tests.support.factories import cloud_landscape, demo_landscape
 from tests.support.faultproxy import FaultProxy, path_matches
-
-from .worker import RABBITMQ_URL, REDIS_URL, celery_worker, wait_until
+from tests.support.worker import RABBITMQ_URL, REDIS_URL, celery_worker, wait_until
 
 pytestmark = [pytest.mark.emulator, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 SETUP = Actor("e2e-setup", "command")
