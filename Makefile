@@ -76,7 +76,7 @@ bench-quick: venv-dev
 	DEBUG=1 $(PY) bench/allocate.py --quick --db both
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis .mypy_cache .import_linter_cache
 
 ## Build the Neutron virtualenv for the OpenStack adapter tests (the tests also build it when missing).
 NEUTRON_VENV ?= .venv-neutron
