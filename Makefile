@@ -1,5 +1,6 @@
 # The two commands a new user needs: `make run` and `make test`.
-# Both create .venv and install requirements.txt on first use.
+# `make run` creates .venv with the runtime dependencies only (requirements.txt, as a production
+# install); `make test` and the other developer targets add requirements-dev.txt to the same venv.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-worker test venv lint format check migrate demo bench bench-quick clean
+.PHONY: run run-worker test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +16,15 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## The runtime dependencies only (what a production install has).
 venv: $(VENV)/.installed
+
+## The runtime dependencies plus the test, benchmark, emulator, type and lint tools.
+venv-dev: $(VENV)/.installed-dev
 
 ## Start the portal: SQLite, in-process jobs, demo data, admin user (password printed).
 run: venv
@@ -29,36 +38,48 @@ BROKER ?= redis://127.0.0.1:6379/0
 run-worker: venv
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(BROKER)} DEBUG=$${DEBUG:-1} $(PY) -m celery -A ipam_portal worker --beat --loglevel=INFO
 
-## Run the whole suite (SQLite by default; set DATABASE_URL for PostgreSQL).
-test: venv
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+## Run the whole suite (SQLite by default; set DATABASE_URL for PostgreSQL): lint, types, import
+## contracts, Django checks, then every test.
+test: lint typecheck contracts
 	DEBUG=1 $(PY) manage.py check
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run -v0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: venv
+## The inner loop (under 3 minutes): lint and the tests that start no emulator, no browser and
+## nothing slow (markers in pyproject.toml).
+test-fast: lint
+	$(PY) -m pytest -q -m "not emulator and not browser and not slow" $(PYTEST_ARGS)
+
+lint: venv-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-format: venv
+## mypy with the Django and DRF stubs on the whole project (config in pyproject.toml).
+typecheck: venv-dev
+	DEBUG=1 $(PY) -m mypy
+
+## The import contracts between the apps and the kernel (import-linter, config in pyproject.toml).
+contracts: venv-dev
+	$(VENV)/bin/lint-imports
+
+format: venv-dev
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
 migrate: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate
 
-bench: venv
+bench: venv-dev
 	DEBUG=1 $(PY) bench/allocate.py --db both
 
-bench-quick: venv
+bench-quick: venv-dev
 	DEBUG=1 $(PY) bench/allocate.py --quick --db both
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis .mypy_cache .import_linter_cache
 
 ## Build the Neutron virtualenv for the OpenStack adapter tests (the tests also build it when missing).
 NEUTRON_VENV ?= .venv-neutron
 .PHONY: neutron-venv
-neutron-venv: venv
-	NEUTRON_VENV=$(NEUTRON_VENV) $(PY) -c "from tests.providers.fixtures_openstack import ensure_neutron_venv as e; print(e())"
+neutron-venv: venv-dev
+	NEUTRON_VENV=$(NEUTRON_VENV) $(PY) -c "from tests.support.fixtures_openstack import ensure_neutron_venv as e; print(e())"

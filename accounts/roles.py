@@ -15,7 +15,7 @@ that object's memory (:func:`forget`).
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 ADMIN = "admin"
 OPERATOR = "operator"
@@ -37,7 +37,7 @@ def user_role(user: Any) -> str | None:
         names = set(user.groups.values_list("name", flat=True))
         role = next((r for r in ROLES if r in names), None)
         setattr(user, _GROUP_ROLE, role)
-    return role
+    return cast("str | None", role)  # the cache attribute holds a role name or None
 
 
 def user_projects(user: Any) -> set[str]:

@@ -13,6 +13,8 @@ refused allocation.
 
 from __future__ import annotations
 
+from typing import cast
+
 from ipam_portal import metrics
 from ipam_portal.events import Delivery, Envelope, subscribe
 
@@ -41,7 +43,7 @@ def pool_family(pool_id: object) -> str:
     """``ipv4``/``ipv6`` of the pool with id ``pool_id``, ``unknown`` if there is none."""
     from .models import Pool
 
-    family = Pool.objects.filter(pk=pool_id).values_list("family", flat=True).first()
+    family = Pool.objects.filter(pk=cast("int | str", pool_id)).values_list("family", flat=True).first()
     return f"ipv{family}" if family in (4, 6) else "unknown"
 
 

@@ -149,7 +149,7 @@ def _csv_rows(qs: QuerySet[AuditEvent]) -> Iterator[str]:
 
 
 @reader
-def event_export(request: HttpRequest) -> HttpResponse:
+def event_export(request: HttpRequest) -> StreamingHttpResponse:
     """CSV of the filtered audit log (every matching event, streamed)."""
     _, qs = _filtered(request)
     response = StreamingHttpResponse(_csv_rows(qs), content_type="text/csv; charset=utf-8")

@@ -1,4 +1,12 @@
-"""Shared helpers of the benchmarks: a throw-away database, statistics, tables, JSON.
+"""Shared helpers and the one runner of the benchmarks: options, a throw-away database,
+timing, statistics, tables, the last-line JSON.
+
+Every benchmark's ``main`` is :func:`bench_main`: it installs the signal handlers,
+parses the options (:func:`bench_parser` gives the shared ``--db``, ``--quick`` and
+``--pg-url``), runs the benchmark on one database in this process, or, for
+``--db both``, once per database in a child process and merges the children's last
+JSON lines (:func:`merge_databases`). Timings are taken with :func:`timed_ms` and
+summed up with :func:`latency`.
 
 A benchmark process works on exactly one database (Django settings are
 process-global): :func:`bench_database` creates it (a temporary SQLite file, or
@@ -14,6 +22,7 @@ cursor); ``IPAM_ALLOW_INSECURE_KEY=1`` lets the settings load without a secret.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -25,14 +34,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 VENDOR_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+DATABASES = ("sqlite", "postgres")
+T = TypeVar("T")
 
 _STARTED = time.perf_counter()
 _SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -171,7 +183,19 @@ def analyze(tables: Sequence[str]) -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-# --- statistics and formatting -------------------------------------------------------
+# --- timing, statistics and formatting ----------------------------------------------
+
+
+def timed_ms(call: Callable[[], T]) -> tuple[float, T]:
+    """Run ``call``: its wall time in milliseconds, and what it returned."""
+    start = time.perf_counter()
+    result = call()
+    return (time.perf_counter() - start) * 1000, result
+
+
+def latency(times_ms: Sequence[float]) -> dict[str, float | None]:
+    """The figures of one series of timings: p50 and p95 in ms (3 significant digits)."""
+    return {"p50_ms": sig3(percentile(times_ms, 50)), "p95_ms": sig3(percentile(times_ms, 95))}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -238,6 +262,15 @@ def emit_json(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, separators=(",", ":"), sort_keys=False), flush=True)
 
 
+def print_errors(errors: Sequence[str]) -> None:
+    """The correctness errors a run found, if any, for people (the JSON lists them too)."""
+    if errors:
+        print("CORRECTNESS ERRORS")
+        for message in errors:
+            print(f"  {message}")
+        print()
+
+
 # --- one child process per database --------------------------------------------------
 
 
@@ -278,3 +311,79 @@ def run_children(script: Path, argvs: Sequence[Sequence[str]]) -> list[tuple[int
                 print(last, end="", flush=True)
         results.append((code, payload))
     return results
+
+
+def with_db(argv: Sequence[str], db: str) -> list[str]:
+    """``argv`` with its ``--db`` option (either spelling) replaced by ``--db db``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--db":
+            skip = True
+        elif not arg.startswith("--db="):
+            out.append(arg)
+    return [*out, "--db", db]
+
+
+# --- the runner ----------------------------------------------------------------------
+
+Outcome = tuple[str, int, dict[str, Any] | None]  # database, exit code, its last JSON line
+
+
+def bench_parser(
+    doc: str | None, *, databases: bool = True, quick: str | None = None
+) -> argparse.ArgumentParser:
+    """The options every benchmark shares: ``--db`` (with ``databases``), ``--quick`` (with
+    its help text ``quick``) and ``--pg-url``; the benchmark adds its own (sizes, samples, …)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    if databases:
+        parser.add_argument("--db", choices=[*DATABASES, "both"], default="both")
+    if quick is not None:
+        parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument(
+        "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a maintenance database URL)"
+    )
+    return parser
+
+
+def merge_databases(base: dict[str, Any], outcomes: Sequence[Outcome]) -> tuple[dict[str, Any], int]:
+    """One JSON object from the children's: ``base`` plus their ``databases`` entries, targets and
+    errors side by side (a child without a result is an error); and the worst exit code."""
+    merged: dict[str, Any] = {**base, "databases": {}, "targets": [], "errors": []}
+    code = 0
+    for db, rc, payload in outcomes:
+        code = max(code, rc)
+        if payload is None:
+            merged["errors"].append(f"{db}: no result (exit code {rc})")
+            continue
+        merged["databases"][db] = payload["databases"][db]
+        merged["targets"] += payload.get("targets", [])
+        merged["errors"] += payload.get("errors", [])
+    return merged, code
+
+
+def bench_main(
+    script: str,
+    argv: Sequence[str] | None,
+    parse_args: Callable[[list[str]], argparse.Namespace],
+    run_one: Callable[[argparse.Namespace], int],
+    run_both: Callable[[argparse.Namespace, list[Outcome]], int] | None = None,
+) -> int:
+    """Entry point of every benchmark: signal handlers, options, then ``run_one`` on the one
+    database of ``--db``, or (``--db both`` and a ``run_both``) ``script`` once per database in a
+    child process, whose outcomes ``run_both`` merges. Ctrl-C / SIGTERM: exit status 130."""
+    install_signal_handlers()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(arguments)
+    try:
+        if run_both is not None and getattr(args, "db", None) == "both":
+            outcomes = run_children(Path(script).resolve(), [with_db(arguments, db) for db in DATABASES])
+            return run_both(
+                args, [(db, rc, payload) for db, (rc, payload) in zip(DATABASES, outcomes, strict=True)]
+            )
+        return run_one(args)
+    except KeyboardInterrupt:
+        progress("interrupted")
+        return 130

@@ -41,21 +41,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
-    DEFAULT_PG_URL,
     VENDOR_NAMES,
+    Outcome,
     analyze,
     bench_database,
+    bench_main,
+    bench_parser,
     django_setup,
     emit_json,
     fmt3,
     fmt_int,
-    install_signal_handlers,
+    latency,
+    merge_databases,
     percentile,
+    print_errors,
     print_table,
     progress,
-    run_children,
     sig3,
     step,
+    timed_ms,
 )
 
 FULL_SIZES = (0, 1_000, 10_000, 100_000, 1_000_000)
@@ -64,6 +68,7 @@ LEVELS = (1, 2, 4, 8)
 POOL_LENGTH = 32
 CHILD_LENGTH = 56
 BIG_LENGTH = 55
+STARTED = time.perf_counter()
 WARMUP = 5  # first calls per cell: checked, not counted in the percentiles
 TABLES = ("allocations_allocation", "allocations_freeblock")
 LOAD_COLUMNS = (
@@ -179,17 +184,17 @@ def load_allocations(pool: Any, slots: range, *, method: str) -> None:
         else:
             base = int(pool.network.network_address)
             units = quota_units(6, CHILD_LENGTH)
-            batch: list[Any] = []
+            objects: list[Allocation] = []
             for slot in slots:
                 alloc = Allocation(
                     pool=pool, scope="", units=units, owner_type="manual", role="block", state="active"
                 )
                 alloc.set_prefix(_slot_net(base, slot, CHILD_LENGTH))
-                batch.append(alloc)
-                if len(batch) == 5000:
-                    Allocation.objects.bulk_create(batch, batch_size=5000)
-                    batch = []
-            Allocation.objects.bulk_create(batch, batch_size=5000)
+                objects.append(alloc)
+                if len(objects) == 5000:
+                    Allocation.objects.bulk_create(objects, batch_size=5000)
+                    objects = []
+            Allocation.objects.bulk_create(objects, batch_size=5000)
 
 
 @dataclass
@@ -268,9 +273,8 @@ def measure_ours(pool: Any, length: int, count: int) -> tuple[list[float], list[
     times: list[float] = []
     got: list[str] = []
     for _ in range(count):
-        start = time.perf_counter()
-        allocation = pool_allocate(pool=pool, actor=actor, prefix_length=length)
-        times.append((time.perf_counter() - start) * 1000)
+        ms, allocation = timed_ms(lambda: pool_allocate(pool=pool, actor=actor, prefix_length=length))
+        times.append(ms)
         got.append(allocation.cidr)
     return times, got
 
@@ -296,9 +300,8 @@ def measure_baseline(pool: Any, length: int, count: int) -> tuple[list[float], s
     times: list[float] = []
     answer: str | None = None
     for _ in range(count):
-        start = time.perf_counter()
-        answer = baseline_next_free(pool, length)
-        times.append((time.perf_counter() - start) * 1000)
+        ms, answer = timed_ms(lambda: baseline_next_free(pool, length))
+        times.append(ms)
     return times, answer
 
 
@@ -542,8 +545,7 @@ def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: l
                 "existing_before": len(taken_before),
                 "wall_s": sig3(wall),
                 "per_second": sig3(len(cidrs) / wall if wall > 0 else 0.0),
-                "p50_ms": sig3(percentile(times, 50)),
-                "p95_ms": sig3(percentile(times, 95)),
+                **latency(times),
                 "failed": len(failures),
                 "failures_sample": failures[:5],
                 "overlaps_returned": returned_overlaps,
@@ -776,9 +778,7 @@ def print_report(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="at most 100 000 existing allocations")
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__, quick="at most 100 000 existing allocations")
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="existing allocations per pool (default 0 … 1 000 000)"
     )
@@ -794,9 +794,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="how N existing rows are inserted (auto: COPY on PostgreSQL, executemany on SQLite)",
     )
     parser.add_argument("--prefill", type=int, default=10_000, help="fragmented /56s in the concurrency pool")
-    parser.add_argument(
-        "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a maintenance database URL)"
-    )
     args = parser.parse_args(argv)
     sizes = sorted(set(args.sizes or FULL_SIZES))
     if args.quick and any(n > QUICK_MAX for n in sizes):
@@ -812,35 +809,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def child_argv(args: argparse.Namespace, db: str) -> list[str]:
-    argv = ["--db", db, "--sizes", *map(str, args.sizes), "--samples", str(args.samples)]
-    argv += ["--processes", *map(str, args.processes), "--per-process", str(args.per_process)]
-    argv += ["--prefill", str(args.prefill), "--pg-url", args.pg_url, "--loader", args.loader]
-    return argv + (["--quick"] if args.quick else [])
-
-
-def run_both(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    outcomes = run_children(Path(__file__).resolve(), [child_argv(args, db) for db in ("sqlite", "postgres")])
-    merged: dict[str, Any] = {
-        "benchmark": "allocate",
-        "quick": args.quick,
-        "sizes": args.sizes,
-        "databases": {},
-        "targets": [],
-        "errors": [],
-    }
-    code = 0
-    for db, (rc, payload) in zip(("sqlite", "postgres"), outcomes, strict=True):
-        code = max(code, rc)
-        if payload is None:
-            merged["errors"].append(f"{db}: no result (exit code {rc})")
-            continue
-        merged["databases"][db] = payload["databases"][db]
-        merged["targets"] += payload["targets"]
-        merged["errors"] += payload["errors"]
+def run_both(args: argparse.Namespace, outcomes: list[Outcome]) -> int:
+    merged, code = merge_databases(
+        {"benchmark": "allocate", "quick": args.quick, "sizes": args.sizes}, outcomes
+    )
     merged["correct"] = not merged["errors"] and code == 0
-    merged["elapsed_s"] = sig3(time.perf_counter() - started)
+    merged["elapsed_s"] = sig3(time.perf_counter() - STARTED)
     print(f"Both databases done in {merged['elapsed_s']} s; correct: {'yes' if merged['correct'] else 'NO'}")
     emit_json(merged)
     return code if code else (0 if merged["correct"] else 2)
@@ -859,11 +833,7 @@ def run_one(args: argparse.Namespace) -> int:
             concurrency = run_concurrency(sorted(set(args.processes)), args.per_process, args.prefill, errors)
     targets = evaluate_targets(args.db, cells, concurrency)
     print_report(info, cells, prepared, concurrency, targets, len(queries))
-    if errors:
-        print("CORRECTNESS ERRORS")
-        for message in errors:
-            print(f"  {message}")
-        print()
+    print_errors(errors)
     elapsed = time.perf_counter() - started
     print(f"{VENDOR_NAMES[args.db]} done in {elapsed:.0f} s")
     emit_json(
@@ -906,13 +876,7 @@ def run_one(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one database in this process, or each database in a child process."""
-    install_signal_handlers()
-    args = parse_args(argv)
-    try:
-        return run_both(args) if args.db == "both" else run_one(args)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        return 130
+    return bench_main(__file__, argv, parse_args, run_one, run_both)
 
 
 if __name__ == "__main__":

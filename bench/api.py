@@ -49,25 +49,29 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
-    DEFAULT_PG_URL,
     PROJECT_ROOT,
     analyze,
     bench_database,
+    bench_main,
+    bench_parser,
     emit_json,
     fmt3,
     fmt_int,
-    install_signal_handlers,
+    latency,
     percentile,
+    print_errors,
     print_table,
     progress,
     sig3,
     step,
+    timed_ms,
 )
 
 FULL_EXISTING = 100_000
@@ -399,11 +403,10 @@ def measure_service(op: str, pool_id: int, count: int) -> list[float]:
     actor = _actor()
     pool = Pool.objects.get(pk=pool_id)
     seed = Seed.objects.get(name=SEED)
-    times: list[float] = []
-    for i in range(WARMUP + count):
-        start = time.perf_counter()
+
+    def call(i: int) -> object:
         if op == "shoot":
-            services.shoot_allocate(
+            return services.shoot_allocate(
                 project="bench",
                 name=f"svc-{i}",
                 seed=seed,
@@ -412,9 +415,9 @@ def measure_service(op: str, pool_id: int, count: int) -> list[float]:
                 ip_families=["IPv4", "IPv6"],
                 actor=actor,
             )
-        else:
-            services.pool_allocate(pool=pool, actor=actor, prefix_length=LENGTH)
-        times.append((time.perf_counter() - start) * 1000)
+        return services.pool_allocate(pool=pool, actor=actor, prefix_length=LENGTH)
+
+    times = [timed_ms(partial(call, i))[0] for i in range(WARMUP + count)]
     return times[WARMUP:]
 
 
@@ -494,10 +497,7 @@ def evaluate_targets(runs: list[Run], existing: int) -> list[dict[str, Any]]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help=f"{fmt_int(QUICK_EXISTING)} existing allocations"
-    )
+    parser = bench_parser(__doc__, databases=False, quick=f"{fmt_int(QUICK_EXISTING)} existing allocations")
     parser.add_argument("--existing", type=int, help="existing /64s per pool (default 100 000, quick 10 000)")
     parser.add_argument("--clients", type=int, nargs="+", default=list(LEVELS), help="concurrency levels")
     parser.add_argument(
@@ -513,9 +513,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker")
     parser.add_argument(
         "--conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the server (0: connect per request)"
-    )
-    parser.add_argument(
-        "--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server (a maintenance database URL)"
     )
     args = parser.parse_args(argv)
     if args.existing is None:
@@ -616,11 +613,7 @@ def run(args: argparse.Namespace) -> int:
             checks = check(runs, data, args.existing, WARMUP + args.service_calls, errors)
     targets = evaluate_targets(runs, args.existing)
     print_report(info, args, runs, service, data, targets)
-    if errors:
-        print("CORRECTNESS ERRORS")
-        for message in errors:
-            print(f"  {message}")
-        print()
+    print_errors(errors)
     elapsed = time.perf_counter() - started
     print(f"done in {elapsed:.0f} s; correct: {'yes' if not errors else 'NO'}")
     emit_json(
@@ -638,10 +631,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "warmup_per_client": WARMUP,
             "runs": [r.as_json() for r in runs],
-            "service_in_process": {
-                op: {"calls": len(t), "p50_ms": sig3(percentile(t, 50)), "p95_ms": sig3(percentile(t, 95))}
-                for op, t in service.items()
-            },
+            "service_in_process": {op: {"calls": len(t), **latency(t)} for op, t in service.items()},
             "loading": data["loading"],
             "checks": checks,
             "targets": targets,
@@ -654,13 +644,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    install_signal_handlers()
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        return 130
+    return bench_main(__file__, argv, parse_args, run)
 
 
 if __name__ == "__main__":

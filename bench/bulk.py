@@ -27,25 +27,25 @@ import itertools
 import pstats
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
-    DEFAULT_PG_URL,
     VENDOR_NAMES,
+    Outcome,
     bench_database,
+    bench_main,
+    bench_parser,
     emit_json,
     fmt3,
-    install_signal_handlers,
     print_table,
     progress,
-    run_children,
     sig3,
+    timed_ms,
 )
 
 TARGET_SECONDS = 2.0
@@ -77,20 +77,20 @@ def setup_landscape() -> Any:
     services.pool_create(
         name="v6-shoots", cidr="2001:db8::/32", purpose=Purpose.SHOOTS, provider="openstack", actor=actor
     )
-    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private", "actor": actor}
-    services.pool_create(
-        name="v4-nodes", cidr="10.0.0.0/8", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot
-    )
-    services.pool_create(
-        name="v4-pods", cidr="100.64.0.0/10", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot
-    )
-    services.pool_create(
-        name="v4-services",
-        cidr="172.16.0.0/12",
-        purpose=Purpose.SERVICES,
-        default_prefix_length=16,
-        **per_shoot,
-    )
+    for name, cidr, purpose, length in (
+        ("v4-nodes", "10.0.0.0/8", Purpose.NODES, 24),
+        ("v4-pods", "100.64.0.0/10", Purpose.PODS, 16),
+        ("v4-services", "172.16.0.0/12", Purpose.SERVICES, 16),
+    ):
+        services.pool_create(
+            name=name,
+            cidr=cidr,
+            purpose=purpose,
+            default_prefix_length=length,
+            uniqueness=Uniqueness.PER_SHOOT,
+            kind="private",
+            actor=actor,
+        )
     return services.seed_create(
         name="seed-bench",
         provider="openstack",
@@ -119,20 +119,22 @@ def one_round(seed: Any, round_no: int, shoots: int) -> tuple[float, int, list[A
         for i in range(shoots)
     ]
     with count_queries() as queries:
-        start = time.perf_counter()
-        done = services.shoots_allocate_bulk(requests=requests, actor=Actor("bench", "api"))
-        seconds = time.perf_counter() - start
-    return seconds, queries["n"], done
+        ms, done = timed_ms(
+            lambda: services.shoots_allocate_bulk(requests=requests, actor=Actor("bench", "api"))
+        )
+    return ms / 1000, queries["n"], done
 
 
 def check(done: list[Any], shoots: int) -> list[str]:
     """Every shoot created, blocks unique and pairwise disjoint."""
     from allocations import selectors
+    from allocations.models import Pool
 
     problems: list[str] = []
     if len(done) != shoots or not all(created for _, created in done):
         problems.append(f"expected {shoots} new shoots, got {sum(c for _, c in done)}")
-    blocks = sorted(ipaddress.ip_network(selectors.shoot_block_pool(s).cidr) for s, _ in done)
+    # Every shoot created has its block pool (a None would fail here, which is a finding too).
+    blocks = sorted(ipaddress.ip_network(cast(Pool, selectors.shoot_block_pool(s)).cidr) for s, _ in done)
     if len(set(blocks)) != len(blocks):
         problems.append("two shoots got the same block")
     if any(a.overlaps(b) for a, b in itertools.pairwise(blocks)):
@@ -141,7 +143,6 @@ def check(done: list[Any], shoots: int) -> list[str]:
 
 
 def run_one(args: argparse.Namespace) -> int:
-    install_signal_handlers()
     with bench_database(args.db, "bench_bulk", pg_url=args.pg_url) as info:
         seed = setup_landscape()
         times: list[float] = []
@@ -207,32 +208,27 @@ def run_one(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--shoots", type=int, default=TARGET_SHOOTS, help="Shoots per bulk request (default 100)"
     )
     parser.add_argument("--rounds", type=int, default=5, help="Bulk requests to time (default 5)")
     parser.add_argument("--profile", action="store_true", help="cProfile the last round (stderr)")
     parser.add_argument("--profile-lines", type=int, default=30)
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.db != "both":
-        return run_one(args)
-    extra = [f"--shoots={args.shoots}", f"--rounds={args.rounds}", f"--pg-url={args.pg_url}"]
-    extra += ["--profile", f"--profile-lines={args.profile_lines}"] if args.profile else []
-    outcomes = run_children(Path(__file__).resolve(), [["--db", db, *extra] for db in ("sqlite", "postgres")])
+def run_both(args: argparse.Namespace, outcomes: list[Outcome]) -> int:
+    """Each database's whole JSON under its name (this benchmark's own shape)."""
     merged: dict[str, Any] = {"benchmark": "bulk", "shoots": args.shoots}
-    code = 0
-    for (rc, payload), db in zip(outcomes, ("sqlite", "postgres"), strict=True):
+    for db, _, payload in outcomes:
         merged[db] = payload
-        code = max(code, rc)
     emit_json(merged)
-    return code
+    return max(rc for _, rc, _ in outcomes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(__file__, argv, parse_args, run_one, run_both)
 
 
 if __name__ == "__main__":

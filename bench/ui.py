@@ -35,20 +35,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
-    DEFAULT_PG_URL,
     VENDOR_NAMES,
+    Outcome,
     analyze,
     bench_database,
+    bench_main,
+    bench_parser,
     emit_json,
     fmt3,
     fmt_int,
-    install_signal_handlers,
-    percentile,
+    latency,
+    merge_databases,
     print_table,
     progress,
-    run_children,
     sig3,
     step,
+    timed_ms,
 )
 
 TARGET_MS = 300.0
@@ -160,15 +162,20 @@ def measure(samples: int, pool: Any) -> list[dict[str, Any]]:
             response = client.get(path, secure=True)
             if response.status_code not in (200, 302):
                 raise RuntimeError(f"{path}: HTTP {response.status_code}")
-        times = []
-        for _ in range(samples):
-            start = time.perf_counter()
+
+        def fetch(path: str = path) -> Any:
             response = client.get(path, secure=True)
             if hasattr(response, "streaming_content"):
                 b"".join(response.streaming_content)
-            times.append((time.perf_counter() - start) * 1000)
+            return response
+
+        times = []
+        for _ in range(samples):
+            ms, response = timed_ms(fetch)
+            times.append(ms)
         with CaptureQueriesContext(connection) as ctx:
             client.get(path, secure=True)
+        figures = latency(times)
         results.append(
             {
                 "page": name,
@@ -176,13 +183,12 @@ def measure(samples: int, pool: Any) -> list[dict[str, Any]]:
                 "status": response.status_code,
                 "bytes": len(response.content),
                 "queries": len(ctx.captured_queries),
-                "p50_ms": sig3(percentile(times, 50)),
-                "p95_ms": sig3(percentile(times, 95)),
+                **figures,
                 "max_ms": sig3(max(times)),
                 "samples": samples,
             }
         )
-        progress(f"{name}: p50 {fmt3(percentile(times, 50))} ms")
+        progress(f"{name}: p50 {fmt3(figures['p50_ms'])} ms")
     return results
 
 
@@ -262,58 +268,21 @@ def run_one(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_both(args: argparse.Namespace) -> int:
-    argvs = [
-        [
-            "--db",
-            db,
-            "--existing",
-            str(args.existing),
-            "--samples",
-            str(args.samples),
-            "--pg-url",
-            args.pg_url,
-        ]
-        for db in ("sqlite", "postgres")
-    ]
-    merged: dict[str, Any] = {
-        "benchmark": "ui",
-        "existing": args.existing,
-        "databases": {},
-        "targets": [],
-        "errors": [],
-    }
-    code = 0
-    for db, (rc, payload) in zip(
-        ("sqlite", "postgres"), run_children(Path(__file__).resolve(), argvs), strict=True
-    ):
-        code = max(code, rc)
-        if payload is None:
-            merged["errors"].append(f"{db}: no result (exit code {rc})")
-            continue
-        merged["databases"][db] = payload["databases"][db]
-        merged["targets"] += payload["targets"]
+def run_both(args: argparse.Namespace, outcomes: list[Outcome]) -> int:
+    merged, code = merge_databases({"benchmark": "ui", "existing": args.existing}, outcomes)
     emit_json(merged)
     return code
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser = bench_parser(__doc__)
     parser.add_argument("--existing", type=int, default=100_000, help="allocations (and audit events) loaded")
     parser.add_argument("--samples", type=int, default=20, help="timed requests per page")
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL maintenance database URL")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    install_signal_handlers()
-    args = parse_args(argv)
-    try:
-        return run_both(args) if args.db == "both" else run_one(args)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        return 130
+    return bench_main(__file__, argv, parse_args, run_one, run_both)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class AccountForm(ServiceForm):
 
     def call_service(self) -> ProviderAccount:
         d = self.cleaned_data
+        assert self.request is not None, "the admin hands every form its request"
         actor = admin_actor(self.request)
         if self.instance.pk:
             return services.account_update(

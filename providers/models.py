@@ -87,7 +87,7 @@ class ProvisioningJob(models.Model):
     @property
     def project(self) -> str:
         """The Gardener project a job belongs to (the unit of write permission)."""
-        return self.shoot.project if self.shoot_id else ""
+        return self.shoot.project if self.shoot is not None else ""
 
 
 class JobStep(models.Model):

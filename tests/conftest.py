@@ -7,9 +7,8 @@ import os
 import pytest
 from django.db import connection
 
-from allocations import services
-from allocations.models import Pool
 from audit.services import Actor
+from tests.support.factories import pool_maker
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,14 +29,7 @@ def actor() -> Actor:
 @pytest.fixture
 def make_pool(actor: Actor):
     """Create a pool through the service (the only way pools come to be)."""
-    counter = {"n": 0}
-
-    def make(cidr: str = "2001:db8::/32", **kwargs: object) -> Pool:
-        counter["n"] += 1
-        kwargs.setdefault("name", f"pool-{counter['n']}")
-        return services.pool_create(cidr=cidr, actor=actor, **kwargs)  # type: ignore[arg-type]
-
-    return make
+    return pool_maker(actor)
 
 
 @pytest.fixture

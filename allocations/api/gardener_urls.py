@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import gardener_views
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter(trailing_slash="/?")  # type: ignore[arg-type]  # the stubs say bool; DRF uses a string as the regex (slash optional)
 router.register("gardener", gardener_views.GardenerViewSet, basename="gardener")
 
 urlpatterns = [

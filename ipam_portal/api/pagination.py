@@ -15,7 +15,7 @@ class Pagination(PageNumberPagination):
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
-            return self.page_size
+            return self.page_size or 0  # page_size is set in settings (REST_FRAMEWORK PAGE_SIZE)
         if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({"page_size": [f"must be a whole number from 1 to {self.max_page_size}"]})
         return int(raw)

@@ -17,7 +17,7 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]  # a field named like Serializer.errors; the metaclass moves it to _declared_fields
 
 
 ERROR_DESCRIPTIONS = {

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -14,6 +11,7 @@ from allocations import services
 from allocations.models import Allocation, Pool, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
+from tests.support.factories import demo_landscape
 
 pytestmark = pytest.mark.django_db
 SETUP = Actor("setup", "command")
@@ -29,7 +27,7 @@ def admin_client() -> Client:
 
 @pytest.fixture
 def demo() -> None:
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
     quota = services.pool_create(
         name="quota", cidr="fd00:99::/40", kind="ula", project_quota=1 << 20, actor=SETUP
     )

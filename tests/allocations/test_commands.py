@@ -186,7 +186,7 @@ def test_allocate_refused_with_one_line(pool: Pool, args: str, message: str, cod
     with pytest.raises(CommandError) as exc:
         run(f"ipam_allocate v6 {args}")
     assert exc.value.returncode == 2 and str(exc.value).startswith(message)
-    assert exc.value.error.code == code  # type: ignore[attr-defined] - the IpamError behind it
+    assert exc.value.error.code == code  # type: ignore[attr-defined]  # the IpamError behind it
 
 
 def test_allocate_pool_exhausted_and_unknown_pool() -> None:
@@ -442,6 +442,7 @@ def process_env(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory)
     return env
 
 
+@pytest.mark.slow  # runs manage.py in a subprocess
 @pytest.mark.django_db(transaction=True)
 def test_process_prints_one_error_line_and_exits_2(process_env: dict[str, str]) -> None:
     created, unknown, not_a_number = manage(
@@ -467,6 +468,7 @@ def test_process_prints_one_error_line_and_exits_2(process_env: dict[str, str]) 
     assert bad.stderr == "error: cidr: '2001:db8:c::1/64' has host bits set; the network is 2001:db8:c::/64\n"
 
 
+@pytest.mark.slow  # runs manage.py in a subprocess
 @pytest.mark.django_db(transaction=True)
 def test_process_json_output_and_exhausted_pool(process_env: dict[str, str]) -> None:
     [created] = manage(process_env, "ipam_pool_create shell-tiny 2001:db8:d::/56 --json")

@@ -18,7 +18,7 @@ from allocations import services
 from allocations.models import Allocation
 from audit.services import Actor
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def run_workers(pool_id: int, processes: int, count: int, length: int) -> list[d
             [
                 sys.executable,
                 "-m",
-                "tests.allocations.alloc_worker",
+                "tests.support.alloc_worker",
                 str(pool_id),
                 str(count),
                 str(length),

@@ -93,7 +93,7 @@ def test_canonical_cidr_message_is_kubernetes_shaped() -> None:
         'networking.pods: Invalid value: "2001:DB8::/64": must be valid canonical CIDR'
     )
     with pytest.raises(InvalidPrefix):
-        parse_canonical_cidr(ip_network("10.0.0.0/8"), field="x")  # type: ignore[arg-type]
+        parse_canonical_cidr(ip_network("10.0.0.0/8"), field="x")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -238,12 +238,12 @@ def test_the_export_passes_gardeners_rules(landscape, actor) -> None:
         ), shoot
         ipv6 = out["spec"]["provider"]["infrastructureConfig"]["networks"].get("ipv6")
         if ipv6 and "nodeCIDR" in ipv6:  # all three, IPv6, canonical and disjoint
-            nets = [
+            ipv6_nets = [
                 gardener.parse_canonical_cidr(ipv6[k], field=k)
                 for k in ("nodeCIDR", "podCIDR", "serviceCIDR")
             ]
-            assert all(n.version == 6 for n in nets)
-            assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
+            assert all(n.version == 6 for n in ipv6_nets)
+            assert not any(a.overlaps(b) for i, a in enumerate(ipv6_nets) for b in ipv6_nets[i + 1 :])
         pool = out["spec"]["provider"]["infrastructureConfig"]["networks"].get("vpc", {}).get("ipv6IpamPool")
         if pool:  # cidrBlock is a /56 and needs an id
             assert pool["id"] == IPAM_POOL and ip_network(pool["cidrBlock"]).prefixlen == 56
@@ -297,7 +297,7 @@ def test_a_conflicting_manifest_is_refused_named_and_nothing_written(landscape, 
     assert not dry.ok and [d.action for d in dry.documents] == ["conflict"]
     with nothing_written(), pytest.raises(ImportConflict) as exc:
         gi.gardener_import(documents=documents, actor=actor)
-    report = exc.value.report
+    report = cast(gi.ImportReport, exc.value.report)
     messages = [c.message for c in report.conflicts]
     assert [c.message for c in dry.conflicts] == messages
     assert (

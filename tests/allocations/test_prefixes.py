@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocations import prefixes
-from allocations.errors import InvalidPrefix, NotAligned, PoolExhausted, WrongFamily
+from allocations.errors import InvalidPrefix, IpamError, NotAligned, PoolExhausted, WrongFamily
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ from allocations.errors import InvalidPrefix, NotAligned, PoolExhausted, WrongFa
         ("x" * 500, InvalidPrefix, "not an IP prefix"),
     ],
 )
-def test_parse_prefix_refuses_with_reason(text: str, error: type, needle: str) -> None:
+def test_parse_prefix_refuses_with_reason(text: str, error: type[IpamError], needle: str) -> None:
     with pytest.raises(error) as exc:
         prefixes.parse_prefix(text, field="cidr")
     assert needle in exc.value.message

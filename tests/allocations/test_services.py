@@ -207,6 +207,7 @@ def test_every_write_is_audited(make_pool, actor) -> None:
     ]
     assert {x[1:] for x in actions} == {("alice", "command")}
     event = AuditEvent.objects.get(action="allocation.quarantine")
+    assert event.before and event.after
     assert event.before["state"] == "active" and event.after["state"] == "quarantined"
     with pytest.raises(PermissionError):
         event.save()

@@ -18,27 +18,20 @@ own savepoint (``django_db``, not ``transaction=True``), so it sees them fresh.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.core.management import call_command
 from django.db import transaction
 from rest_framework.test import APIClient
 
-from accounts import services as account_services
 from accounts.models import ApiToken
 from allocations.models import Allocation, FreeBlock, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
-from audit.services import Actor
 from providers.models import ProviderAccount, ProvisioningJob
+from tests.support.factories import demo_landscape, role_tokens, role_users
 
-SETUP = Actor("t", "command")
-DEMO_PROJECT = "garden-demo"
 ROLES = ("admin", "readonly", "auditor", "op-in", "op-out", "anonymous")
 # Every table a refused request must leave alone.
 WRITTEN_MODELS = (
@@ -62,32 +55,6 @@ def bearer(key: str) -> APIClient:
     return client
 
 
-def create_role_users() -> dict[str, Any]:
-    """The users behind the roles (``readonly`` is the admin with a read-only token)."""
-    model = get_user_model()
-    admin = model.objects.create_superuser("admin", "", "pw-for-tests")
-    auditor = model.objects.create_user("auditor", "", "pw-for-tests")
-    auditor.groups.add(Group.objects.get_or_create(name="auditor")[0])
-    operators = Group.objects.get_or_create(name="operator")[0]
-    out: dict[str, Any] = {"admin": admin, "readonly": admin, "auditor": auditor}
-    for name, project in (("op-in", DEMO_PROJECT), ("op-out", "other")):
-        user = model.objects.create_user(name, "", "pw-for-tests")
-        user.groups.add(operators)
-        account_services.membership_add(user=user, project=project, actor=SETUP)
-        out[name] = user
-    return out
-
-
-def create_role_tokens(users: dict[str, Any]) -> dict[str, str]:
-    """Role name -> API key (``anonymous`` has none; ``readonly`` is a read-only token)."""
-    keys: dict[str, str] = {}
-    for role, user in users.items():
-        _, keys[role] = account_services.token_create(
-            user=user, name=f"{role}-token", actor=SETUP, read_only=role == "readonly"
-        )
-    return keys
-
-
 def clients_for(keys: dict[str, str]) -> dict[str, APIClient]:
     """Role name -> authenticated ``APIClient``, plus ``anonymous`` without credentials."""
     out = {role: bearer(key) for role, key in keys.items()}
@@ -95,18 +62,14 @@ def clients_for(keys: dict[str, str]) -> dict[str, APIClient]:
     return out
 
 
-def load_demo() -> None:
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
-
-
 @pytest.fixture
 def users(db: None) -> dict[str, Any]:
-    return create_role_users()
+    return role_users()
 
 
 @pytest.fixture
 def tokens(users: dict[str, Any]) -> dict[str, str]:
-    return create_role_tokens(users)
+    return role_tokens(users)
 
 
 @pytest.fixture
@@ -123,7 +86,7 @@ def api_admin(clients: dict[str, APIClient]) -> APIClient:
 @pytest.fixture
 def demo(db: None) -> None:
     """The demo landscape: pools, seed ``seed-eu-de-1``, shoots of ``garden-demo`` with nodes."""
-    load_demo()
+    demo_landscape()
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +100,8 @@ def landscape(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[st
         outer = transaction.atomic()
         outer.__enter__()
         try:
-            load_demo()
-            keys = create_role_tokens(create_role_users())
+            demo_landscape()
+            keys = role_tokens(role_users())
         except BaseException:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)

@@ -1,6 +1,6 @@
 """The API under real concurrency: gunicorn (3 workers × 2 threads) on PostgreSQL, client processes.
 
-Several OS processes (``tests/api/api_client_worker.py``, standard library only)
+Several OS processes (``tests/support/api_client_worker.py``, standard library only)
 send their requests at the same instant, as independent automation would:
 
 * dual-stack shoots created at once all get 201 and IPv6 blocks and ranges that
@@ -13,7 +13,6 @@ send their requests at the same instant, as independent automation would:
 from __future__ import annotations
 
 import contextlib
-import io
 import ipaddress
 import itertools
 import json
@@ -32,7 +31,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.db import connection
 
 from accounts.services import token_create
@@ -40,11 +38,12 @@ from allocations import services
 from allocations.choices import LIVE_STATES
 from allocations.models import Allocation, Pool
 from audit.services import Actor
+from tests.support.factories import demo_landscape
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).resolve().with_name("api_client_worker.py")
+WORKER = ROOT / "tests" / "support" / "api_client_worker.py"
 SETUP = Actor("api-concurrency-test", "command")
 PROJECT = "garden-demo"
 SHOOTS_POOL = "openstack-eu-de-1"
@@ -153,7 +152,7 @@ def server(django_db_setup: None, django_db_blocker: Any) -> Iterator[Server]:
 @pytest.fixture
 def token() -> str:
     """Demo data (committed: the test is transactional) and an admin's API key."""
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
     admin = get_user_model().objects.create_superuser("api-admin", "", "pw-for-tests")
     _, key = token_create(user=admin, name="concurrency", actor=SETUP)
     return key
@@ -256,7 +255,7 @@ def test_concurrent_dual_stack_shoots(server: Server, token: str) -> None:
         (nodes,) = (ipaddress.ip_network(c) for c in networking["nodes"] if ":" in c)
         inner = [c for role in ("pods", "services") for c in networking[role] if ":" in c]
         assert_disjoint(inner, f"pods and services of {r['body']['name']}")
-        assert all(ipaddress.ip_network(c).subnet_of(nodes) for c in inner), networking  # type: ignore[arg-type]
+        assert all(ipaddress.ip_network(c).subnet_of(nodes) for c in inner), networking
 
     # What the API reads back: blocks disjoint; every shoot's top-level ranges inside its block,
     # disjoint across all shoots.
@@ -275,7 +274,7 @@ def test_concurrent_dual_stack_shoots(server: Server, token: str) -> None:
     assert_disjoint([a["cidr"] for a in top], "top-level IPv6 ranges of all shoots")
     for a in top:
         block = ipaddress.ip_network(blocks[a["shoot"]])
-        assert ipaddress.ip_network(a["cidr"]).subnet_of(block), f"{a['cidr']} outside {block}"  # type: ignore[arg-type]
+        assert ipaddress.ip_network(a["cidr"]).subnet_of(block), f"{a['cidr']} outside {block}"
     for r in responses:
         said = [c for role in r["body"]["networking"].values() for c in role if ":" in c]
         assert blocks[r["body"]["id"]] in said, "the API's block differs from the shoot's answer"

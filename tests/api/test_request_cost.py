@@ -23,7 +23,8 @@ from allocations import services
 from allocations.api import serializers as s
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
-from tests.api.conftest import SETUP, assert_error, nothing_written
+from tests.api.conftest import assert_error, nothing_written
+from tests.support.factories import SETUP
 
 pytestmark = pytest.mark.django_db
 
@@ -166,7 +167,7 @@ def test_prebuilt_output_serializers_answer_as_drf_does(
         for row in rows:
             assert serializer_class(row).data == stock(serializer_class, row), (serializer_class, row)
         many = serializer_class(list(rows), many=True).data
-        assert many == [stock(serializer_class, row) for row in rows]
+        assert many == [stock(serializer_class, row) for row in rows]  # type: ignore[comparison-overlap]  # the stubs type many=True data as ReturnDict; it is a ReturnList
     assert Pool.objects.filter(parent__isnull=False).exists()  # related ids were compared too
     assert Shoot.objects.filter(deleted_at__isnull=False).exists()
     # the API answers with these serializers

@@ -40,7 +40,7 @@ from providers.models import ProviderAccount, ProvisioningJob
 
 from .conftest import survive_server_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]  # some 530 fuzzed requests
 
 MAX_EXAMPLES = 8  # per operation and mode: some 530 requests in all, about half a minute on SQLite
 METHODS = ("get", "put", "patch", "post", "delete")

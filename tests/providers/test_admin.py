@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from providers.choices import JobState
 from providers.models import ProviderAccount, ProvisioningJob
+from tests.support.factories import demo_landscape
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def admin_client(db: None) -> Client:
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
     client = Client()
     client.force_login(get_user_model().objects.create_superuser("root", "", "pw-for-tests"))
     return client

@@ -40,10 +40,12 @@ from providers.adapters.aws import (
 )
 from providers.adapters.base import TAG_SHOOT, TAG_SHOOT_ID, NodeRoute, ShootSpec
 from providers.errors import CredentialError, PermanentProviderError, TransientProviderError
-from tests.providers.faultproxy import FaultProxy, aws_action, aws_error_body
-from tests.providers.fixtures_aws import AWS_CREDENTIALS_ENV, AWS_ZONES, aws_account_config
-from tests.providers.harness_aws import AwsHarness
-from tests.providers.memory_ctx import MemoryContext
+from tests.support.faultproxy import FaultProxy, aws_action, aws_error_body
+from tests.support.fixtures_aws import AWS_CREDENTIALS_ENV, AWS_ZONES, aws_account_config
+from tests.support.harness_aws import AwsHarness
+from tests.support.memory_ctx import MemoryContext
+
+pytestmark = pytest.mark.emulator  # moto's EC2 server (some tests use botocore's Stubber only)
 
 IPV4 = {"nodes": "10.180.0.0/16", "pods": "100.96.0.0/11", "services": "100.64.0.0/13"}
 PORTAL_BLOCK = "2001:db8:0:100::/56"
@@ -409,7 +411,7 @@ def test_dual_stack_three_zones(harness: AwsHarness) -> None:
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
     assert len(subnets) == 9
     by_role = {tags_of(s)[TAG_ROLE]: s for s in subnets}
-    for r in final.plan.by_role("subnet"):  # type: ignore[union-attr]
+    for r in final.plan.by_role("subnet"):
         s = by_role[f"subnet/{r.name}"]
         assert [a["Ipv6CidrBlock"] for a in s["Ipv6CidrBlockAssociationSet"]] == [str(r.cidr)]
         assert s["AvailabilityZone"] == AWS_ZONES[int(r.extra["zone_index"])]
@@ -424,7 +426,7 @@ def test_dual_stack_three_zones(harness: AwsHarness) -> None:
     # Services: an explicit reservation of the second /108 of workers-z0.
     reservations = ec2.get_subnet_cidr_reservations(SubnetId=by_role["subnet/workers-z0"]["SubnetId"])
     (res,) = reservations["SubnetIpv6CidrReservations"]
-    assert ip_network(res["Cidr"]) == final.plan.range("services").cidr  # type: ignore[union-attr]
+    assert ip_network(res["Cidr"]) == final.plan.range("services").cidr
     assert res["ReservationType"] == "explicit"
 
     # Gateways and route tables.
@@ -800,7 +802,7 @@ def test_inventory_sees_everything_and_marks_ours(harness: AwsHarness) -> None:
     ranges = adapter.inventory()
     ours = {(r.kind, r.cidr) for r in ranges if r.shoot == spec.identity}
     assert {c for _, c in ours} == harness.expected_cidrs(final)
-    assert ("vpc", str(final.plan.block)) in ours  # type: ignore[union-attr]
+    assert ("vpc", str(final.plan.block)) in ours
     theirs = [r for r in ranges if r.resource_id in (foreign["vpc"], foreign["subnet"])]
     assert {r.cidr for r in theirs} >= {"192.168.77.0/24"}
     assert all(r.shoot is None for r in theirs)

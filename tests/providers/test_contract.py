@@ -33,11 +33,10 @@ from providers import selectors, services
 from providers.adapters.base import ShootSpec
 from providers.choices import FindingStatus, JobAction, JobState, StepState
 from providers.models import CloudResource, JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding
+from tests.support.factories import cloud_landscape
+from tests.support.faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
 
-from .faultproxy import FaultProxy, aws_action, aws_error_body, neutron_error_body, path_matches
-from .landscape import cloud_landscape
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 ACTOR = Actor("contract", "command")
 FOREIGN_CIDR = "192.168.77.0/24"  # what both harnesses create as "foreign"
 DRY_RUN = "dry-run"

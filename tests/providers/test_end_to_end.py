@@ -7,13 +7,11 @@ its ranges. PostgreSQL only: the worker process needs the committed test databas
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
@@ -23,12 +21,11 @@ from audit.services import Actor
 from providers import selectors
 from providers.choices import JobState
 from providers.models import JobStep, ProvisioningJob
+from tests.support.factories import cloud_landscape, demo_landscape
+from tests.support.faultproxy import FaultProxy, path_matches
+from tests.support.worker import RABBITMQ_URL, REDIS_URL, celery_worker, wait_until
 
-from .faultproxy import FaultProxy, path_matches
-from .landscape import cloud_landscape
-from .worker import RABBITMQ_URL, REDIS_URL, celery_worker, wait_until
-
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.emulator, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 SETUP = Actor("e2e-setup", "command")
 
 
@@ -116,7 +113,7 @@ def test_shoot_nodes_and_release_through_api_worker_and_neutron(
 
 def test_rabbitmq_carries_jobs_too(tmp_path: Path) -> None:
     """The same runner through RabbitMQ (dry-run account: only the broker differs)."""
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
     from allocations import services as ipam
     from allocations.models import Seed
 

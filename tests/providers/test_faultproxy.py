@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.providers.faultproxy import FaultProxy, neutron_error_body, path_matches
+from tests.support.faultproxy import FaultProxy, neutron_error_body, path_matches
 
 
 class Echo(BaseHTTPRequestHandler):

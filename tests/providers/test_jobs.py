@@ -7,11 +7,9 @@ runs them (Celery's embedded mode runs the task in-process).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from allocations import selectors
@@ -26,6 +24,7 @@ from providers.choices import JobAction, JobState, StepState, job_may_retry
 from providers.errors import JobCancelled, JobDeferred, LeaseLost
 from providers.models import ProviderAccount, ProvisioningJob
 from providers.services import runner
+from tests.support.factories import demo_landscape
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +33,7 @@ ACTOR = Actor("alice", "command")
 
 @pytest.fixture
 def demo(db: None) -> None:
-    call_command("ipam_demo", "--no-user", stdout=io.StringIO())
+    demo_landscape()
 
 
 @pytest.fixture

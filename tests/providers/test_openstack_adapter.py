@@ -21,11 +21,12 @@ from providers.adapters import adapter_class, adapter_for
 from providers.adapters.base import AccountConfig, NodeRoute, ShootSpec
 from providers.adapters.openstack import OpenStackAdapter, translate
 from providers.errors import CredentialError, PermanentProviderError, TransientProviderError
-from tests.providers.harness_openstack import OpenStackHarness
-from tests.providers.memory_ctx import MemoryContext
+from tests.support.harness_openstack import OpenStackHarness
+from tests.support.memory_ctx import MemoryContext
 
 # openstacksdk warns about its own internals (RemovedInSDK50Warning, ...) on every call.
 pytestmark = [
+    pytest.mark.emulator,
     pytest.mark.filterwarnings("ignore::openstack.warnings.OpenStackDeprecationWarning"),
     pytest.mark.filterwarnings("ignore::openstack.warnings._RemovedInSDKWarning"),
 ]
@@ -139,7 +140,7 @@ class CrashAt(MemoryContext):
         super().__init__()
         self.crash_at = crash_at
 
-    def step(self, name: str):  # type: ignore[no-untyped-def]
+    def step(self, name: str):
         if name == self.crash_at:
             raise KeyboardInterrupt(f"worker killed before {name}")
         return super().step(name)
@@ -467,7 +468,7 @@ def test_unusable_credentials_are_credential_errors() -> None:
 def test_injected_faults_are_transient_and_a_retry_completes_without_duplicates(
     neutron: str, neutron_conn: Any
 ) -> None:
-    from tests.providers.faultproxy import FaultProxy, neutron_error_body, path_matches
+    from tests.support.faultproxy import FaultProxy, neutron_error_body, path_matches
 
     spec = make_spec(nodes=1)
     ctx = MemoryContext()
@@ -730,7 +731,7 @@ def test_harness_contract_helpers(openstack_harness: OpenStackHarness) -> None:
 
 def test_neutron_reset_through_the_api_empties_the_cloud(neutron: str, neutron_conn: Any) -> None:
     # The fixtures' fallback for a server without the snapshot hook.
-    from tests.providers.fixtures_openstack import neutron_reset
+    from tests.support.fixtures_openstack import neutron_reset
 
     OpenStackHarness(endpoint=neutron, conn=neutron_conn).create_foreign()
     adapter(neutron).apply(make_spec(nodes=1), MemoryContext())

@@ -15,14 +15,14 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from allocations.models import Pool, Shoot
-from tests.api.conftest import DEMO_PROJECT, create_role_users, load_demo
+from tests.support.factories import DEMO_PROJECT, demo_landscape, role_users
 
 __all__ = ["DEMO_PROJECT"]
 
 
 def make_users() -> dict[str, Any]:
     """The role users of the API tests plus a user without any role."""
-    users = create_role_users()
+    users = role_users()
     users.pop("readonly")
     users["norole"] = get_user_model().objects.create_user("norole", "", "pw-for-tests")
     return users
@@ -35,7 +35,7 @@ def users(db: None) -> dict[str, Any]:
 
 @pytest.fixture
 def demo(db: None) -> None:
-    load_demo()
+    demo_landscape()
 
 
 @pytest.fixture

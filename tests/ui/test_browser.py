@@ -24,7 +24,7 @@ from allocations.models import Allocation, Pool, Shoot
 from audit.models import AuditEvent
 from providers.models import ProvisioningJob
 from providers.services import run_eagerly
-from tests.api.conftest import load_demo
+from tests.support.factories import demo_landscape
 from tests.ui.conftest import make_users
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -42,6 +42,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 PASSWORD = "pw-for-tests"
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
 ]
 
@@ -68,7 +69,7 @@ def site(transactional_db: None, live_server: Any) -> Iterator[str]:
     ``browser``) it waits until the server's request threads have closed their
     PostgreSQL connections, so that the test database can be dropped at the end.
     """
-    load_demo()
+    demo_landscape()
     make_users()
     yield live_server.url
     if connection.vendor == "postgresql":

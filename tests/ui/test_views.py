@@ -582,7 +582,7 @@ def test_audit_csv_export(ui: dict[str, Client], make_pool: Any) -> None:
     response = ui["auditor"].get(url("audit:event-export"), {"action": "pool.create"})
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith('attachment; filename="audit-')
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))  # type: ignore[attr-defined]  # the test client returns a StreamingHttpResponse here
     assert {r["action"] for r in rows} == {"pool.create"}
     assert len(rows) == AuditEvent.objects.filter(action="pool.create").count()
     assert any(r["object_repr"].startswith("'=cmd|calc") for r in rows)  # no formula in a spreadsheet

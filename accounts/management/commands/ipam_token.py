@@ -79,11 +79,11 @@ class Command(IpamCommand):
             ]
             self.emit(options, rows, lambda: [" ".join(str(v) for v in r.values()) for r in rows])
         elif verb == "revoke":
-            token = ApiToken.objects.filter(prefix=options["prefix"]).first()
-            if token is None:
+            found = ApiToken.objects.filter(prefix=options["prefix"]).first()
+            if found is None:
                 raise NotFound(f"no token with prefix {options['prefix']!r}", field="prefix")
-            services.token_revoke(token=token, actor=actor)
-            self.emit(options, {"revoked": token.prefix}, lambda: [f"revoked {token.prefix}"])
+            services.token_revoke(token=found, actor=actor)
+            self.emit(options, {"revoked": found.prefix}, lambda: [f"revoked {found.prefix}"])
         elif verb == "grant":
             user, _ = get_user_model().objects.get_or_create(username=options["user"])
             role = options["role"]

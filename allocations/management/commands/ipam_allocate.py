@@ -53,6 +53,6 @@ class Command(IpamCommand):
 
     def line(self, allocation: Allocation) -> str:
         text = f"{allocation.cidr} (id {allocation.pk}) from pool {allocation.pool.name}"
-        if allocation.is_hold:
+        if allocation.is_hold and allocation.expires_at is not None:
             text += f", held until {allocation.expires_at.isoformat()}"
         return text

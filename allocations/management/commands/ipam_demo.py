@@ -74,24 +74,21 @@ class Command(BaseCommand):
             description="ULA site /48 (RFC 4193) for Azure: plan and record only",
             actor=actor,
         )
-        per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private", "actor": actor}
-        services.pool_create(
-            name="ipv4-nodes",
-            cidr="100.0.0.0/16",
-            purpose=Purpose.NODES,
-            default_prefix_length=24,
-            **per_shoot,
-        )
-        services.pool_create(
-            name="ipv4-pods", cidr="10.0.0.0/8", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot
-        )
-        services.pool_create(
-            name="ipv4-services",
-            cidr="172.16.0.0/12",
-            purpose=Purpose.SERVICES,
-            default_prefix_length=16,
-            **per_shoot,
-        )
+        # Per-shoot pools: every shoot may take the same private range.
+        for name, cidr, purpose, length in (
+            ("ipv4-nodes", "100.0.0.0/16", Purpose.NODES, 24),
+            ("ipv4-pods", "10.0.0.0/8", Purpose.PODS, 16),
+            ("ipv4-services", "172.16.0.0/12", Purpose.SERVICES, 16),
+        ):
+            services.pool_create(
+                name=name,
+                cidr=cidr,
+                purpose=purpose,
+                default_prefix_length=length,
+                uniqueness=Uniqueness.PER_SHOOT,
+                kind="private",
+                actor=actor,
+            )
         seed = services.seed_create(
             name="seed-eu-de-1",
             provider="openstack",

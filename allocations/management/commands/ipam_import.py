@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.management.base import CommandParser
 
 from allocations.errors import ImportConflict
 from allocations.management.base import IpamCommand
-from allocations.services.gardener_import import gardener_import, read_manifest_paths
+from allocations.services.gardener_import import ImportReport, gardener_import, read_manifest_paths
 
 
 class Command(IpamCommand):
@@ -34,7 +34,8 @@ class Command(IpamCommand):
                 documents=documents, actor=self.actor(options), dry_run=options["dry_run"]
             )
         except ImportConflict as exc:
-            self.emit(options, exc.report.as_dict(), exc.report.lines)  # type: ignore[union-attr]
+            refused = cast(ImportReport, exc.report)  # gardener_import always attaches its report
+            self.emit(options, refused.as_dict(), refused.lines)
             raise
         self.emit(options, report.as_dict(), report.lines)
         if not report.ok:  # a dry run that found conflicts: same exit status as the real import

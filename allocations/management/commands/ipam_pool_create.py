@@ -70,7 +70,7 @@ class Command(IpamCommand):
             lengths += f", default /{pool.default_prefix_length}"
         yield from table(
             [
-                ("parent", pool.parent.name if pool.parent_id else ""),
+                ("parent", pool.parent.name if pool.parent is not None else ""),
                 ("kind", pool.kind),
                 ("uniqueness", pool.uniqueness),
                 ("purpose", pool.purpose),

@@ -49,6 +49,6 @@ class Command(IpamCommand):
 
     def line(self, allocation: Allocation) -> str:
         head = f"released {allocation.cidr} (id {allocation.pk}) from pool {allocation.pool.name}"
-        if allocation.state == AllocationState.QUARANTINED:
+        if allocation.state == AllocationState.QUARANTINED and allocation.expires_at is not None:
             return f"{head}: quarantined until {allocation.expires_at.isoformat()}"
         return f"{head}: free now"

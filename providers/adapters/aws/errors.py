@@ -91,12 +91,11 @@ def translate(exc: BaseException, what: str = "") -> ProviderError:
         operation = exc.operation_name or "request"
         where = f" ({what})" if what else ""
         text = f"AWS {operation}{where}: {code or f'HTTP {status}'}: {message}"
-        details = {"aws_code": code, "http_status": status}
         if code in CREDENTIAL_CODES:
-            return CredentialError(text, **details)
+            return CredentialError(text, aws_code=code, http_status=status)
         if code in TRANSIENT_CODES or status >= 500 or status == 429:
-            return TransientProviderError(text, **details)
-        return PermanentProviderError(text, **details)
+            return TransientProviderError(text, aws_code=code, http_status=status)
+        return PermanentProviderError(text, aws_code=code, http_status=status)
     prefix = f"AWS {what}: " if what else "AWS: "
     text = f"{prefix}{type(exc).__name__}: {exc}"
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):

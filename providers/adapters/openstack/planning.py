@@ -132,7 +132,7 @@ def _seconds(value: Any, option: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         value = None
     try:
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = float(value)
     except (TypeError, ValueError):
         seconds = 0.0
     if not seconds > 0:

@@ -106,7 +106,7 @@ def aws_account(moto_server: str) -> AccountConfig:
 @pytest.fixture
 def aws_fault_proxy(moto_server: str) -> Iterator[Any]:
     """A ``FaultProxy`` in front of an emptied moto (``proxy.url`` is the endpoint to use)."""
-    from tests.providers.faultproxy import FaultProxy
+    from tests.support.faultproxy import FaultProxy
 
     moto_reset(moto_server)
     with FaultProxy(moto_server) as proxy:
@@ -116,7 +116,7 @@ def aws_fault_proxy(moto_server: str) -> Iterator[Any]:
 @pytest.fixture
 def aws_harness(moto_server: str) -> Any:
     """An ``AwsHarness`` (``harness_aws``) on an emptied moto, for the contract suite."""
-    from tests.providers.harness_aws import AwsHarness
+    from tests.support.harness_aws import AwsHarness
 
     moto_reset(moto_server)
     return AwsHarness(endpoint=moto_server)

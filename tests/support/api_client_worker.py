@@ -12,7 +12,7 @@ sends the requests one after the other on its own connections, and prints one
 JSON line: ``{"responses": [{"status", "body", "replayed", "ms"}, ...]}``. A
 transport error is recorded as status 0 with the error text as body.
 
-Usage: python tests/api/api_client_worker.py < job.json
+Usage: python tests/support/api_client_worker.py < job.json
 """
 
 from __future__ import annotations

@@ -53,10 +53,11 @@ def broker_for_this_process(broker_url: str) -> Iterator[None]:
 
 def _forget_connections() -> None:
     """Drop Celery's and kombu's cached connection and producer pools (kombu keeps global ones)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+    # Private attributes: Celery offers no public way to drop its pools in a forked process.
+    if app._pool is not None:  # type: ignore[attr-defined]
+        app._pool.force_close_all()  # type: ignore[attr-defined]
+    app._pool = None  # type: ignore[attr-defined]
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]
     kombu_pools.reset()
 
 

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
@@ -153,7 +154,7 @@ class FaultProxy:
     @property
     def url(self) -> str:
         """What clients use as their endpoint (the target's path prefix kept)."""
-        host, port = self._server.server_address[:2]
+        host, port = cast("tuple[str, int]", self._server.server_address[:2])  # an AF_INET address
         return f"http://{host}:{port}{self._prefix}"
 
     def start(self) -> FaultProxy:

@@ -1,6 +1,6 @@
 """A separate OS process that allocates from one pool (used by the concurrency tests).
 
-Usage: python -m tests.allocations.alloc_worker POOL_ID COUNT PREFIX_LENGTH START_AT
+Usage: python -m tests.support.alloc_worker POOL_ID COUNT PREFIX_LENGTH START_AT
 (DATABASE_URL in the environment). Waits until START_AT (epoch seconds) so that all
 workers start together, then prints one JSON object: the CIDRs it got and its errors.
 """

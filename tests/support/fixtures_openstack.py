@@ -1,9 +1,9 @@
 """Fixtures for the OpenStack adapter tests (real Neutron API server on loopback).
 
 Neutron lives in its own virtualenv (``$NEUTRON_VENV``, default ``<repo>/.venv-neutron``,
-built from ``tests/providers/neutron-requirements.txt`` on first use, ~40-60 s; never
+built from ``tests/support/neutron-requirements.txt`` on first use, ~40-60 s; never
 skipped, so CI on a fresh clone builds it too). One server per test session, started
-by ``tests/providers/neutron_server.py`` on a free loopback port (~5 s); every test
+by ``tests/support/neutron_server.py`` on a free loopback port (~5 s); every test
 that uses ``neutron`` starts from an empty cloud (everything deleted through the API,
 ``POST /_test/reset`` restores the server's start-up snapshot in milliseconds;
 :func:`neutron_reset` deletes everything through the API instead, for a server without it).
@@ -199,6 +199,6 @@ def neutron(neutron_endpoint: str, neutron_conn: Any) -> str:
 @pytest.fixture
 def openstack_harness(neutron: str, neutron_conn: Any) -> Any:
     """An ``OpenStackHarness`` (``harness_openstack``) on an emptied Neutron, for the contract suite."""
-    from tests.providers.harness_openstack import OpenStackHarness
+    from tests.support.harness_openstack import OpenStackHarness
 
     return OpenStackHarness(endpoint=neutron, conn=neutron_conn)

@@ -18,7 +18,7 @@ import openstack.exceptions as os_exc
 
 from providers.adapters.base import TAG_SHOOT, TAG_SHOOT_ID, AccountConfig, ShootSpec
 from providers.adapters.openstack import OpenStackAdapter
-from tests.providers.fixtures_openstack import neutron_reset, neutron_restore, openstack_connect
+from tests.support.fixtures_openstack import neutron_reset, neutron_restore, openstack_connect
 
 __all__ = ["OpenStackHarness"]
 

@@ -1,9 +1,9 @@
 """Serve the real Neutron API (no Keystone, agents or message bus) on loopback, for tests.
 
-Run by the *Neutron* virtualenv's python (``tests/providers/neutron-requirements.txt``),
+Run by the *Neutron* virtualenv's python (``tests/support/neutron-requirements.txt``),
 never the project's::
 
-    .venv-neutron/bin/python tests/providers/neutron_server.py PORT [--state-dir DIR]
+    .venv-neutron/bin/python tests/support/neutron_server.py PORT [--state-dir DIR]
 
 ``PORT`` 0 picks a free port. ``POST /_test/reset`` (outside Neutron's API) puts the
 database back to the state right after start-up, so each test starts from an empty
@@ -194,7 +194,7 @@ _application = None
 _snapshot: Snapshot | None = None
 
 
-def _app_proxy(environ: dict, start_response):  # type: ignore[no-untyped-def]
+def _app_proxy(environ: dict, start_response):
     """The WSGI callable bound before Neutron is loaded (Neutron needs the port first).
 
     Also answers ``POST /_test/reset`` (restore the start-up snapshot) itself.

@@ -31,7 +31,7 @@ import boto3
 from allocations import layouts
 from providers.adapters.aws import TAG_ROLE, AwsAdapter
 from providers.adapters.base import TAG_SHOOT, TAG_SHOOT_ID, AccountConfig, ShootSpec
-from tests.providers.fixtures_aws import (
+from tests.support.fixtures_aws import (
     AWS_CREDENTIALS,
     AWS_CREDENTIALS_ENV,
     AWS_REGION,
