@@ -7,4 +7,8 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 - registers the OpenAPI security scheme
+        from ipam_portal import access
+
+        from . import roles, schema  # noqa: F401 - schema registers the OpenAPI security scheme
+
+        access.install(roles)  # the kernel's UI, API and admin bases ask accounts.roles

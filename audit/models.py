@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import models
 
+from ipam_portal.actors import Source
+
 
 class AuditEventQuerySet(models.QuerySet):
     """Refuses bulk changes: an audit trail that can be rewritten proves nothing."""
@@ -26,13 +28,7 @@ class AuditEvent(models.Model):
     trigger refuses UPDATE and DELETE even from raw SQL.
     """
 
-    class Source(models.TextChoices):
-        UI = "ui", "Web UI"
-        API = "api", "REST API"
-        ADMIN = "admin", "Django admin"
-        COMMAND = "command", "Management command"
-        WORKER = "worker", "Worker"
-        SYSTEM = "system", "System"
+    Source = Source  # the doors a change comes through (the kernel's, shared with Actor)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.CharField(max_length=150, db_index=True, help_text="User name or token id")

@@ -11,29 +11,16 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, models, transaction
 
+from ipam_portal.actors import SYSTEM, Actor
+
 from .models import AuditEvent
 
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks for a change and through which door (passed into every service)."""
-
-    name: str
-    source: str = AuditEvent.Source.SYSTEM
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise ValueError("an actor needs a name")
-        if self.source not in AuditEvent.Source.values:
-            raise ValueError(f"unknown audit source {self.source!r}")
-
-
-SYSTEM = Actor("system", AuditEvent.Source.SYSTEM)
+# Actor and SYSTEM live in the kernel; the services that record events import them from here too.
+__all__ = ["SYSTEM", "Actor", "audit_batch", "audit_record"]
 
 
 class _Batch:

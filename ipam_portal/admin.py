@@ -20,14 +20,13 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.services import Actor
-
+from .actors import Actor, Source
 from .errors import IpamError
 
 
 def admin_actor(request: HttpRequest) -> Actor:
     """The audit actor of an admin request (the user; source ``admin``)."""
-    return Actor(request.user.get_username() or "admin", "admin")
+    return Actor(request.user.get_username() or "admin", Source.ADMIN)
 
 
 class ServiceForm(forms.ModelForm):

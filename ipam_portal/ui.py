@@ -26,9 +26,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts import roles
-from audit.models import AuditEvent
-from audit.services import Actor
+from .access import policy
+from .actors import Actor, Source
 
 PAGE_SIZE = 50
 View = Callable[..., HttpResponse]
@@ -43,24 +42,24 @@ _contributors: dict[str, list[ContextContributor]] = {}
 
 def ui_actor(request: HttpRequest) -> Actor:
     """The audit actor of a UI request (source ``ui``; the API and admin have their own doors)."""
-    return Actor(request.user.get_username(), AuditEvent.Source.UI)
+    return Actor(request.user.get_username(), Source.UI)
 
 
 def require_project_write(request: HttpRequest, project: str) -> None:
-    """403 unless :func:`accounts.roles.may_write_project` allows ``project``."""
-    if not roles.may_write_project(request.user, project):
+    """403 unless :func:`accounts.roles.may_write_project` (through :mod:`ipam_portal.access`) allows ``project``."""
+    if not policy().may_write_project(request.user, project):
         raise PermissionDenied(f"you may not change project {project!r}")
 
 
 def require_some_write(request: HttpRequest, refusal: str) -> None:
     """403 (saying ``refusal``) unless :func:`accounts.roles.may_write_some` allows writes at all."""
-    if not roles.may_write_some(request.user):
+    if not policy().may_write_some(request.user):
         raise PermissionDenied(refusal)
 
 
 def require_admin(request: HttpRequest) -> None:
     """403 unless :func:`accounts.roles.may_administer` says the user is an admin."""
-    if not roles.may_administer(request.user):
+    if not policy().may_administer(request.user):
         raise PermissionDenied("only admins can do this")
 
 
@@ -70,7 +69,7 @@ def reader(view: View) -> View:
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not roles.may_read(request.user):
+        if not policy().may_read(request.user):
             raise PermissionDenied("your account has no role in the IPAM portal")
         return view(request, *args, **kwargs)
 
@@ -83,9 +82,9 @@ def reader(view: View) -> View:
 def page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     """Render with what every page needs: the user's role and what it may do."""
     context = {
-        "role": roles.user_role(request.user),
-        "is_admin": roles.may_administer(request.user),
-        "may_write": roles.may_write_some(request.user),
+        "role": policy().user_role(request.user),
+        "is_admin": policy().may_administer(request.user),
+        "may_write": policy().may_write_some(request.user),
         **context,
     }
     return render(request, template, context, status=status)

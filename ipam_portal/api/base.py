@@ -7,18 +7,17 @@ from typing import Any
 from rest_framework import viewsets
 from rest_framework.renderers import JSONRenderer
 
-from accounts.models import ApiToken
-from audit.services import Actor
-
+from ..access import Credential
+from ..actors import Actor, Source
 from .idempotency import IdempotentMixin
 
 
 def request_actor(request: Any) -> Actor:
     """The audit actor of an API request: the user, and the token's name when a token was used."""
     name = request.user.get_username()
-    if isinstance(request.auth, ApiToken):
+    if isinstance(request.auth, Credential):
         name = f"{name} (token {request.auth.prefix})"
-    return Actor(name, "api")
+    return Actor(name, Source.API)
 
 
 def validated(serializer_class: type, data: Any) -> dict[str, Any]:

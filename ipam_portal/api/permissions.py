@@ -1,6 +1,7 @@
 """The API's role check: reads for every role, writes by role and Gardener project.
 
-Object- and project-level decisions are made in one place, :mod:`accounts.roles`;
+Object- and project-level decisions are made in one place, :mod:`accounts.roles`
+(asked through :mod:`ipam_portal.access`);
 views declare what a write concerns (``write_scope``: ``"admin"`` for shared data
 such as pools and seeds, ``"project"`` for shoot-owned data) and, for project
 writes, how to find the project (``get_write_project``).
@@ -12,8 +13,7 @@ from typing import Any
 
 from rest_framework import permissions
 
-from accounts import roles
-from accounts.models import ApiToken
+from ..access import Credential, policy
 
 
 class RolePermission(permissions.BasePermission):
@@ -21,25 +21,25 @@ class RolePermission(permissions.BasePermission):
 
     def has_permission(self, request: Any, view: Any) -> bool:
         user = request.user
-        if not roles.may_read(user):
+        if not policy().may_read(user):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        if isinstance(request.auth, ApiToken) and request.auth.read_only:
+        if isinstance(request.auth, Credential) and request.auth.read_only:
             self.message = "this token is read-only"
             return False
-        if not roles.may_write_some(user):  # a reader that may not write: an auditor
+        if not policy().may_write_some(user):  # a reader that may not write: an auditor
             self.message = "auditors can read, not write"
             return False
         scope = getattr(view, "write_scope", "admin")
         if scope == "self":  # one's own things (API tokens): any role that may write
             return True
-        if scope == "admin" and not roles.may_administer(user):
+        if scope == "admin" and not policy().may_administer(user):
             self.message = "only admins can change this"
             return False
         if scope == "project":
             project = view.get_write_project(request)
-            refusal = roles.project_write_refusal(user, project) if project is not None else None
+            refusal = policy().project_write_refusal(user, project) if project is not None else None
             if refusal:
                 self.message = refusal
                 return False
@@ -52,7 +52,7 @@ class RolePermission(permissions.BasePermission):
             project = view.get_write_project(request)
             if project is None:  # the object itself belongs to a project (shoot, node, allocation)
                 project = getattr(obj, "project", "")
-            refusal = roles.project_write_refusal(request.user, project)
+            refusal = policy().project_write_refusal(request.user, project)
             if refusal:
                 self.message = refusal
                 return False

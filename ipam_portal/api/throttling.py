@@ -6,13 +6,13 @@ from typing import Any
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts.models import ApiToken
+from ..access import Credential
 
 
 class TokenRateThrottle(SimpleRateThrottle):
     scope = "token"
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
-        if not isinstance(request.auth, ApiToken):
+        if not isinstance(request.auth, Credential):
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}

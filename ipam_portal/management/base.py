@@ -7,7 +7,7 @@ module keeps the rest in one place, for every app's commands:
   ``error: <field>: <message>``, and exit status 2 (under ``call_command`` it is
   raised as :class:`IpamCommandError`, a ``CommandError`` with ``returncode`` 2);
 * ``--actor NAME`` (default ``$IPAM_ACTOR``, else the login name) is the
-  :class:`~audit.services.Actor` recorded in the audit trail, source ``command``;
+  :class:`~ipam_portal.actors.Actor` recorded in the audit trail, source ``command``;
 * ``--json`` prints one JSON document instead of the human table.
 
 Look-ups of domain objects by name live with their app (``allocations.management.base``).
@@ -25,7 +25,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
 
-from audit.services import Actor
+from ipam_portal.actors import Actor, Source
 
 from ..errors import IpamError
 
@@ -142,7 +142,7 @@ class IpamCommand(BaseCommand):
                 name = getpass.getuser()
             except (OSError, KeyError):  # no login name in some containers
                 name = "command"
-        return Actor(name, "command")
+        return Actor(name, Source.COMMAND)
 
     def emit(self, options: dict[str, Any], data: object, lines: Callable[[], Iterable[str]]) -> None:
         """Print ``data`` as JSON with ``--json``, else the human ``lines``."""
