@@ -26,15 +26,15 @@ from ipam_portal.api.base import ApiViewSet, request_actor
 from ipam_portal.api.errors import error_body
 from ipam_portal.api.parsers import StrictJSONParser
 from ipam_portal.api.renderers import YAMLRenderer
+from ipam_portal.api.serializers import StrictSerializer
 
 from .. import selectors
 from ..errors import ImportConflict, InvalidManifest, IpamError
 from ..gardener.drift import DRIFT, drift_report, shoot_drift
 from ..models import Seed, Shoot
 from ..names import parse_shoot_key
-from ..services import shoot_get
+from ..selectors import shoot_get
 from ..services.gardener_import import ImportReport, documents_from_data, gardener_import, parse_manifests
-from .serializers import StrictSerializer
 
 
 class ManifestTextParser(BaseParser):

@@ -1,7 +1,5 @@
 """Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
 
-# Reads, importable from here as before (API views, commands and providers use them).
-from ..selectors import select_pool, shoot_get
 from .allocate import allocation_release, pool_allocate
 from .nodes import node_register, node_remove
 from .pools import (
@@ -37,11 +35,9 @@ __all__ = [
     "quota_units",
     "reclaim_all",
     "seed_create",
-    "select_pool",
     "shoot_adopt_ipv6_block",
     "shoot_allocate",
     "shoot_change_ip_families",
-    "shoot_get",
     "shoot_release",
     "shoots_allocate_bulk",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from allocations.api.serializers import StrictSerializer
 from allocations.choices import Provider
+from ipam_portal.api.serializers import StrictSerializer
 
 from ..choices import SHOOT_ACTIONS, AccountType, JobAction
 from ..models import JobStep, ProviderAccount, ProvisioningJob, ReconcileFinding

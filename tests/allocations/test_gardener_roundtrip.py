@@ -102,7 +102,7 @@ def by_family(values: Any) -> dict[int, set[str]]:
 
 def exported(key: str) -> dict[str, Any]:
     project, name = key.split("/")
-    data = selectors.gardener_export(shoots=[services.shoot_get(project, name)], as_list=False)
+    data = selectors.gardener_export(shoots=[selectors.shoot_get(project, name)], as_list=False)
     return yaml.safe_load(yaml.safe_dump(data))  # what a consumer of the YAML sees
 
 
@@ -137,7 +137,7 @@ def test_dry_run_reports_everything_and_writes_nothing(landscape, actor) -> None
 def test_import_reserves_brownfield_ranges_in_the_right_pools(landscape, actor) -> None:
     report = import_corpus(actor)
     assert report.ok and report.written and report.changes == 9
-    gep = services.shoot_get("garden-dev", "os-gep")
+    gep = selectors.shoot_get("garden-dev", "os-gep")
     assert gep.layout == "openstack-gep" and gep.ip_families == ["IPv4", "IPv6"]
     block = selectors.shoot_block_pool(gep)
     assert block.cidr == "2001:db8:0:10::/64" and block.parent.name == "os-v6"
@@ -149,13 +149,13 @@ def test_import_reserves_brownfield_ranges_in_the_right_pools(landscape, actor) 
         "services": ("100.64.0.0/13", "provider-openstack-ipv4"),
     }
     # today's three-subnet layout, recognised from InfrastructureConfig and status
-    assert services.shoot_get("garden-dev", "os-subnets").layout == "openstack-subnets"
+    assert selectors.shoot_get("garden-dev", "os-subnets").layout == "openstack-subnets"
     # provider-assigned: Amazon's /56 and Google's ranges land in the provider pool
-    amazon = selectors.shoot_block_pool(services.shoot_get("garden-ops", "aws-amazon"))
+    amazon = selectors.shoot_block_pool(selectors.shoot_get("garden-ops", "aws-amazon"))
     assert amazon.parent.name == "provider-aws-ipv6" and amazon.parent.kind == PoolKind.PROVIDER
-    byoip = selectors.shoot_block_pool(services.shoot_get("garden-dev", "aws-byoip"))
+    byoip = selectors.shoot_block_pool(selectors.shoot_get("garden-dev", "aws-byoip"))
     assert byoip.parent.name == "aws-v6" and byoip.cidr == "2001:db8:1:100::/56"
-    gcp = services.shoot_get("garden-dev", "gcp-ds")
+    gcp = selectors.shoot_get("garden-dev", "gcp-ds")
     recorded = {a.cidr for a in gcp.allocations.filter(family=6, pool__kind=PoolKind.PROVIDER)}
     assert recorded == {"2600:1900:4000:1a2b::/64", "2600:1900:4000:9f00:0:1::/108"}
     # seeds with their networks, shoot defaults and families
@@ -180,7 +180,7 @@ def test_ipv6_entries_are_matched_by_family_never_by_position(landscape, actor) 
     import_corpus(actor)
     for key in ("garden-dev/os-gep", "garden-dev/os-subnets"):
         project, name = key.split("/")
-        shoot = services.shoot_get(project, name)
+        shoot = selectors.shoot_get(project, name)
         assert {a.family for a in shoot.allocations.filter(role="nodes")} == {4, 6}
 
 
@@ -494,7 +494,7 @@ def test_provider_assigned_ipv6_is_recorded_when_reported(landscape, actor) -> N
     status = later.pop("status")
     first = gi.gardener_import(documents=gi.documents_from_data(later), actor=actor)
     assert "no IPv6 ranges reported yet" in first.documents[0].notes[0]
-    shoot = services.shoot_get("garden-dev", "gcp-later")
+    shoot = selectors.shoot_get("garden-dev", "gcp-later")
     assert selectors.shoot_plan(shoot) is None and shoot_drift(shoot).state == "not-reported"
     status["networking"] = {
         "nodes": ["10.230.0.0/16", "2600:1900:4000:77::/64"],
@@ -528,7 +528,7 @@ def test_drift_report_names_missing_extra_and_different_ranges(landscape, actor)
     }
     report = gi.gardener_import(documents=gi.documents_from_data(body), actor=actor)
     assert report.documents[0].action == "update-status"
-    drift = shoot_drift(services.shoot_get("garden-dev", "os-gep"))
+    drift = shoot_drift(selectors.shoot_get("garden-dev", "os-gep"))
     assert drift.state == "drift"
     found = {(d.network, d.family, d.kind, d.portal, d.gardener) for d in drift.differences}
     assert found == {

@@ -10,7 +10,7 @@ from allocations import selectors
 from allocations.gardener.drift import DRIFT, NOT_REPORTED, drift_lines, drift_report
 from allocations.management.base import IpamCommand
 from allocations.names import parse_shoot_key
-from allocations.services import shoot_get
+from allocations.selectors import shoot_get
 
 
 class Command(IpamCommand):

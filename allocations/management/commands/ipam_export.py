@@ -13,7 +13,7 @@ from allocations.errors import NotFound
 from allocations.management.base import IpamCommand, usage_error
 from allocations.models import Seed
 from allocations.names import parse_shoot_key
-from allocations.services import shoot_get
+from allocations.selectors import shoot_get
 
 
 class Command(IpamCommand):

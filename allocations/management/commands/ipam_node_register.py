@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from allocations import services
+from allocations import selectors, services
 from allocations.management.base import IpamCommand
 
 
@@ -23,7 +23,7 @@ class Command(IpamCommand):
         parser.add_argument("ipv6_address", metavar="IPV6_ADDRESS", help="The node's IPv6 address")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        shoot = services.shoot_get(options["project"], options["name"])
+        shoot = selectors.shoot_get(options["project"], options["name"])
         node, created = services.node_register(
             shoot=shoot, name=options["node"], ipv6_address=options["ipv6_address"], actor=self.actor(options)
         )

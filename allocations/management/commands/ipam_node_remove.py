@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from allocations import services
+from allocations import selectors, services
 from allocations.errors import NotFound
 from allocations.management.base import IpamCommand, allocation_data
 from allocations.models import Allocation, Node
@@ -21,7 +21,7 @@ class Command(IpamCommand):
         parser.add_argument("node", metavar="NODE", help="Node name")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        shoot = services.shoot_get(options["project"], options["name"])
+        shoot = selectors.shoot_get(options["project"], options["name"])
         node = Node.objects.filter(shoot=shoot, name=options["node"]).first()
         if node is None:
             raise NotFound(f"no node named {options['node']!r} in shoot {shoot}", field="node")

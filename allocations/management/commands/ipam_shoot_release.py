@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from allocations import services
+from allocations import selectors, services
 from allocations.management.base import IpamCommand, allocation_data, table
 from allocations.models import Allocation, Shoot
 
@@ -24,7 +24,7 @@ class Command(IpamCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         shoot = services.shoot_release(
-            shoot=services.shoot_get(options["project"], options["name"]), actor=self.actor(options)
+            shoot=selectors.shoot_get(options["project"], options["name"]), actor=self.actor(options)
         )
         released = list(shoot.allocations.select_related("pool").order_by("family", "first", "prefix_length"))
         data = {
