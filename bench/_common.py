@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
+import itertools
 import json
 import math
 import os
@@ -181,6 +183,22 @@ def analyze(tables: Sequence[str]) -> None:
     with connection.cursor() as cursor:
         for table in tables:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+
+
+def bench_actor(name: str) -> Any:
+    """The audit actor a benchmark's writes are recorded under (a command named ``name``)."""
+    from audit.services import Actor
+
+    return Actor(name, "command")
+
+
+def overlaps_in(cidrs: list[str]) -> int:
+    """Adjacent pairs that overlap once sorted by start (0 means pairwise disjoint), duplicates
+    included."""
+    spans = sorted(
+        (int(n.network_address), int(n.broadcast_address)) for n in (ipaddress.ip_network(c) for c in cidrs)
+    )
+    return sum(1 for (_, last), (first, _) in itertools.pairwise(spans) if first <= last)
 
 
 # --- timing, statistics and formatting ----------------------------------------------

@@ -64,7 +64,7 @@ def load_landscape(vendor: str, existing: int) -> dict[str, Any]:
 
     from django.core.management import call_command
 
-    from bench.allocate import prepare_pool
+    from bench._allocate_load import prepare_pool
 
     call_command("ipam_demo", "--no-user", stdout=io.StringIO())
     prepared = prepare_pool(vendor, existing, "fragmented", "ui")
