@@ -70,10 +70,6 @@ OPERATIONS = {
 }
 
 
-class CorrectnessError(Exception):
-    """An answer that breaks the allocation guarantees (exit code 2)."""
-
-
 # --- checks --------------------------------------------------------------------------
 
 
