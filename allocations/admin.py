@@ -9,7 +9,8 @@ services too. Nothing is deleted through the admin.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -65,7 +66,7 @@ class PoolForm(ServiceForm):
 
     def call_service(self) -> Pool:
         data = self.cleaned_data
-        actor = admin_actor(self.request)
+        actor = admin_actor(cast(HttpRequest, self.request))
         rules = PoolRules.from_values({**data, "tags": _split(data.get("tags_text", ""))})
         if self.instance.pk:  # the fixed rules (uniqueness) are read-only here
             return services.pool_update(pool=self.instance, actor=actor, **rules.updatable())
@@ -149,7 +150,7 @@ class AllocationForm(ServiceForm):
         hold = data.get("hold_hours")
         return services.pool_allocate(
             pool=data["pool"],
-            actor=admin_actor(self.request),
+            actor=admin_actor(cast(HttpRequest, self.request)),
             cidr=data.get("cidr") or None,
             prefix_length=data.get("next_prefix_length"),
             owner_type=data["owner_type"],
@@ -157,7 +158,7 @@ class AllocationForm(ServiceForm):
             project=data.get("project") or "",
             label=data.get("label") or "",
             description=data.get("description") or "",
-            hold_until=timezone.now() + timezone.timedelta(hours=hold) if hold else None,
+            hold_until=timezone.now() + timedelta(hours=hold) if hold else None,
         )
 
 
@@ -235,7 +236,7 @@ class SeedForm(ServiceForm):
             services=_split(d["services_text"]),
             shoot_default_pods=_split(d.get("shoot_default_pods_text", "")),
             shoot_default_services=_split(d.get("shoot_default_services_text", "")),
-            actor=admin_actor(self.request),
+            actor=admin_actor(cast(HttpRequest, self.request)),
         )
 
 
@@ -268,7 +269,7 @@ class ShootForm(ServiceForm):
             ip_families=_split(d["ip_families_text"]),
             layout=d.get("layout") or None,
             zones=d.get("zones") or 1,
-            actor=admin_actor(self.request),
+            actor=admin_actor(cast(HttpRequest, self.request)),
         )
         return shoot
 
@@ -312,7 +313,7 @@ class NodeForm(ServiceForm):
             shoot=d["shoot"],
             name=d["name"],
             ipv6_address=str(d["ipv6_address"]),
-            actor=admin_actor(self.request),
+            actor=admin_actor(cast(HttpRequest, self.request)),
         )
         return node
 

@@ -8,7 +8,7 @@ words, as the API and the admin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -124,7 +124,7 @@ class ShootCreateForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         names = sorted(layouts.LAYOUTS)
-        self.fields["layout"].choices = [("", "default"), *((n, n) for n in names)]
+        cast(forms.ChoiceField, self.fields["layout"]).choices = [("", "default"), *((n, n) for n in names)]
 
     def service_kwargs(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)

@@ -9,6 +9,8 @@ then allocates pays for one query.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from ipaddress import IPv6Network
+from typing import cast
 
 from django.db.models import Q
 
@@ -126,7 +128,8 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
             .first()
         )
         services_subnet = recorded.cidr if recorded is not None else None
-    return layout.plan(block.network, zones=shoot.zones, services_subnet=services_subnet)
+    # A shoot block is carved from an IPv6 shoots pool.
+    return layout.plan(cast(IPv6Network, block.network), zones=shoot.zones, services_subnet=services_subnet)
 
 
 _NETWORKING_KNOWN = "_ipam_networking_known"  # attribute of a Shoot instance, see shoot_networking_known

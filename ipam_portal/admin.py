@@ -14,7 +14,7 @@ Nothing is deleted through the admin.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -38,7 +38,7 @@ class ServiceForm(forms.ModelForm):
     def call_service(self) -> Any:
         raise NotImplementedError
 
-    def clean(self) -> dict[str, Any]:
+    def clean(self) -> dict[str, Any] | None:
         cleaned = super().clean()
         if self.errors:
             return cleaned
@@ -57,7 +57,8 @@ class ServiceAdmin(admin.ModelAdmin):
     """Admin whose add/change forms call services; the saved object is the service's result."""
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
+        # Built from ``form``, which a ServiceAdmin sets to a ServiceForm.
+        form = cast("type[ServiceForm]", super().get_form(request, obj, change=change, **kwargs))
         form.request = request
         return form
 
@@ -73,7 +74,7 @@ class ServiceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any] | tuple[Any, ...]:
         """Inlines only show what exists; the add form is the service's input alone."""
         return super().get_inlines(request, obj) if obj is not None else []
 

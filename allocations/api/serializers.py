@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, TypedDict, cast
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -37,6 +37,8 @@ class PrebuiltOutputSerializer(serializers.ModelSerializer):
     schema's source.
     """
 
+    _prebuilt_fields: ClassVar[list[tuple[serializers.Field, str | None]]]  # set by _output_fields
+
     @classmethod
     def _output_fields(cls) -> list[tuple[serializers.Field, str | None]]:
         """The readable fields of the class, each with its method name if it is a method field."""
@@ -53,7 +55,7 @@ class PrebuiltOutputSerializer(serializers.ModelSerializer):
         ret: dict[str, Any] = {}
         for field, method in self._output_fields():
             if method is not None:
-                ret[field.field_name] = getattr(self, method)(instance)
+                ret[cast(str, field.field_name)] = getattr(self, method)(instance)
                 continue
             try:
                 attribute = field.get_attribute(instance)
@@ -61,18 +63,29 @@ class PrebuiltOutputSerializer(serializers.ModelSerializer):
                 continue
             # As DRF: None stays None; a pk-only related value is None when its pk is.
             check_for_none = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
-            ret[field.field_name] = None if check_for_none is None else field.to_representation(attribute)
+            ret[cast(str, field.field_name)] = (
+                None if check_for_none is None else field.to_representation(attribute)
+            )
         return ret
 
 
-PREFIX_LENGTH = {"min_value": 0, "max_value": 128}
+class _Bounds(TypedDict):
+    min_value: int
+    max_value: int
+
+
+PREFIX_LENGTH: _Bounds = {"min_value": 0, "max_value": 128}
 
 
 class PoolSerializer(PrebuiltOutputSerializer):
     family = serializers.IntegerField(read_only=True)
     prefix_length = serializers.IntegerField(read_only=True)
-    parent = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
-    parent_allocation = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    parent: serializers.PrimaryKeyRelatedField[Pool] = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]  # a declared field, not Field.parent (stubs)
+        read_only=True, allow_null=True
+    )
+    parent_allocation: serializers.PrimaryKeyRelatedField[Allocation] = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True
+    )
     provider = serializers.ChoiceField(choices=Provider.choices, allow_blank=True, read_only=True)
     utilisation_url = serializers.SerializerMethodField()
 
@@ -144,7 +157,7 @@ def _pool_rules_fields(*, create: bool) -> dict[str, serializers.Field]:
 class PoolCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     cidr = serializers.CharField(max_length=100, required=False, help_text="Required unless parent is given")
-    parent = serializers.PrimaryKeyRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True)
+    parent = serializers.PrimaryKeyRelatedField(queryset=Pool.objects.all(), required=False, allow_null=True)  # type: ignore[assignment]  # a declared field, not Field.parent (stubs)
     prefix_length = serializers.IntegerField(
         required=False,
         help_text="With parent and no cidr: carve the next free prefix of this length",
@@ -210,7 +223,7 @@ class AllocationCreateSerializer(StrictSerializer):
     )
     role = serializers.ChoiceField(choices=Role.choices, default=Role.BLOCK)
     project = serializers.CharField(required=False, allow_blank=True, default="", max_length=63)
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)  # type: ignore[assignment]  # a declared field, not Field.label (stubs)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
     hold_until = serializers.DateTimeField(
         required=False, help_text="Makes it a hold that lapses at this time"
@@ -306,7 +319,7 @@ class ShootCreateSerializer(StrictSerializer):
 
 
 class ShootSerializer(PrebuiltOutputSerializer):
-    seed = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    seed: serializers.SlugRelatedField[Seed] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     networking = serializers.SerializerMethodField()
 
     class Meta:

@@ -10,6 +10,7 @@ changes nothing).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from ipaddress import IPv4Network, ip_network
 from typing import Any
 
@@ -233,7 +234,7 @@ def gardener_shoots(*, project: str | None = None, shoot: Shoot | None = None) -
 def gardener_export(
     *,
     shoots: QuerySet[Shoot] | list[Shoot],
-    seeds: QuerySet[Seed] | list[Seed] = (),
+    seeds: QuerySet[Seed] | Sequence[Seed] = (),
     as_list: bool = True,
 ) -> dict[str, Any]:
     """A ``List`` of Gardener objects (seeds first, then shoots), ready to dump as YAML.

@@ -138,7 +138,7 @@ class _Collector:
         self.violations: list[GardenerRuleViolation] = []
 
     def add(self, message: str, *, field: str, rule: str, cidr: object = None) -> None:
-        details = {"rule": rule} if cidr is None else {"rule": rule, "cidr": cidr}
+        details: dict[str, object] = {"rule": rule} if cidr is None else {"rule": rule, "cidr": cidr}
         self.violations.append(GardenerRuleViolation(message, field=field, **details))
 
     def parse(
@@ -170,7 +170,7 @@ class _Collector:
 
 
 def _intersect(a: Network, b: Network) -> bool:
-    return a.version == b.version and a.overlaps(b)  # type: ignore[arg-type]
+    return a.version == b.version and a.overlaps(b)
 
 
 def _reserved_message(subject: str, name: str, reserved: Network) -> str:

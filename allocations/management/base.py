@@ -9,7 +9,7 @@ commands.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ipam_portal.management.base import IpamCommand, comma_list, positive_int, table, usage_error, when
 
@@ -98,7 +98,7 @@ def pool_data(pool: Pool) -> dict[str, Any]:
         "kind": pool.kind,
         "uniqueness": pool.uniqueness,
         "purpose": pool.purpose,
-        "parent": pool.parent.name if pool.parent_id else None,
+        "parent": cast(Pool, pool.parent).name if pool.parent_id else None,
         "default_prefix_length": pool.default_prefix_length,
         "min_prefix_length": pool.min_prefix_length,
         "max_prefix_length": pool.max_prefix_length,

@@ -433,6 +433,7 @@ def gardener_import(
 
 
 def _name_of(doc: Document) -> str:
-    meta = doc.body.get("metadata") if isinstance(doc.body.get("metadata"), dict) else {}
+    raw = doc.body.get("metadata")
+    meta = raw if isinstance(raw, dict) else {}
     name = str(meta.get("name", "?"))
     return f"{meta['namespace']}/{name}" if doc.kind == "Shoot" and meta.get("namespace") else name

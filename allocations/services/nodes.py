@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import IPv6Address, IPv6Network
+from typing import cast
 
 from django.db import transaction
 
@@ -12,7 +13,7 @@ from ipam_portal.events import publish
 from .. import events, prefixes
 from ..choices import OwnerType, Purpose, Role, ShootState
 from ..errors import AlreadyExists, InvalidState, IpamError
-from ..models import Node, Pool, Shoot
+from ..models import Allocation, Node, Pool, Shoot
 from .allocate import allocation_release, pool_allocate
 
 
@@ -48,9 +49,15 @@ def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -
         )
         if not node_pools:
             raise InvalidState(f"shoot {shoot} has no IPv6 per-node pod ranges", field="shoot")
+        # family=6 rows and pools under the shoot's IPv6 block: their networks are IPv6.
         node_ranges: list[IPv6Network] = [
-            a.network for a in shoot.allocations.filter(role=Role.NODES, family=6, state="active")
-        ] + [p.network for p in node_pools if p.parent_allocation.role == Role.SUBNET]
+            cast(IPv6Network, a.network)
+            for a in shoot.allocations.filter(role=Role.NODES, family=6, state="active")
+        ] + [
+            cast(IPv6Network, p.network)
+            for p in node_pools
+            if cast(Allocation, p.parent_allocation).role == Role.SUBNET
+        ]
         if not any(address in net for net in node_ranges):
             listed = ", ".join(str(n) for n in node_ranges)
             raise IpamError(

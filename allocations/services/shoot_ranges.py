@@ -10,7 +10,8 @@ checked against Gardener's rules before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from ipaddress import IPv6Network
+from typing import Any, cast
 
 from audit.services import Actor
 
@@ -185,7 +186,8 @@ def shoot_ipv6_allocate(
     block = pool_allocate_staged(
         pool=source,
         actor=actor,
-        **({"cidr": cidr} if cidr is not None else {"prefix_length": layout.block_prefix_length}),
+        cidr=cidr,
+        prefix_length=None if cidr is not None else layout.block_prefix_length,
         owner_type=OwnerType.SHOOT,
         role=Role.BLOCK,
         label=name,
@@ -201,7 +203,7 @@ def shoot_ipv6_allocate(
         kind=source.kind,
         description=f"IPv6 block of shoot {shoot} ({layout.name})",
     )
-    plan = layout.plan(block_pool.network, zones=shoot.zones)
+    plan = layout.plan(cast(IPv6Network, block_pool.network), zones=shoot.zones)
     # kube-controller-manager cuts the pod network into per-node ranges of the layout's size
     node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
     gardener.validate_shoot(

@@ -165,7 +165,7 @@ def _map_svg(amap: selectors.AddressMap, columns: int) -> dict[str, Any]:
     cell_w, cell_h, gap = 40, 26, 2
     rows_n = (len(amap.cells) + columns - 1) // columns
     width, height = columns * (cell_w + gap), rows_n * (cell_h + gap)
-    title = escape(
+    title: str = escape(
         f"Address space of {amap.view}: allocated, child pools, reserved, quarantined and free space"
     )
     parts = [
@@ -188,12 +188,12 @@ def _map_svg(amap: selectors.AddressMap, columns: int) -> dict[str, Any]:
         parts.append(
             f'<title>{title}</title><rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" class="free"/>'
         )
-        top = y + cell_h
+        top: float = y + cell_h
         for category in selectors.MAP_CATEGORIES:
             used = cell.used.get(category, 0)
             if not used:
                 continue
-            fill = cell_h if cell.whole else max(2.0, cell_h * used / cell.size)
+            fill: float = cell_h if cell.whole else max(2.0, cell_h * used / cell.size)
             fill = min(fill, top - y)
             top -= fill
             parts.append(

@@ -82,15 +82,15 @@ def when(value: Any) -> str | None:
 
 def table(rows: Iterable[Sequence[object]], indent: str = "") -> list[str]:
     """Rows as left-aligned columns (the last column is not padded)."""
-    rows = [[("-" if cell is None or cell == "" else str(cell)) for cell in row] for row in rows]
-    if not rows:
+    text = [[("-" if cell is None or cell == "" else str(cell)) for cell in row] for row in rows]
+    if not text:
         return []
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
+    widths = [max(len(row[i]) for row in text if i < len(row)) for i in range(max(map(len, text)))]
     return [
         indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "  " + row[-1]
         if len(row) > 1
         else indent + row[0]
-        for row in rows
+        for row in text
     ]
 
 
@@ -103,6 +103,7 @@ class IpamCommand(BaseCommand):
     # The commands touch only models and services; the full system checks (URLs,
     # admin, templates) belong to `manage.py check` in CI, not to every cron run.
     requires_system_checks: list[str] = []
+    _called_from_command_line: bool  # BaseCommand's (set by run_from_argv); django-stubs omit it
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)

@@ -57,7 +57,7 @@ def _classify(
         if held is None:
             return FindingStatus.DRIFTED, None, f"tagged for {r.shoot}, which the portal does not hold"
         # A cloud subnet carved from a range the shoot holds (AWS zone subnets) is consistent too.
-        if any(net.version == p.version and net.subnet_of(p) for p in held[1]):  # type: ignore[arg-type]
+        if any(net.version == p.version and net.subnet_of(p) for p in held[1]):
             return FindingStatus.MATCHING, None, ""
         return FindingStatus.DRIFTED, None, f"{held[0]} holds no range containing {net}"
     exact = ipam.allocations_containing(net).filter(cidr=str(net), state__in=LIVE_STATES).first()

@@ -17,13 +17,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from allocations.errors import IpamError
+from allocations.models import Shoot
 from allocations.services import shoot_adopt_ipv6_block
 from audit.services import Actor, audit_record
 
@@ -117,7 +118,7 @@ class _Step:
                 live.update(deleted_at=timezone.now())
                 CloudResource.objects.create(
                     account=ctx.job.account,
-                    shoot=ctx.job.shoot,
+                    shoot=cast(Shoot, ctx.job.shoot),  # a resource always belongs to the job's shoot
                     key=key,
                     kind=kind,
                     resource_id=resource_id,

@@ -80,7 +80,7 @@ class DryRunHarness:
     def routes(self, spec: ShootSpec) -> set[tuple[str, str]]:
         details = self._last_step_details(spec, "routes", (JobAction.PROVISION, JobAction.SYNC_ROUTES))
         assert len(details) == 1
-        return {tuple(route.split(" via ")) for route in details[0]["routes"]}  # type: ignore[misc]
+        return {tuple(route.split(" via ")) for route in details[0]["routes"]}
 
     def expected_routes(self, spec: ShootSpec) -> set[tuple[str, str]]:
         return {(n.destination, n.address) for n in spec.nodes}

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         )
         for row in rows:
             self.stdout.write(f"{row['subscriber']}\t{row['state']}\t{row['n']}")
-        for row in OutboxMessage.objects.filter(state=OutboxMessage.State.FAILED).order_by("pk")[:20]:
+        for msg in OutboxMessage.objects.filter(state=OutboxMessage.State.FAILED).order_by("pk")[:20]:
             self.stdout.write(
-                f"failed #{row.pk} {row.event_type} {row.subject} → {row.subscriber}: {row.last_error}"
+                f"failed #{msg.pk} {msg.event_type} {msg.subject} → {msg.subscriber}: {msg.last_error}"
             )
