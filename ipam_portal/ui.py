@@ -24,13 +24,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 
 from .access import policy
 from .actors import Actor, Source
 
 PAGE_SIZE = 50
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]  # streamed responses (CSV exports) are views too
 #: ``contributor(request, **objects)`` → extra template context of a page.
 ContextContributor = Callable[..., dict[str, Any]]
 
@@ -68,7 +69,7 @@ def reader(view: View) -> View:
 
     @login_required
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not policy().may_read(request.user):
             raise PermissionDenied("your account has no role in the IPAM portal")
         return view(request, *args, **kwargs)
