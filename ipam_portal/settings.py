@@ -253,6 +253,11 @@ PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT",
 # IPAM rules.
 # How long a released prefix stays quarantined before it can be handed out again.
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
+# What a project may take by hand (manual allocations and holds) from a global pool that sets no
+# project_quota, as a share of the pool: no project takes a region by accident. 100: no limit.
+IPAM_DEFAULT_PROJECT_QUOTA_PERCENT = env_int("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT", 25)
+if not 1 <= IPAM_DEFAULT_PROJECT_QUOTA_PERCENT <= 100:
+    raise ImproperlyConfigured("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT: expected 1 to 100")
 # Default lifetime of a hold (a reservation with an expiry) when none is given.
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
 

@@ -5,6 +5,13 @@ In a global pool a prefix is taken out of the free-space index
 allocation; the exclusion constraint (PostgreSQL) is the last guard against an
 overlap. A per-shoot pool keeps no free space: each shoot's live allocations
 are read and the lowest free /N among them is computed in memory.
+
+A shoot's own pools (its block, its per-node pod ranges) take allocations from
+that shoot's services only (owner ``shoot`` or ``node``, with the shoot given),
+never from a manual request — an admin's neither: a hand-made range inside a
+shoot's block would take a node's pod range or a range its layout plans. Who may
+allocate by hand from the other pools is :mod:`accounts.roles`' answer, asked by
+every door before it calls :func:`pool_allocate`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from ipam_portal.events import publish
 from .. import events, freespace, prefixes
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, AllocationTransition, OwnerType, Role
 from ..errors import (
+    Forbidden,
     InvalidState,
     IpamError,
     OutsidePool,
@@ -37,6 +45,9 @@ from ..selectors import containing_keys
 from .quota import charge_quota, quota_units
 from .reclaim import allocation_check, allocation_transition, free_allocation, pool_reclaim, reclaimed_any
 from .units import in_unit_of_work, step, unit_cache_clear
+
+#: The owners a shoot's services allocate for: the only ones a shoot's own pools accept.
+SHOOT_SERVICE_OWNERS = frozenset({OwnerType.SHOOT, OwnerType.NODE})
 
 
 def pools_changed(pools: Iterable[Pool]) -> None:
@@ -198,6 +209,12 @@ def allocation_request(
     check_choice(role, Role, "role")
     if pool.retired_at is not None:
         raise InvalidState(f"pool {pool.name} is retired", field="pool")
+    if pool.purpose in SHOOT_OWN_PURPOSES and (shoot is None or owner_type not in SHOOT_SERVICE_OWNERS):
+        raise Forbidden(
+            f"pool {pool.name} belongs to a shoot: only that shoot's services allocate from it "
+            "(create or change the shoot, register a node)",
+            field="pool",
+        )
     if cidr is not None and prefix_length is not None:
         net_given = prefixes.parse_prefix(cidr, field="cidr", family=pool.family)
         if net_given.prefixlen != prefix_length:
@@ -268,7 +285,7 @@ def new_allocation(
 ) -> Allocation:
     """The unsaved allocation of ``net`` (already taken from the pool), its quota charged."""
     units = quota_units(net.version, net.prefixlen)
-    charge_quota(pool, project, units)
+    charge_quota(pool, project, units, owner_type)
     allocation = Allocation(
         pool=pool,
         scope=scope,
