@@ -3,8 +3,8 @@
 A user's role comes from Django: superusers and members of the group ``admin``
 are admins; the groups ``operator`` and ``auditor`` give those roles. Anyone
 else authenticated may read nothing. One place answers "may this user write
-for this project?" and "may this user allocate by hand from this pool?" — the
-API, UI and admin all ask here.
+for this project?", "may this user allocate by hand from this pool?" and "may this
+user choose a quarantine?" — the API, UI and admin all ask here.
 
 Like Django's permission cache (``ModelBackend``), a user object remembers its
 groups' role and its projects once read: a request loads its user afresh, and its
@@ -121,3 +121,8 @@ def may_allocate_manually_from(user: Any, delegated_projects: Collection[str]) -
     """Whether ``user`` may allocate by hand from such a pool for some project (offers the form)."""
     role = user_role(user)
     return role == ADMIN or (role == OPERATOR and bool(set(delegated_projects) & user_projects(user)))
+
+
+def may_choose_quarantine(user: Any) -> bool:
+    """Only admins choose how long a released prefix stays quarantined; everyone else gets the default."""
+    return user_role(user) == ADMIN

@@ -115,9 +115,29 @@ class AllocateForm(forms.Form):
 
 
 class ReleaseForm(forms.Form):
-    """Confirmation of a release (the quarantine is the service's default)."""
+    """Confirmation of a release; admins may choose the quarantine (others get the service's default)."""
 
     confirm = forms.BooleanField(required=True, label="Yes, release it")
+    quarantine_seconds = forms.IntegerField(
+        required=False, min_value=0, help_text="Empty: IPAM_QUARANTINE_SECONDS; 0 frees it at once"
+    )
+
+    def __init__(self, *args: Any, may_choose_quarantine: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.may_choose_quarantine = may_choose_quarantine
+        if not may_choose_quarantine:  # not offered; sent anyway, it is refused on its field
+            self.fields["quarantine_seconds"].widget = forms.HiddenInput()
+
+    def clean_quarantine_seconds(self) -> int | None:
+        seconds = self.cleaned_data.get("quarantine_seconds")
+        if seconds is not None and not self.may_choose_quarantine:
+            raise forms.ValidationError("only admins choose the quarantine")
+        return seconds
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The ``allocation_release`` keywords: the quarantine when an admin chose one."""
+        seconds = self.cleaned_data.get("quarantine_seconds")
+        return {} if seconds is None else {"quarantine_seconds": seconds}
 
 
 class ShootCreateForm(forms.Form):

@@ -229,8 +229,7 @@ class ReleaseSerializer(StrictSerializer):
     quarantine_seconds = serializers.IntegerField(
         required=False,
         min_value=0,
-        max_value=10 * 365 * 24 * 3600,
-        help_text="Default: IPAM_QUARANTINE_SECONDS",
+        help_text="Admins only; default IPAM_QUARANTINE_SECONDS, at most IPAM_QUARANTINE_MAX_SECONDS",
     )
 
 

@@ -172,6 +172,11 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
     def _release(self, request: Request) -> Response:
         data = _validated(s.ReleaseSerializer, request.data)
+        if "quarantine_seconds" in data and not roles.may_choose_quarantine(request.user):
+            raise Forbidden(
+                "only admins choose the quarantine: leave quarantine_seconds out for the default",
+                field="quarantine_seconds",
+            )
         allocation = services.allocation_release(
             allocation=self.get_object(), actor=request_actor(request), **data
         )

@@ -312,14 +312,17 @@ def allocation_release(
 ) -> Allocation:
     """Release a prefix: into quarantine (default ``IPAM_QUARANTINE_SECONDS``), or free at once.
 
-    A quarantined prefix is not handed out until it expires (or an admin purges
+    ``quarantine_seconds`` lies between 0 (free at once) and ``IPAM_QUARANTINE_MAX_SECONDS``,
+    whoever asks; only admins may choose it (:func:`accounts.roles.may_choose_quarantine`,
+    asked by the doors). A quarantined prefix is not handed out until it expires (or an admin purges
     it); then it returns to the free space with its buddies merged. Holds and
     prefixes released with a quarantine of 0 are freed at once. An allocation a
     live child pool was carved from cannot be released until that pool is empty.
     """
+    seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
+    check_quarantine(seconds)
     with transaction.atomic():
         allocation = Allocation.objects.select_for_update().select_related("pool").get(pk=allocation.pk)
-        seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
         at_once = allocation.owner_type == OwnerType.RESERVATION or seconds == 0
         transition = AllocationTransition.RELEASE if at_once else AllocationTransition.QUARANTINE
         allocation_check(allocation, transition)
@@ -333,8 +336,6 @@ def allocation_release(
                 )
             _pool_retire(child, actor)
         before = allocation.snapshot()
-        if seconds < 0:
-            raise IpamError("quarantine cannot be negative", field="quarantine_seconds")
         now = timezone.now()
         allocation.released_by = actor.name
         allocation.released_at = now
@@ -355,6 +356,22 @@ def allocation_release(
         until = None if at_once or allocation.expires_at is None else allocation.expires_at.isoformat()
         publish(events.AllocationReleased.of(allocation, how=str(transition), until=until), actor=actor)
     return allocation
+
+
+def check_quarantine(seconds: int) -> None:
+    """A quarantine is a whole number of seconds from 0 to ``IPAM_QUARANTINE_MAX_SECONDS``."""
+    field = "quarantine_seconds"
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise IpamError("quarantine_seconds must be a whole number", field=field)
+    if seconds < 0:
+        raise IpamError("quarantine cannot be negative", field=field)
+    longest = settings.IPAM_QUARANTINE_MAX_SECONDS
+    if seconds > longest:
+        raise IpamError(
+            f"a quarantine of {seconds} s is longer than the longest allowed, {longest} s "
+            "(IPAM_QUARANTINE_MAX_SECONDS)",
+            field=field,
+        )
 
 
 def _pool_retire(pool: Pool, actor: Actor) -> None:

@@ -287,10 +287,13 @@ def allocation_release(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirmation page, then release into quarantine (``allocation_release``)."""
     allocation = get_object_or_404(Allocation.objects.select_related("pool"), pk=pk)
     require_project_write(request, allocation.project)
-    form = ReleaseForm(request.POST if request.method == "POST" else None)
+    may_choose = roles.may_choose_quarantine(request.user)
+    form = ReleaseForm(request.POST if request.method == "POST" else None, may_choose_quarantine=may_choose)
     if request.method == "POST" and form.is_valid():
         try:
-            services.allocation_release(allocation=allocation, actor=ui_actor(request))
+            services.allocation_release(
+                allocation=allocation, actor=ui_actor(request), **form.service_kwargs()
+            )
         except IpamError as exc:
             add_service_error(form, exc)
         else:

@@ -5,7 +5,8 @@ owns the shoot's own pools —, operator of another project, auditor, admin) ×
 door (API pool allocate, UI allocate form, release through the API and the UI) ×
 pool kind (a pool delegated to the demo project, an undelegated regional shoots
 pool, a shoot's own pools, the root pool). Then the issue's reproduction (twelve
-/49s asked for by an operator) and the default project quota.
+/49s asked for by an operator), the default project quota, and the quarantine
+rules.
 """
 
 from __future__ import annotations
@@ -365,3 +366,81 @@ def test_the_allocate_form_is_offered_where_the_user_may_allocate(ui: dict[str, 
     assert offered("op-in", delegated()) and not offered("op-out", delegated())
     assert not offered("op-in", undelegated()) and offered("admin", undelegated())
     assert not offered("admin", shoot_block()) and not offered("auditor", root())
+
+
+# --- quarantine: only admins choose it, bounded for everyone --------------------------
+
+
+def _allocation() -> Allocation:
+    return manual_allocation("delegated")
+
+
+@pytest.mark.parametrize("seconds", [0, 3600, 10 * 365 * 24 * 3600])
+def test_an_operator_cannot_choose_the_quarantine(api: dict[str, APIClient], seconds: int) -> None:
+    allocation = _allocation()
+    for how in ("post", "delete"):
+        with nothing_written():
+            if how == "post":
+                response = api["op-in"].post(
+                    f"/api/v1/allocations/{allocation.pk}/release/",
+                    {"quarantine_seconds": seconds},
+                    format="json",
+                )
+            else:
+                response = api["op-in"].delete(
+                    f"/api/v1/allocations/{allocation.pk}/", {"quarantine_seconds": seconds}, format="json"
+                )
+        assert_error(response, 403, field="quarantine_seconds", code="forbidden")
+    default = api["op-in"].post(f"/api/v1/allocations/{allocation.pk}/release/", {}, format="json")
+    assert default.status_code == 200 and default.json()["state"] == "quarantined"
+
+
+def test_an_admin_chooses_within_the_bound(api: dict[str, APIClient]) -> None:
+    allocation = _allocation()
+    url = f"/api/v1/allocations/{allocation.pk}/release/"
+    with override_settings(IPAM_QUARANTINE_MAX_SECONDS=3600):
+        with nothing_written():
+            too_long = api["admin"].post(url, {"quarantine_seconds": 3601}, format="json")
+        assert (
+            "IPAM_QUARANTINE_MAX_SECONDS" in assert_error(too_long, 400, field="quarantine_seconds")["detail"]
+        )
+        with nothing_written():
+            huge = api["admin"].post(url, {"quarantine_seconds": 10**30}, format="json")
+        assert_error(huge, 400, field="quarantine_seconds")
+        done = api["admin"].post(url, {"quarantine_seconds": 3600}, format="json")
+    assert done.status_code == 200 and done.json()["state"] == "quarantined"
+    freed = api["admin"].post(
+        f"/api/v1/allocations/{_allocation().pk}/release/", {"quarantine_seconds": 0}, format="json"
+    )
+    assert freed.json()["state"] == "released"
+
+
+def test_the_bound_is_the_default_thirty_days(landscape: dict[str, str]) -> None:
+    with pytest.raises(IpamError) as exc:
+        services.allocation_release(allocation=_allocation(), actor=SETUP, quarantine_seconds=30 * 86400 + 1)
+    assert exc.value.field == "quarantine_seconds"
+
+
+def test_the_ui_and_the_command_show_the_quarantine_on_its_field(ui: dict[str, Client]) -> None:
+    allocation = _allocation()
+    url = f"/allocations/{allocation.pk}/release/"
+    with nothing_written():
+        refused = ui["op-in"].post(url, {"confirm": "on", "quarantine_seconds": "0"})
+    assert (
+        refused.status_code == 400
+        and "only admins" in refused.context["form"].errors["quarantine_seconds"][0]
+    )
+    assert b'name="quarantine_seconds"' in ui["admin"].get(url).content
+    with nothing_written():
+        too_long = ui["admin"].post(url, {"confirm": "on", "quarantine_seconds": str(10**9)})
+    assert (
+        too_long.status_code == 400 and "longest" in too_long.context["form"].errors["quarantine_seconds"][0]
+    )
+    assert ui["admin"].post(url, {"confirm": "on", "quarantine_seconds": "0"}).status_code == 302
+    allocation.refresh_from_db()
+    assert allocation.state == AllocationState.RELEASED
+    other = _allocation()
+    with pytest.raises(CommandError, match="quarantine_seconds: a quarantine of"):
+        call_command(
+            "ipam_release", "--id", str(other.pk), "--quarantine-seconds", str(10**9), stdout=io.StringIO()
+        )
