@@ -3,7 +3,8 @@
 A user's role comes from Django: superusers and members of the group ``admin``
 are admins; the groups ``operator`` and ``auditor`` give those roles. Anyone
 else authenticated may read nothing. One place answers "may this user write
-for this project?" — the API, UI and admin all ask here.
+for this project?", "may this user allocate by hand from this pool?" and "may this
+user choose a quarantine?" — the API, UI and admin all ask here.
 
 Like Django's permission cache (``ModelBackend``), a user object remembers its
 groups' role and its projects once read: a request loads its user afresh, and its
@@ -15,6 +16,7 @@ that object's memory (:func:`forget`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from typing import Any, cast
 
 ADMIN = "admin"
@@ -85,4 +87,42 @@ def project_write_refusal(user: Any, project: str) -> str | None:
 
 def may_administer(user: Any) -> bool:
     """Pools, seeds and other shared data: admins only."""
+    return user_role(user) == ADMIN
+
+
+def manual_allocation_refusal(user: Any, *, delegated_projects: Collection[str], project: Any) -> str | None:
+    """Why ``user`` may not allocate by hand, for ``project``, from a pool delegated to ``delegated_projects``.
+
+    None when allowed. Admins allocate from every pool (for any project or none);
+    operators only for a project they are a member of *and* the pool is delegated to
+    (a pool's ``delegated_projects``; empty: admins only); auditors never. A shoot's
+    own pools refuse every manual allocation in the service, whoever asks.
+    """
+    role = user_role(user)
+    if role == ADMIN:
+        return None
+    if role != OPERATOR:
+        return "your role cannot allocate"
+    if not isinstance(project, str) or not project:
+        return "give a Gardener project you are a member of and the pool is delegated to"
+    if project not in user_projects(user):
+        return f"you are not a member of project {project!r}"
+    if project not in delegated_projects:
+        return f"this pool is not delegated to project {project!r}: only admins allocate from it by hand"
+    return None
+
+
+def may_allocate_manually(user: Any, delegated_projects: Collection[str], project: Any) -> bool:
+    """Whether :func:`manual_allocation_refusal` allows it."""
+    return manual_allocation_refusal(user, delegated_projects=delegated_projects, project=project) is None
+
+
+def may_allocate_manually_from(user: Any, delegated_projects: Collection[str]) -> bool:
+    """Whether ``user`` may allocate by hand from such a pool for some project (offers the form)."""
+    role = user_role(user)
+    return role == ADMIN or (role == OPERATOR and bool(set(delegated_projects) & user_projects(user)))
+
+
+def may_choose_quarantine(user: Any) -> bool:
+    """Only admins choose how long a released prefix stays quarantined; everyone else gets the default."""
     return user_role(user) == ADMIN

@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import roles
 from ipam_portal.admin import (
     AddOnlyAdmin,
     ReadOnlyAdmin,
@@ -28,7 +29,7 @@ from ipam_portal.admin import (
 )
 
 from . import pool_rules, services
-from .errors import IpamError
+from .errors import Forbidden, IpamError
 from .models import Allocation, FreeBlock, Node, Pool, ProjectUsage, Seed, Shoot
 from .pool_rules import PoolRules
 from .selectors import pool_utilisation
@@ -53,21 +54,38 @@ class PoolForm(ServiceForm):
         help_text="With a parent and no CIDR",
     )
     tags_text = forms.CharField(required=False, label="Tags", help_text="Comma-separated")
+    delegated_projects_text = forms.CharField(
+        required=False,
+        label="Delegated projects",
+        help_text="Comma-separated Gardener projects whose operators may allocate by hand (empty: admins only)",
+    )
 
     class Meta:
         model = Pool
-        # tags are edited as text (tags_text)
-        fields = ["name", "cidr", "parent", *(name for name in pool_rules.NAMES if name != "tags")]
+        # the list rules are edited as text (tags_text, delegated_projects_text)
+        fields = [
+            "name",
+            "cidr",
+            "parent",
+            *(name for name in pool_rules.NAMES if name not in pool_rules.LISTS),
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["tags_text"].initial = ", ".join(self.instance.tags)
+            self.fields["delegated_projects_text"].initial = ", ".join(self.instance.delegated_projects)
 
     def call_service(self) -> Pool:
         data = self.cleaned_data
         actor = admin_actor(cast(HttpRequest, self.request))
-        rules = PoolRules.from_values({**data, "tags": _split(data.get("tags_text", ""))})
+        rules = PoolRules.from_values(
+            {
+                **data,
+                "tags": _split(data.get("tags_text", "")),
+                "delegated_projects": _split(data.get("delegated_projects_text", "")),
+            }
+        )
         if self.instance.pk:  # the fixed rules (uniqueness) are read-only here
             return services.pool_update(pool=self.instance, actor=actor, **rules.updatable())
         return services.pool_create(
@@ -148,6 +166,14 @@ class AllocationForm(ServiceForm):
     def call_service(self) -> Allocation:
         data = self.cleaned_data
         hold = data.get("hold_hours")
+        # The admin site is open to staff users of any role: the same answer as the API and UI.
+        refusal = roles.manual_allocation_refusal(
+            self.request.user,
+            delegated_projects=data["pool"].delegated_projects,
+            project=data.get("project") or "",
+        )
+        if refusal:
+            raise Forbidden(refusal, field="project")
         return services.pool_allocate(
             pool=data["pool"],
             actor=admin_actor(cast(HttpRequest, self.request)),

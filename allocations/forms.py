@@ -27,6 +27,11 @@ def add_service_error(form: forms.Form, exc: IpamError) -> None:
     form.add_error(field, exc.message)
 
 
+def comma_list(text: str) -> list[str]:
+    """``a, b,c`` as a list, blanks dropped (list rules edited as text)."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
 def _blank_to_none(value: Any) -> Any:
     return None if value in ("", None) else value
 
@@ -61,6 +66,11 @@ class PoolCreateForm(forms.Form):
     project_quota = forms.IntegerField(
         required=False, min_value=0, help_text="Per Gardener project: /64s for IPv6, addresses for IPv4"
     )
+    delegated_projects = forms.CharField(
+        required=False,
+        max_length=10000,
+        help_text="Comma-separated Gardener projects whose operators may allocate by hand (empty: admins only)",
+    )
     provider = forms.ChoiceField(choices=[("", "—"), *Provider.choices], required=False)
     region = forms.CharField(max_length=64, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -69,6 +79,7 @@ class PoolCreateForm(forms.Form):
         """The keyword arguments of ``pool_create``: the pool's rules as one value, empty values left out."""
         data = dict(self.cleaned_data)
         data["cidr"] = _blank_to_none(data["cidr"].strip())
+        data["delegated_projects"] = comma_list(data["delegated_projects"])
         rules, rest = PoolRules.split({k: v for k, v in data.items() if v is not None})
         return {**rest, "rules": rules}
 
@@ -104,9 +115,29 @@ class AllocateForm(forms.Form):
 
 
 class ReleaseForm(forms.Form):
-    """Confirmation of a release (the quarantine is the service's default)."""
+    """Confirmation of a release; admins may choose the quarantine (others get the service's default)."""
 
     confirm = forms.BooleanField(required=True, label="Yes, release it")
+    quarantine_seconds = forms.IntegerField(
+        required=False, min_value=0, help_text="Empty: IPAM_QUARANTINE_SECONDS; 0 frees it at once"
+    )
+
+    def __init__(self, *args: Any, may_choose_quarantine: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.may_choose_quarantine = may_choose_quarantine
+        if not may_choose_quarantine:  # not offered; sent anyway, it is refused on its field
+            self.fields["quarantine_seconds"].widget = forms.HiddenInput()
+
+    def clean_quarantine_seconds(self) -> int | None:
+        seconds = self.cleaned_data.get("quarantine_seconds")
+        if seconds is not None and not self.may_choose_quarantine:
+            raise forms.ValidationError("only admins choose the quarantine")
+        return seconds
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The ``allocation_release`` keywords: the quarantine when an admin chose one."""
+        seconds = self.cleaned_data.get("quarantine_seconds")
+        return {} if seconds is None else {"quarantine_seconds": seconds}
 
 
 class ShootCreateForm(forms.Form):

@@ -90,6 +90,11 @@ class Pool(PrefixFields):
     project_quota = models.BigIntegerField(
         null=True, blank=True, help_text="Per Gardener project: /64s for IPv6, addresses for IPv4"
     )
+    delegated_projects = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Gardener projects whose operators may allocate from this pool by hand (empty: admins only)",
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices, blank=True)
     region = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)

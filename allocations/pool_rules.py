@@ -2,7 +2,8 @@
 
 :class:`PoolRules` is what a pool is besides its name and prefix: kind,
 uniqueness, purpose, the prefix-length bounds and default, the fit policy, the
-quota, the provider scope, description and tags. The services take it, and the
+quota, the projects the pool is delegated to, the provider scope, description and
+tags. The services take it, and the
 admin form, the API serializers and the ``ipam_pool_create`` command build it,
 so a pool setting is declared here once. No database access here.
 """
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import prefixes
-from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
+from .choices import SHOOT_OWN_PURPOSES, FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError, PrefixLengthNotAllowed
 
 if TYPE_CHECKING:
@@ -26,8 +27,10 @@ class PoolRules:
     """The settings of one pool (the defaults are a new pool's).
 
     Invariants once :meth:`check` passed: every choice is one of its choices, the
-    quota is not negative, and the length bounds lie inside the pool's prefix with
-    ``min <= default <= max``. ``uniqueness`` is fixed at creation (free space is
+    quota is not negative, the length bounds lie inside the pool's prefix with
+    ``min <= default <= max``, and ``delegated_projects`` (the Gardener projects whose
+    operators may allocate from the pool by hand; empty: admins only) are distinct
+    project names, none on a shoot's own pool. ``uniqueness`` is fixed at creation (free space is
     kept per global pool); every other rule may change (:data:`UPDATABLE`).
     """
 
@@ -39,6 +42,7 @@ class PoolRules:
     max_prefix_length: int | None = None
     fit_policy: str = FitPolicy.LOWEST_FIRST
     project_quota: int | None = None
+    delegated_projects: tuple[str, ...] = ()
     provider: str = ""
     region: str = ""
     description: str = ""
@@ -46,6 +50,7 @@ class PoolRules:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "delegated_projects", tuple(self.delegated_projects))
 
     @classmethod
     def of(cls, pool: Pool) -> PoolRules:
@@ -70,7 +75,7 @@ class PoolRules:
         """Set the rules on a pool instance (not saved)."""
         for name in NAMES:
             value = getattr(self, name)
-            setattr(pool, name, list(value) if name == "tags" else value)
+            setattr(pool, name, list(value) if name in LISTS else value)
 
     def check(self, net: prefixes.IPNetwork | None = None) -> None:
         """Refuse a rule that is not valid; the length rules only when the prefix is known."""
@@ -82,8 +87,26 @@ class PoolRules:
             check_choice(self.provider, Provider, "provider")
         if self.project_quota is not None and self.project_quota < 0:
             raise IpamError("a quota cannot be negative", field="project_quota")
+        self.check_delegation()
         if net is not None:
             self.check_lengths(net)
+
+    def check_delegation(self) -> None:
+        """Delegated projects are Gardener project names, each once; a shoot's own pool has none."""
+        field = "delegated_projects"
+        for project in self.delegated_projects:
+            if not isinstance(project, str) or not project.strip() or len(project) > PROJECT_NAME_MAX:
+                raise IpamError(
+                    f"{project!r} is not a Gardener project name (1 to {PROJECT_NAME_MAX} characters)",
+                    field=field,
+                )
+        if len(set(self.delegated_projects)) != len(self.delegated_projects):
+            raise IpamError("a project is listed twice", field=field)
+        if self.delegated_projects and self.purpose in SHOOT_OWN_PURPOSES:
+            raise IpamError(
+                f"a {self.purpose} pool belongs to one shoot and takes allocations from its services only",
+                field=field,
+            )
 
     def check_lengths(self, net: prefixes.IPNetwork) -> None:
         """The length bounds and default lie inside ``net`` and in order."""
@@ -111,6 +134,9 @@ class PoolRules:
 
 
 NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PoolRules))
+#: The rules that are lists (stored as JSON lists, tuples in :class:`PoolRules`).
+LISTS = frozenset({"tags", "delegated_projects"})
+PROJECT_NAME_MAX = 63  # as Gardener's project names (and Allocation.project)
 DEFAULTS = PoolRules()
 UPDATABLE: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(PoolRules) if not f.metadata.get("fixed")

@@ -253,6 +253,15 @@ PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT",
 # IPAM rules.
 # How long a released prefix stays quarantined before it can be handed out again.
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
+# The longest quarantine an admin may choose on release (operators always get the default).
+IPAM_QUARANTINE_MAX_SECONDS = env_int("IPAM_QUARANTINE_MAX_SECONDS", 30 * 24 * 3600)
+# What a project may take by hand (manual allocations and holds) from a global pool that sets no
+# project_quota, as a share of the pool: no project takes a region by accident. 100: no limit.
+IPAM_DEFAULT_PROJECT_QUOTA_PERCENT = env_int("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT", 25)
+if not 1 <= IPAM_DEFAULT_PROJECT_QUOTA_PERCENT <= 100:
+    raise ImproperlyConfigured("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT: expected 1 to 100")
+if not 0 <= IPAM_QUARANTINE_SECONDS <= IPAM_QUARANTINE_MAX_SECONDS:
+    raise ImproperlyConfigured("IPAM_QUARANTINE_SECONDS: expected 0 to IPAM_QUARANTINE_MAX_SECONDS")
 
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")

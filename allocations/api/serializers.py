@@ -87,6 +87,7 @@ class PoolSerializer(PrebuiltOutputSerializer):
         read_only=True, allow_null=True
     )
     provider = serializers.ChoiceField(choices=Provider.choices, allow_blank=True, read_only=True)
+    delegated_projects = serializers.ListField(child=serializers.CharField(), read_only=True)
     utilisation_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -107,6 +108,7 @@ class PoolSerializer(PrebuiltOutputSerializer):
             "max_prefix_length",
             "fit_policy",
             "project_quota",
+            "delegated_projects",
             "provider",
             "region",
             "description",
@@ -142,6 +144,12 @@ def _pool_rules_fields(*, create: bool) -> dict[str, serializers.Field]:
         "fit_policy": serializers.ChoiceField(choices=FitPolicy.choices, **given("fit_policy")),
         "project_quota": serializers.IntegerField(
             required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+        ),
+        "delegated_projects": serializers.ListField(
+            child=serializers.CharField(max_length=pool_rules.PROJECT_NAME_MAX),
+            required=False,
+            max_length=1000,
+            help_text="Gardener projects whose operators may allocate from the pool by hand (empty: admins only)",
         ),
         "provider": serializers.ChoiceField(choices=Provider.choices, allow_blank=True, **given("provider")),
         "region": serializers.CharField(max_length=64, allow_blank=True, **given("region")),
@@ -234,8 +242,7 @@ class ReleaseSerializer(StrictSerializer):
     quarantine_seconds = serializers.IntegerField(
         required=False,
         min_value=0,
-        max_value=10 * 365 * 24 * 3600,
-        help_text="Default: IPAM_QUARANTINE_SECONDS",
+        help_text="Admins only; default IPAM_QUARANTINE_SECONDS, at most IPAM_QUARANTINE_MAX_SECONDS",
     )
 
 

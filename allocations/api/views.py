@@ -21,6 +21,7 @@ from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
 from .. import prefixes, selectors, services
+from ..errors import Forbidden
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..pool_rules import PoolRules, requested_length
 from . import serializers as s
@@ -144,9 +145,19 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     )
     @action(detail=True, methods=["post"])
     def allocations(self, request: Request, pk: str | None = None) -> Response:
-        """Allocate ``{"prefix_length": N}`` (next free) or ``{"cidr": ...}`` from the pool."""
+        """Allocate ``{"prefix_length": N}`` (next free) or ``{"cidr": ...}`` from the pool.
+
+        Operators allocate only for a project of theirs that the pool is delegated to
+        (its ``delegated_projects``); a shoot's own pools take no manual allocation.
+        """
+        pool = self.get_object()
         data = _validated(s.AllocationCreateSerializer, request.data)
-        allocation = services.pool_allocate(pool=self.get_object(), actor=request_actor(request), **data)
+        refusal = roles.manual_allocation_refusal(
+            request.user, delegated_projects=pool.delegated_projects, project=data["project"]
+        )
+        if refusal:
+            raise Forbidden(refusal, field="project")
+        allocation = services.pool_allocate(pool=pool, actor=request_actor(request), **data)
         return Response(s.AllocationSerializer(allocation).data, status=status.HTTP_201_CREATED)
 
 
@@ -161,6 +172,11 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 
     def _release(self, request: Request) -> Response:
         data = _validated(s.ReleaseSerializer, request.data)
+        if "quarantine_seconds" in data and not roles.may_choose_quarantine(request.user):
+            raise Forbidden(
+                "only admins choose the quarantine: leave quarantine_seconds out for the default",
+                field="quarantine_seconds",
+            )
         allocation = services.allocation_release(
             allocation=self.get_object(), actor=request_actor(request), **data
         )

@@ -104,6 +104,7 @@ def pool_data(pool: Pool) -> dict[str, Any]:
         "max_prefix_length": pool.max_prefix_length,
         "fit_policy": pool.fit_policy,
         "project_quota": pool.project_quota,
+        "delegated_projects": list(pool.delegated_projects),
         "provider": pool.provider,
         "region": pool.region,
         "description": pool.description,

@@ -5,6 +5,13 @@ In a global pool a prefix is taken out of the free-space index
 allocation; the exclusion constraint (PostgreSQL) is the last guard against an
 overlap. A per-shoot pool keeps no free space: each shoot's live allocations
 are read and the lowest free /N among them is computed in memory.
+
+A shoot's own pools (its block, its per-node pod ranges) take allocations from
+that shoot's services only (owner ``shoot`` or ``node``, with the shoot given),
+never from a manual request — an admin's neither: a hand-made range inside a
+shoot's block would take a node's pod range or a range its layout plans. Who may
+allocate by hand from the other pools is :mod:`accounts.roles`' answer, asked by
+every door before it calls :func:`pool_allocate`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from ipam_portal.events import publish
 from .. import events, freespace, prefixes
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, AllocationTransition, OwnerType, Role
 from ..errors import (
+    Forbidden,
     InvalidState,
     IpamError,
     OutsidePool,
@@ -37,6 +45,9 @@ from ..selectors import containing_keys
 from .quota import charge_quota, quota_units
 from .reclaim import allocation_check, allocation_transition, free_allocation, pool_reclaim, reclaimed_any
 from .units import in_unit_of_work, step, unit_cache_clear
+
+#: The owners a shoot's services allocate for: the only ones a shoot's own pools accept.
+SHOOT_SERVICE_OWNERS = frozenset({OwnerType.SHOOT, OwnerType.NODE})
 
 
 def pools_changed(pools: Iterable[Pool]) -> None:
@@ -198,6 +209,12 @@ def allocation_request(
     check_choice(role, Role, "role")
     if pool.retired_at is not None:
         raise InvalidState(f"pool {pool.name} is retired", field="pool")
+    if pool.purpose in SHOOT_OWN_PURPOSES and (shoot is None or owner_type not in SHOOT_SERVICE_OWNERS):
+        raise Forbidden(
+            f"pool {pool.name} belongs to a shoot: only that shoot's services allocate from it "
+            "(create or change the shoot, register a node)",
+            field="pool",
+        )
     if cidr is not None and prefix_length is not None:
         net_given = prefixes.parse_prefix(cidr, field="cidr", family=pool.family)
         if net_given.prefixlen != prefix_length:
@@ -268,7 +285,7 @@ def new_allocation(
 ) -> Allocation:
     """The unsaved allocation of ``net`` (already taken from the pool), its quota charged."""
     units = quota_units(net.version, net.prefixlen)
-    charge_quota(pool, project, units)
+    charge_quota(pool, project, units, owner_type)
     allocation = Allocation(
         pool=pool,
         scope=scope,
@@ -295,14 +312,17 @@ def allocation_release(
 ) -> Allocation:
     """Release a prefix: into quarantine (default ``IPAM_QUARANTINE_SECONDS``), or free at once.
 
-    A quarantined prefix is not handed out until it expires (or an admin purges
+    ``quarantine_seconds`` lies between 0 (free at once) and ``IPAM_QUARANTINE_MAX_SECONDS``,
+    whoever asks; only admins may choose it (:func:`accounts.roles.may_choose_quarantine`,
+    asked by the doors). A quarantined prefix is not handed out until it expires (or an admin purges
     it); then it returns to the free space with its buddies merged. Holds and
     prefixes released with a quarantine of 0 are freed at once. An allocation a
     live child pool was carved from cannot be released until that pool is empty.
     """
+    seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
+    check_quarantine(seconds)
     with transaction.atomic():
         allocation = Allocation.objects.select_for_update().select_related("pool").get(pk=allocation.pk)
-        seconds = settings.IPAM_QUARANTINE_SECONDS if quarantine_seconds is None else quarantine_seconds
         at_once = allocation.owner_type == OwnerType.RESERVATION or seconds == 0
         transition = AllocationTransition.RELEASE if at_once else AllocationTransition.QUARANTINE
         allocation_check(allocation, transition)
@@ -316,8 +336,6 @@ def allocation_release(
                 )
             _pool_retire(child, actor)
         before = allocation.snapshot()
-        if seconds < 0:
-            raise IpamError("quarantine cannot be negative", field="quarantine_seconds")
         now = timezone.now()
         allocation.released_by = actor.name
         allocation.released_at = now
@@ -338,6 +356,22 @@ def allocation_release(
         until = None if at_once or allocation.expires_at is None else allocation.expires_at.isoformat()
         publish(events.AllocationReleased.of(allocation, how=str(transition), until=until), actor=actor)
     return allocation
+
+
+def check_quarantine(seconds: int) -> None:
+    """A quarantine is a whole number of seconds from 0 to ``IPAM_QUARANTINE_MAX_SECONDS``."""
+    field = "quarantine_seconds"
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise IpamError("quarantine_seconds must be a whole number", field=field)
+    if seconds < 0:
+        raise IpamError("quarantine cannot be negative", field=field)
+    longest = settings.IPAM_QUARANTINE_MAX_SECONDS
+    if seconds > longest:
+        raise IpamError(
+            f"a quarantine of {seconds} s is longer than the longest allowed, {longest} s "
+            "(IPAM_QUARANTINE_MAX_SECONDS)",
+            field=field,
+        )
 
 
 def _pool_retire(pool: Pool, actor: Actor) -> None:

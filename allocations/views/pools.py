@@ -1,7 +1,8 @@
 """Pools (tree, address-space map, free blocks, allocate) and allocations (detail, release).
 
 Who may allocate or release is answered by :mod:`accounts.roles`; the views turn a
-refusal into a 403 or, for an operator naming a foreign project, a form error.
+refusal into a 403 or, for an operator naming a project the pool is not delegated to
+(or one they are not a member of), a form error on ``project``.
 """
 
 from __future__ import annotations
@@ -99,7 +100,11 @@ def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = 
         .order_by("first", "prefix_length", "id")
     )
     util = selectors.pool_utilisation(pool)
-    may_allocate = pool.retired_at is None and roles.may_write_some(request.user)
+    may_allocate = (
+        pool.retired_at is None
+        and pool.purpose not in SHOOT_OWN_PURPOSES  # a shoot's services allocate there, never a form
+        and roles.may_allocate_manually_from(request.user, pool.delegated_projects)
+    )
     columns = 1 << ((amap.cell_bits + 1) // 2)
     return {
         "pool": pool,
@@ -115,7 +120,7 @@ def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = 
         "children": list(pool.children.filter(retired_at__isnull=True).order_by("first")[:CHILDREN_SHOWN]),
         "children_count": pool.children.filter(retired_at__isnull=True).count(),
         "form": form or (AllocateForm(pool=pool) if may_allocate else None),
-        "may_allocate": may_allocate,
+        "may_allocate": may_allocate or form is not None,  # a refused form shows why, on its field
         "chain": _ancestors(pool),
         "query": "" if view == pool.network else urlencode({"at": str(view)}),
     }
@@ -227,9 +232,11 @@ def pool_allocate(request: HttpRequest, pk: int) -> HttpResponse:
     form = AllocateForm(request.POST, pool=pool)
     if form.is_valid():
         kwargs = form.service_kwargs()
-        # May write some but not this project: an operator naming another project.
-        if not roles.may_write_project(request.user, kwargs.get("project", "")):
-            form.add_error("project", "give a Gardener project you are a member of")
+        refusal = roles.manual_allocation_refusal(
+            request.user, delegated_projects=pool.delegated_projects, project=kwargs.get("project", "")
+        )
+        if refusal:
+            form.add_error("project", refusal)
         if form.is_valid():
             try:
                 allocation = services.pool_allocate(pool=pool, actor=ui_actor(request), **kwargs)
@@ -280,10 +287,13 @@ def allocation_release(request: HttpRequest, pk: int) -> HttpResponse:
     """Confirmation page, then release into quarantine (``allocation_release``)."""
     allocation = get_object_or_404(Allocation.objects.select_related("pool"), pk=pk)
     require_project_write(request, allocation.project)
-    form = ReleaseForm(request.POST if request.method == "POST" else None)
+    may_choose = roles.may_choose_quarantine(request.user)
+    form = ReleaseForm(request.POST if request.method == "POST" else None, may_choose_quarantine=may_choose)
     if request.method == "POST" and form.is_valid():
         try:
-            services.allocation_release(allocation=allocation, actor=ui_actor(request))
+            services.allocation_release(
+                allocation=allocation, actor=ui_actor(request), **form.service_kwargs()
+            )
         except IpamError as exc:
             add_service_error(form, exc)
         else:

@@ -25,6 +25,12 @@ def shoots_pool() -> Pool:
     return Pool.objects.get(name="openstack-eu-de-1")
 
 
+def delegated_pool() -> Pool:
+    """The shoots pool, delegated to the demo project (operators allocate by hand only there)."""
+    Pool.objects.filter(name="openstack-eu-de-1").update(delegated_projects=["garden-demo"])
+    return shoots_pool()
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -91,8 +97,15 @@ CASES = [
     Case(
         "allocate in own project",
         "post",
-        lambda: f"/api/v1/pools/{shoots_pool().pk}/allocations/",
+        lambda: f"/api/v1/pools/{delegated_pool().pk}/allocations/",
         frozenset({"admin", "op-in"}),
+        lambda: {"prefix_length": 64, "project": "garden-demo"},
+    ),
+    Case(
+        "allocate in own project from an undelegated pool",
+        "post",
+        lambda: f"/api/v1/pools/{shoots_pool().pk}/allocations/",
+        frozenset({"admin"}),
         lambda: {"prefix_length": 64, "project": "garden-demo"},
     ),
     Case(

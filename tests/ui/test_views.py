@@ -346,6 +346,7 @@ def test_allocate_next_free(ui: dict[str, Client], root_pool: Pool) -> None:
 
 
 def test_allocate_given_cidr_by_operator_of_project(ui: dict[str, Client], root_pool: Pool) -> None:
+    Pool.objects.filter(pk=root_pool.pk).update(delegated_projects=["garden-demo"])
     response = ui["op-in"].post(
         url("ui:pool-allocate", root_pool.pk), {"cidr": "2001:db8:ff00::/48", "project": "garden-demo"}
     )

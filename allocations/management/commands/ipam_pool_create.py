@@ -41,6 +41,13 @@ class Command(IpamCommand):
             metavar="N",
             help="Per-project quota: /64s for IPv6, addresses for IPv4",
         )
+        parser.add_argument(
+            "--delegate",
+            dest="delegated_projects",
+            action="append",
+            metavar="PROJECT",
+            help="A Gardener project whose operators may allocate by hand (repeat for more; none: admins only)",
+        )
         parser.add_argument("--provider", choices=Provider.values)
         parser.add_argument("--region")
         parser.add_argument("--description")
@@ -77,6 +84,7 @@ class Command(IpamCommand):
                 ("lengths", lengths),
                 ("fit policy", pool.fit_policy),
                 ("quota", pool.project_quota),
+                ("delegated to", ", ".join(pool.delegated_projects)),
                 ("provider", " ".join(filter(None, [pool.provider, pool.region]))),
                 ("tags", ", ".join(pool.tags)),
                 ("description", pool.description),
