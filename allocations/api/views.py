@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import roles
-from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.base import ApiViewSet, request_actor, validated_query
 from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
@@ -184,7 +184,7 @@ class LookupViewSet(ApiViewSet):
     """Who owns this IP? Every allocation and pool that contains it, most specific first."""
 
     def list(self, request: Request) -> Response:
-        query = _validated(s.LookupQuerySerializer, request.query_params.dict())
+        query = validated_query(s.LookupQuerySerializer, request)
         net = prefixes.parse_address_or_prefix(query["q"], field="q")
         allocations = selectors.allocations_containing(net)
         return Response(

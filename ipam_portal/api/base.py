@@ -10,6 +10,7 @@ from rest_framework.renderers import JSONRenderer
 from accounts.models import ApiToken
 from audit.services import Actor
 
+from .filters import ALWAYS_ALLOWED, refuse_unknown_query_params
 from .idempotency import IdempotentMixin
 
 
@@ -28,10 +29,17 @@ def validated(serializer_class: type, data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+def validated_query(serializer_class: type, request: Any) -> dict[str, Any]:
+    """Validate the query string (unknown names are 400s; ``format`` is the renderer's, not ours)."""
+    params = {k: v for k, v in request.query_params.dict().items() if k not in ALWAYS_ALLOWED}
+    return validated(serializer_class, params)
+
+
 class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
     """Base of every API viewset: idempotent POSTs, role permissions (from settings)."""
 
     write_scope = "admin"
+    query_params: tuple[str, ...] = ()  # query parameters a list reads itself, beside its filters
 
     def handle_exception(self, exc: Exception) -> Any:
         """Errors are JSON whatever the endpoint's representation (e.g. YAML manifests)."""
@@ -44,6 +52,7 @@ class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):
         """Filters and ordering apply to lists; detail look-ups skip building their forms."""
         if getattr(self, "action", None) != "list":
             return queryset
+        refuse_unknown_query_params(self, self.request, queryset)
         return super().filter_queryset(queryset)
 
     def get_write_project(self, request: Any) -> str | None:

@@ -1,0 +1,80 @@
+"""The API is strict and consistent (issue 14): unknown query parameters, types, DELETE, errors.
+
+The property test walks the URLconf, so a list endpoint added later is covered
+without touching this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from allocations.models import Shoot
+
+from .conftest import assert_error, bearer
+
+pytestmark = pytest.mark.django_db
+
+
+def _list_routes(patterns: list[Any], prefix: str = "") -> list[str]:
+    """Every route whose view answers GET with ``list`` (the routers' list routes)."""
+    out = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            out.extend(_list_routes(pattern.url_patterns, route))
+        elif isinstance(pattern, URLPattern):
+            actions = getattr(pattern.callback, "actions", None) or {}
+            if actions.get("get") == "list":
+                out.append(route)
+    return out
+
+
+def _url(route: str, shoot_pk: int) -> str:
+    """A concrete URL for a router regex (or a path converter) such as ``^pools/?$``."""
+    url = route.replace("^", "").replace("$", "").replace("/?", "/").replace("\\.", ".")
+    url = url.replace("<int:shoot_pk>", str(shoot_pk))
+    return "/" + url
+
+
+LIST_ROUTES = sorted({r for r in _list_routes(get_resolver().url_patterns) if r.startswith("api/")})
+
+
+REQUIRED = {"api/v1/^lookup/$": "?q=2001:db8::1"}  # query parameters a list cannot do without
+
+
+def test_the_urlconf_has_the_list_endpoints() -> None:
+    assert len(LIST_ROUTES) >= 10, LIST_ROUTES
+
+
+@pytest.fixture
+def admin(landscape: dict[str, str], db: None) -> APIClient:
+    return bearer(landscape["admin"])
+
+
+@pytest.mark.parametrize("route", LIST_ROUTES)
+def test_every_list_refuses_an_unknown_query_parameter(admin: APIClient, route: str) -> None:
+    """``?cidr=...`` on a list that does not filter by it must not answer everything."""
+    shoot = Shoot.objects.get(project="garden-demo", name="openstack-ds")
+    url = _url(route, shoot.pk) + REQUIRED.get(route, "?")
+    assert admin.get(url).status_code == 200, url
+    response = admin.get(url + "&no_such_filter=1&format=json")
+    body = assert_error(response, 400, "no_such_filter")
+    assert set(body["errors"]) == {"no_such_filter"}, body
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/allocations/?state=active&ordering=-first&page=1&page_size=10",
+        "/api/v1/pools/?family=6&retired=false&contains=2001:db8::1",
+        "/api/v1/jobs/?state=failed&state=cancelled",
+        "/api/v1/audit-events/?since=2000-01-01T00:00:00Z&action_prefix=pool",
+        "/api/v1/lookup/?q=2001:db8::1",
+    ],
+)
+def test_known_query_parameters_still_work(admin: APIClient, url: str) -> None:
+    assert admin.get(url).status_code == 200, url
