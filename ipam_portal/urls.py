@@ -8,6 +8,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from .health import healthz
 from .metrics import metrics_view
 
+handler500 = "ipam_portal.api.errors.server_error"
+
 urlpatterns = [
     path("", include("allocations.urls")),
     path("audit/", include("audit.urls")),

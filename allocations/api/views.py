@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import roles
-from ipam_portal.api.base import ApiViewSet, request_actor, validated_query
+from ipam_portal.api.base import ApiViewSet, body_project, request_actor, validated_query
 from ipam_portal.api.base import validated as _validated
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
@@ -42,7 +42,7 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return super().get_queryset()
 
     def get_write_project(self, request: Request) -> str | None:
-        return request.data.get("project") if isinstance(request.data, dict) else None
+        return body_project(request)
 
     @property
     def write_scope(self) -> str:  # type: ignore[override]
@@ -222,8 +222,8 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     write_scope = "project"
 
     def get_write_project(self, request: Request) -> str | None:
-        if self.action == "create" and isinstance(request.data, dict):
-            return str(request.data.get("project", ""))
+        if self.action == "create":
+            return body_project(request) or ""
         return None  # bulk checks each entry's project; detail actions check the shoot's
 
     @extend_schema(

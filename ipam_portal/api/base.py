@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 
 from accounts.models import ApiToken
@@ -33,6 +34,20 @@ def validated_query(serializer_class: type, request: Any) -> dict[str, Any]:
     """Validate the query string (unknown names are 400s; ``format`` is the renderer's, not ours)."""
     params = {k: v for k, v in request.query_params.dict().items() if k not in ALWAYS_ALLOWED}
     return validated(serializer_class, params)
+
+
+def body_project(request: Any) -> str | None:
+    """The ``project`` a JSON body names, for the permission check (None when it names none).
+
+    Read before the body's serializer runs, so its type is checked here: a list or an
+    object is a 400 naming ``project``, not a crash in the role check.
+    """
+    if not isinstance(request.data, dict) or request.data.get("project") is None:
+        return None
+    project = request.data["project"]
+    if not isinstance(project, str):
+        raise ValidationError({"project": [f"must be a string, not {type(project).__name__}"]})
+    return project
 
 
 class ApiViewSet(IdempotentMixin, viewsets.GenericViewSet):

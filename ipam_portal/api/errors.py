@@ -1,4 +1,4 @@
-"""The one API error handler: every 4xx is ``{"detail", "errors", "code"}`` JSON, never HTML.
+"""The one API error handler: every 4xx (and, via ``handler500``, every 500) is JSON, never HTML.
 
 Domain errors (:class:`ipam_portal.errors.IpamError`) carry their own status and
 field; DRF's validation errors become field lists; anything else DRF knows
@@ -71,6 +71,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = error_body(str(exc.detail), code)
     return response
+
+
+def server_error(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """``handler500``: under /api/ a crash answers the error shape in JSON; elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        body = error_body("internal server error; the portal's log has the details", "server_error")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request, *args, **kwargs)
 
 
 def not_found(request: Any, *args: Any, **kwargs: Any) -> Any:

@@ -165,6 +165,18 @@ ALLOCATIONS = [
     allocate("project-too-long", {"prefix_length": 64, "project": "p" * 64}, field="project"),
     allocate("description-1mb", {"prefix_length": 64, "description": "x" * (1 << 20)}, field="description"),
     allocate("unknown-field", {"prefix_length": 64, "bogus": 1}, field="bogus"),
+    allocate("project-list", {"prefix_length": 64, "project": ["garden-demo"]}, field="project"),
+    allocate("project-object", {"prefix_length": 64, "project": {"a": 1}}, field="project"),
+    # a manual allocation in a per-shoot pool is scoped by its label ("manual:<label>", 64 characters)
+    allocate(
+        "label-58-in-per-shoot-pool", {"prefix_length": 28, "label": "l" * 58}, pool="pool4", field="label"
+    ),
+    allocate(
+        "hold-label-53-in-per-shoot-pool",
+        {"prefix_length": 28, "label": "l" * 53, "hold_until": "2099-01-01T00:00:00Z"},
+        pool="pool4",
+        field="label",
+    ),
     allocate("read-only-field", {"prefix_length": 64, "state": "released"}, field="state"),
     # JSON that is not an object, malformed JSON, odd JSON
     allocate("body-list", [], field="non_field_errors"),
@@ -307,6 +319,8 @@ POOLS = [
     pool("pool-region-too-long", region="r" * 65, field="region"),
     pool("pool-parent-missing", parent=99999, field="parent"),
     pool("pool-parent-string", parent="gua-2001-db8", field="parent"),
+    pool("pool-parent-numeric-string", cidr=NO_BODY, parent="@pool6-text", prefix_length=40, field="parent"),
+    pool("pool-parent-float", cidr=NO_BODY, parent=1.0, prefix_length=40, field="parent"),
     pool(
         "pool-parent-length-too-short", cidr=NO_BODY, parent="@pool6", prefix_length=16, field="prefix_length"
     ),
@@ -433,6 +447,7 @@ NODES = [
     node("node-address-null", ipv6_address=None, field="ipv6_address"),
     node("node-name-blank", name="", field="name"),
     node("node-name-254-chars", name="n" * 254, field="name"),
+    node("node-name-101-chars", name="n" * 101, field="name"),  # the pod range's label holds 100
     node("node-unknown-field", pods="2001:db8::/112", field="pods"),
     node("node-name-taken-other-address", name="node-a", status=409, field="ipv6_address"),
     node("node-address-of-other-node", ipv6_address="2001:db8::10", status=409, field="ipv6_address"),
@@ -636,6 +651,7 @@ def targets(landscape: dict[str, str], django_db_blocker: Any) -> dict[str, Any]
         demo_shoot = Shoot.objects.get(project="garden-demo", name="openstack-ds")
         return {
             "pool6": root.pk,
+            "pool6-text": str(root.pk),
             "pool4": Pool.objects.get(name="ipv4-nodes").pk,
             "gpool4": gpool4.pk,
             "shoot": demo_shoot.pk,

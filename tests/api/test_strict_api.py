@@ -78,3 +78,39 @@ def test_every_list_refuses_an_unknown_query_parameter(admin: APIClient, route: 
 )
 def test_known_query_parameters_still_work(admin: APIClient, url: str) -> None:
     assert admin.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("project", [["garden-demo"], {"name": "garden-demo"}, 5])
+@pytest.mark.parametrize("url", ["/api/v1/pools/{pool}/allocations/", "/api/v1/shoots/"])
+def test_an_operators_project_of_the_wrong_type_is_a_400(
+    landscape_clients: dict[str, APIClient], project: Any, url: str
+) -> None:
+    """The role check reads ``project`` before the serializer: a list was a TypeError (500)."""
+    from allocations.models import Pool
+
+    pool = Pool.objects.get(name="gua-2001-db8")
+    client = landscape_clients["op-in"]
+    client.raise_request_exception = False
+    body = {"prefix_length": 64, "project": project, "name": "x", "seed": "seed-eu-de-1"}
+    response = client.post(url.format(pool=pool.pk), body, format="json")
+    assert_error(response, 400, "project")
+
+
+def test_a_server_error_under_the_api_is_json(
+    landscape_clients: dict[str, APIClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash answers the error shape in JSON, not Django's HTML page; the UI keeps its page."""
+    from allocations import selectors
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(selectors, "allocations_containing", crash)
+    client = landscape_clients["admin"]
+    client.raise_request_exception = False
+    response = client.get("/api/v1/lookup/?q=2001:db8::1")
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == "server_error" and body["errors"] == {}
+    assert "boom" not in response.content.decode()
