@@ -114,3 +114,42 @@ def test_a_server_error_under_the_api_is_json(
     body = response.json()
     assert body["code"] == "server_error" and body["errors"] == {}
     assert "boom" not in response.content.decode()
+
+
+def test_allocations_filter_by_shoot_id_or_project_slash_name(admin: APIClient) -> None:
+    shoot = Shoot.objects.get(project="garden-demo", name="openstack-ds")
+    by_id = admin.get(f"/api/v1/allocations/?shoot={shoot.pk}&page_size=1000").json()
+    by_key = admin.get("/api/v1/allocations/?shoot=garden-demo/openstack-ds&page_size=1000").json()
+    assert by_id["count"] > 0 and by_key["count"] == by_id["count"]
+    assert {a["id"] for a in by_key["results"]} == {a["id"] for a in by_id["results"]}
+    assert admin.get("/api/v1/allocations/?shoot=garden-demo/nope").json()["count"] == 0
+    assert_error(admin.get("/api/v1/allocations/?shoot=garden-demo"), 400, "shoot")
+    assert_error(admin.get("/api/v1/allocations/?shoot=0"), 400, "shoot")
+
+
+def test_audit_events_filter_by_user_and_short_object_type(
+    landscape_clients: dict[str, APIClient],
+) -> None:
+    admin = landscape_clients["admin"]
+    admin.post("/api/v1/pools/", {"name": "audit-filter", "cidr": "3fff:900::/32"}, format="json")
+    mine = admin.get("/api/v1/audit-events/?user=admin&object_type=pool").json()
+    assert mine["count"] >= 1
+    assert {e["object_type"] for e in mine["results"]} == {"allocations.pool"}
+    assert all(e["actor"].startswith("admin (token ") for e in mine["results"])
+    assert admin.get("/api/v1/audit-events/?user=adm").json()["count"] == 0  # a whole name, not a prefix
+    long = admin.get("/api/v1/audit-events/?object_type=allocations.allocation&page_size=1").json()
+    short = admin.get("/api/v1/audit-events/?object_type=allocation&page_size=1").json()
+    assert short["count"] == long["count"] > 0
+
+
+def test_auditors_read_every_tokens_metadata_never_a_key(landscape_clients: dict[str, APIClient]) -> None:
+    listed = landscape_clients["auditor"].get("/api/v1/tokens/?page_size=100").json()["results"]
+    assert {"admin", "op-in", "op-out", "auditor"} <= {t["user"] for t in listed}
+    assert all("key" not in t for t in listed)
+    other = next(t for t in listed if t["user"] == "op-in")
+    detail = landscape_clients["auditor"].get(f"/api/v1/tokens/{other['id']}/")
+    assert detail.status_code == 200 and "key" not in detail.json()
+    refused = landscape_clients["auditor"].post(f"/api/v1/tokens/{other['id']}/revoke/", {}, format="json")
+    assert refused.status_code == 403
+    operator = landscape_clients["op-in"].get("/api/v1/tokens/?page_size=100").json()["results"]
+    assert {t["user"] for t in operator} == {"op-in"}
