@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from accounts import roles
 from ipam_portal.api.base import ApiViewSet, body_project, request_actor, validated_query
 from ipam_portal.api.base import validated as _validated
+from ipam_portal.api.errors import fields_renamed
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
@@ -159,21 +160,21 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     ordering_fields = ["first", "prefix_length", "created_at", "state"]
     write_scope = "project"
 
-    def _release(self, request: Request) -> Response:
+    def _release(self, request: Request) -> Allocation:
         data = _validated(s.ReleaseSerializer, request.data)
-        allocation = services.allocation_release(
-            allocation=self.get_object(), actor=request_actor(request), **data
-        )
-        return Response(s.AllocationSerializer(allocation).data)
+        return services.allocation_release(allocation=self.get_object(), actor=request_actor(request), **data)
 
     @extend_schema(request=s.ReleaseSerializer, responses={200: s.AllocationSerializer})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
-        return self._release(request)
+        """Release into quarantine and answer the allocation's new state."""
+        return Response(s.AllocationSerializer(self._release(request)).data)
 
-    @extend_schema(responses={200: s.AllocationSerializer})
+    @extend_schema(request=s.ReleaseSerializer, responses={204: None})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        return self._release(request)
+        """Release into quarantine; 204 like every DELETE (``POST .../release/`` answers the state)."""
+        self._release(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(
@@ -196,6 +197,17 @@ class LookupViewSet(ApiViewSet):
         )
 
 
+# The seed service names Gardener's fields (as a Seed manifest does); the API's request has its own.
+SEED_REQUEST_FIELDS = {
+    "networks.nodes": "nodes",
+    "networks.pods": "pods",
+    "networks.services": "services",
+    "networks.shootDefaults.pods": "shoot_default_pods",
+    "networks.shootDefaults.services": "shoot_default_services",
+    "networks.blockCIDRs": "block_cidrs",
+}
+
+
 class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Seeds with their networks (immutable once created, as in Gardener)."""
 
@@ -206,9 +218,9 @@ class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer})
     def create(self, request: Request) -> Response:
-        seed = services.seed_create(
-            actor=request_actor(request), **_validated(s.SeedCreateSerializer, request.data)
-        )
+        data = _validated(s.SeedCreateSerializer, request.data)
+        with fields_renamed(SEED_REQUEST_FIELDS):
+            seed = services.seed_create(actor=request_actor(request), **data)
         return Response(s.SeedSerializer(seed).data, status=status.HTTP_201_CREATED)
 
 
@@ -262,10 +274,11 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.ShootSerializer(shoot).data, status=code)
 
-    @extend_schema(responses={200: s.ShootSerializer})
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        shoot = services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
-        return Response(s.ShootSerializer(shoot).data)
+        """Release every range of the shoot (into quarantine); 204 like every DELETE."""
+        services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.IpFamiliesSerializer, responses={200: s.ShootSerializer})
     @action(detail=True, methods=["post"], url_path="ip-families")
@@ -277,8 +290,10 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         )
         return Response(s.ShootSerializer(shoot).data)
 
-    @extend_schema(request=s.ShootBulkSerializer, responses={201: s.ShootSerializer(many=True)})
-    @action(detail=False, methods=["post"])
+    @extend_schema(
+        request=s.ShootBulkSerializer, responses={201: s.ShootSerializer(many=True)}, filters=False
+    )
+    @action(detail=False, methods=["post"], pagination_class=None)  # a body in, a list out: no page
     def bulk(self, request: Request) -> Response:
         """Allocate many shoots at once, all or nothing; a refused entry names its index."""
         data = _validated(s.ShootBulkSerializer, request.data)

@@ -71,17 +71,14 @@ def _overlapping(pool: Pool, net: prefixes.IPNetwork, scope: str = "") -> list[A
 
 def _overlap_error(net: prefixes.IPNetwork, others: Sequence[Allocation], field: str) -> IpamError:
     other = others[0]
+    # "X overlaps X" says nothing: the very prefix asked for is the one in the way
+    what = f"{net} is" if other.cidr == str(net) else f"{net} overlaps {other.cidr},"
     if other.state == AllocationState.QUARANTINED:
         until = other.expires_at.isoformat() if other.expires_at else "purged"
-        return PrefixQuarantined(
-            f"{net} overlaps {other.cidr}, quarantined until {until}",
-            field=field,
-            allocation=other.pk,
-        )
+        return PrefixQuarantined(f"{what} quarantined until {until}", field=field, allocation=other.pk)
     owner = f" held by {other.shoot}" if other.shoot_id else ""
-    return PrefixOverlap(
-        f"{net} overlaps {other.cidr} ({other.role}{owner})", field=field, allocation=other.pk
-    )
+    what = f"{net} is already allocated" if other.cidr == str(net) else f"{net} overlaps {other.cidr}"
+    return PrefixOverlap(f"{what} ({other.role}{owner})", field=field, allocation=other.pk)
 
 
 def _take_given(pool: Pool, net: prefixes.IPNetwork, field: str) -> None:

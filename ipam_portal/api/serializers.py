@@ -53,7 +53,7 @@ class StrictSerializer(serializers.Serializer):
                     for i, item in enumerate(value):
                         problem = _type_error(field.child, item)
                         if problem:
-                            problems[f"{name}.{i}"] = [problem]
+                            problems[f"{name}[{i}]"] = [problem]
             if problems:
                 raise serializers.ValidationError(problems)
         return super().to_internal_value(data)

@@ -153,3 +153,92 @@ def test_auditors_read_every_tokens_metadata_never_a_key(landscape_clients: dict
     assert refused.status_code == 403
     operator = landscape_clients["op-in"].get("/api/v1/tokens/?page_size=100").json()["results"]
     assert {t["user"] for t in operator} == {"op-in"}
+
+
+def _overlaps_itself(message: str) -> bool:
+    words = message.split()
+    return any(a == b for a, verb, b in zip(words, words[1:], words[2:], strict=False) if verb == "overlaps")
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "expected"),
+    [
+        (
+            "/api/v1/pools/{root}/allocations/",
+            {"cidr": "2001:db8::/48"},
+            "2001:db8::/48 is already allocated",
+        ),
+        ("/api/v1/pools/", {"name": "again", "cidr": "2001:db8::/32"}, "is already root pool gua-2001-db8"),
+    ],
+)
+def test_a_prefix_never_overlaps_itself(
+    admin: APIClient, url: str, body: dict[str, Any], expected: str
+) -> None:
+    from allocations.models import Pool
+
+    root = Pool.objects.get(name="gua-2001-db8")
+    error = assert_error(admin.post(url.format(root=root.pk), body, format="json"), 409, "cidr")
+    assert expected in error["detail"] and not _overlaps_itself(error["detail"]), error
+
+
+def test_every_delete_in_the_schema_answers_204_without_a_body() -> None:
+    """One answer for DELETE on every resource: 204, no body (the state is a GET away)."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    deletes = {path: op["delete"]["responses"] for path, op in schema["paths"].items() if "delete" in op}
+    assert len(deletes) >= 5, deletes
+    for path, responses in deletes.items():
+        successes = {code for code in responses if code.startswith("2")}
+        assert successes == {"204"}, (path, successes)
+        assert "content" not in responses["204"], path
+
+
+def test_deleting_an_allocation_or_a_shoot_answers_204(landscape_clients: dict[str, APIClient]) -> None:
+    from allocations.models import Allocation
+
+    admin = landscape_clients["admin"]
+    root = admin.get("/api/v1/pools/?name=gua-2001-db8").json()["results"][0]
+    got = admin.post(f"/api/v1/pools/{root['id']}/allocations/", {"prefix_length": 64}, format="json").json()
+    released = admin.delete(f"/api/v1/allocations/{got['id']}/")
+    assert released.status_code == 204 and not released.content
+    assert Allocation.objects.get(pk=got["id"]).state == "quarantined"
+    shoot = Shoot.objects.get(project="garden-demo", name="openstack-ds")
+    gone = admin.delete(f"/api/v1/shoots/{shoot.pk}/")
+    assert gone.status_code == 204 and not gone.content
+    shoot.refresh_from_db()
+    assert shoot.state == "deleted"
+
+
+def test_schema_bulk_has_no_list_parameters_and_errors_document_details() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    assert schema["paths"]["/api/v1/shoots/bulk/"]["post"].get("parameters", []) == []
+    error = schema["components"]["schemas"]["Error"]["properties"]
+    assert "details" in error and error["details"]["description"]
+
+
+def test_list_item_errors_use_brackets(admin: APIClient) -> None:
+    """``tags[1]`` like ``shoots[1].zones``, whichever layer found the problem."""
+    typed = admin.post(
+        "/api/v1/pools/", {"name": "t", "cidr": "3fff:a00::/32", "tags": ["a", 5]}, format="json"
+    )
+    assert_error(typed, 400, "tags[1]")
+    nested = admin.post(
+        "/api/v1/shoots/bulk/",
+        {
+            "shoots": [
+                {
+                    "project": "p",
+                    "name": "a",
+                    "seed": "seed-eu-de-1",
+                    "provider": "openstack",
+                    "region": "eu-de-1",
+                    "ip_families": ["IPv4", None],
+                }
+            ]
+        },
+        format="json",
+    )
+    assert_error(nested, 400, "shoots[0].ip_families[1]")
