@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-worker test venv lint format check migrate demo bench bench-quick clean
+.PHONY: run run-worker manage test venv lint format check migrate demo bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
 	DEBUG=$${DEBUG:-1} $(PY) manage.py ipam_demo
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+## Any management command with the settings of `make run` (DEBUG=1, same database):
+## make manage ARGS="ipam_lookup 2001:db8::10"
+manage: venv
+	DEBUG=$${DEBUG:-1} $(PY) manage.py $(ARGS)
 
 ## A Celery worker (with the beat scheduler) on a real broker, for a portal started with the same
 ## CELERY_BROKER_URL (without one, `make run` runs jobs in-process and needs no worker).
