@@ -42,7 +42,7 @@ def _filter_params(name: str, widget: forms.Widget) -> Iterable[str]:
     return [name]
 
 
-def allowed_query_params(view: Any, request: Any, queryset: Any) -> set[str]:
+def allowed_query_params(view: Any, queryset: Any) -> set[str]:
     """Every query parameter the list of ``view`` honours."""
     allowed = set(ALWAYS_ALLOWED) | set(getattr(view, "query_params", ()))
     for backend_class in view.filter_backends:
@@ -70,7 +70,8 @@ def allowed_query_params(view: Any, request: Any, queryset: Any) -> set[str]:
 
 def refuse_unknown_query_params(view: Any, request: Any, queryset: Any) -> None:
     """400 naming each query parameter the list would otherwise silently ignore."""
-    unknown = sorted(set(request.query_params) - allowed_query_params(view, request, queryset))
+    allowed = allowed_query_params(view, queryset)
+    unknown = sorted(set(request.query_params) - allowed)
     if unknown:
-        allowed = ", ".join(sorted(allowed_query_params(view, request, queryset)))
-        raise ValidationError({name: [f"unknown query parameter (allowed: {allowed})"] for name in unknown})
+        listed = ", ".join(sorted(allowed))
+        raise ValidationError({name: [f"unknown query parameter (allowed: {listed})"] for name in unknown})
