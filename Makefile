@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-worker test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
+.PHONY: run run-worker manage test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ run: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
 	DEBUG=$${DEBUG:-1} $(PY) manage.py ipam_demo
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+## Any management command with the settings of `make run` (DEBUG=1, same database):
+## make manage ARGS="ipam_lookup 2001:db8::10"
+manage: venv
+	DEBUG=$${DEBUG:-1} $(PY) manage.py $(ARGS)
 
 ## A Celery worker (with the beat scheduler) on a real broker, for a portal started with the same
 ## CELERY_BROKER_URL (without one, `make run` runs jobs in-process and needs no worker).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,7 +124,15 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return page(request, "audit/event_detail.html", {"event": event, "changes": changes})
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell that starts with one of these as a formula. A cell starts at the
+# beginning of a value and, for importers that split on their own delimiter or on line breaks,
+# after any of , ; tab CR LF inside it: each such start gets a ' so it stays text.
+_CELL_START_FORMULA = re.compile(r"(?:^|(?<=[,;\t\r\n]))(?=[=+\-@\t\r])")
+
+
+def _spreadsheet_safe(value: str) -> str:
+    """``value`` with a ``'`` before every formula character that could start a spreadsheet cell."""
+    return _CELL_START_FORMULA.sub("'", value)
 
 
 class _Echo:
@@ -142,9 +151,7 @@ def _csv_rows(qs: QuerySet[AuditEvent]) -> Iterator[str]:
                 value = "" if value is None else json.dumps(value, sort_keys=True)
             elif column == "created_at":
                 value = value.isoformat()
-            elif isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-                value = "'" + value  # a spreadsheet must not run a pool name as a formula
-            row.append(value)
+            row.append(_spreadsheet_safe(value) if isinstance(value, str) else value)
         yield writer.writerow(row)
 
 

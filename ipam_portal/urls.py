@@ -3,10 +3,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from .health import healthz
 from .metrics import metrics_view
+
+handler500 = "ipam_portal.api.errors.server_error"
 
 urlpatterns = [
     path("", include("allocations.urls")),
@@ -24,7 +26,9 @@ urlpatterns = [
     ),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[], authentication_classes=[]),
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", permission_classes=[], authentication_classes=[]
+        ),
         name="api-docs",
     ),
     path("healthz", healthz, name="healthz"),

@@ -58,7 +58,7 @@ class TokenCreatedSerializer(TokenSerializer):
 
 
 class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """Every user manages their own tokens; admins see and revoke everyone's."""
+    """Every user manages their own tokens; admins see and revoke everyone's, auditors see them."""
 
     serializer_class = TokenSerializer
     write_scope = "self"
@@ -69,8 +69,10 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
         qs = ApiToken.objects.select_related("user").order_by("-created_at")
-        if roles.may_administer(self.request.user):
-            return qs
+        if roles.user_role(self.request.user) in {roles.ADMIN, roles.AUDITOR}:
+            return (
+                qs  # admins and auditors read everyone's token metadata (never a key: only hashes are kept)
+            )
         return qs.filter(user=cast(User, self.request.user))  # IsAuthenticated: never anonymous here
 
     @extend_schema(request=TokenCreateSerializer, responses={201: TokenCreatedSerializer})

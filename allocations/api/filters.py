@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 
-from .. import prefixes, selectors
+from .. import names, prefixes, selectors
 from ..choices import AllocationState, Family, OwnerType, PoolKind, Provider, Purpose, Role, ShootState
 from ..errors import IpamError
 from ..models import Allocation, Pool, Shoot
@@ -23,7 +23,7 @@ class IdFilter(django_filters.NumberFilter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
+        kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
 
 
@@ -32,6 +32,22 @@ def _prefix(value: str, field: str) -> prefixes.IPNetwork:
         return prefixes.parse_address_or_prefix(value, field=field)
     except IpamError as exc:
         raise ValidationError({field: [exc.message]}) from None
+
+
+MAX_ID = 2**63 - 1
+
+
+def filter_shoot(queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+    """``shoot=ID`` or ``shoot=PROJECT/NAME`` (the one form :mod:`allocations.names` reads)."""
+    if value.isascii() and value.isdigit():
+        if not 1 <= int(value) <= MAX_ID:
+            raise ValidationError({"shoot": [f"a shoot id is a whole number from 1 to {MAX_ID}"]})
+        return queryset.filter(shoot_id=int(value))
+    try:
+        project, shoot_name = names.parse_shoot_key(value, field="shoot")
+    except IpamError as exc:
+        raise ValidationError({"shoot": [f"{exc.message} (or a shoot id)"]}) from None
+    return queryset.filter(shoot__project=project, shoot__name=shoot_name)
 
 
 class ContainsWithinMixin:
@@ -87,7 +103,7 @@ class AllocationFilterSet(ContainsWithinMixin, django_filters.FilterSet):
     role = django_filters.ChoiceFilter(choices=Role.choices)
     owner_type = django_filters.ChoiceFilter(choices=OwnerType.choices)
     project = django_filters.CharFilter()
-    shoot = IdFilter(field_name="shoot_id")
+    shoot = django_filters.CharFilter(method=filter_shoot, label="Shoot id or PROJECT/NAME")
     seed = django_filters.CharFilter(field_name="shoot__seed__name")
     provider = django_filters.ChoiceFilter(field_name="shoot__provider", choices=Provider.choices)
     label = django_filters.CharFilter()

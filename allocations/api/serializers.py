@@ -308,7 +308,8 @@ class NodeSerializer(PrebuiltOutputSerializer):
 
 
 class NodeCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=253)
+    # the node's name is also its pod-range allocation's label
+    name = serializers.CharField(max_length=Allocation._meta.get_field("label").max_length)
     ipv6_address = serializers.CharField(max_length=100)
 
 

@@ -15,8 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import roles
-from ipam_portal.api.base import ApiViewSet, request_actor
+from ipam_portal.api.base import ApiViewSet, body_project, request_actor, validated_query
 from ipam_portal.api.base import validated as _validated
+from ipam_portal.api.errors import fields_renamed
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
@@ -43,7 +44,7 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
         return super().get_queryset()
 
     def get_write_project(self, request: Request) -> str | None:
-        return request.data.get("project") if isinstance(request.data, dict) else None
+        return body_project(request)
 
     @property
     def write_scope(self) -> str:  # type: ignore[override]
@@ -170,26 +171,26 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     ordering_fields = ["first", "prefix_length", "created_at", "state"]
     write_scope = "project"
 
-    def _release(self, request: Request) -> Response:
+    def _release(self, request: Request) -> Allocation:
         data = _validated(s.ReleaseSerializer, request.data)
         if "quarantine_seconds" in data and not roles.may_choose_quarantine(request.user):
             raise Forbidden(
                 "only admins choose the quarantine: leave quarantine_seconds out for the default",
                 field="quarantine_seconds",
             )
-        allocation = services.allocation_release(
-            allocation=self.get_object(), actor=request_actor(request), **data
-        )
-        return Response(s.AllocationSerializer(allocation).data)
+        return services.allocation_release(allocation=self.get_object(), actor=request_actor(request), **data)
 
     @extend_schema(request=s.ReleaseSerializer, responses={200: s.AllocationSerializer})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
-        return self._release(request)
+        """Release into quarantine and answer the allocation's new state."""
+        return Response(s.AllocationSerializer(self._release(request)).data)
 
-    @extend_schema(responses={200: s.AllocationSerializer})
+    @extend_schema(request=s.ReleaseSerializer, responses={204: None})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        return self._release(request)
+        """Release into quarantine; 204 like every DELETE (``POST .../release/`` answers the state)."""
+        self._release(request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 @extend_schema(
@@ -200,7 +201,7 @@ class LookupViewSet(ApiViewSet):
     """Who owns this IP? Every allocation and pool that contains it, most specific first."""
 
     def list(self, request: Request) -> Response:
-        query = _validated(s.LookupQuerySerializer, request.query_params.dict())
+        query = validated_query(s.LookupQuerySerializer, request)
         net = prefixes.parse_address_or_prefix(query["q"], field="q")
         allocations = selectors.allocations_containing(net)
         return Response(
@@ -210,6 +211,17 @@ class LookupViewSet(ApiViewSet):
                 "pools": s.PoolSerializer(selectors.pools_containing(net), many=True).data,
             }
         )
+
+
+# The seed service names Gardener's fields (as a Seed manifest does); the API's request has its own.
+SEED_REQUEST_FIELDS = {
+    "networks.nodes": "nodes",
+    "networks.pods": "pods",
+    "networks.services": "services",
+    "networks.shootDefaults.pods": "shoot_default_pods",
+    "networks.shootDefaults.services": "shoot_default_services",
+    "networks.blockCIDRs": "block_cidrs",
+}
 
 
 class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -222,9 +234,9 @@ class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer})
     def create(self, request: Request) -> Response:
-        seed = services.seed_create(
-            actor=request_actor(request), **_validated(s.SeedCreateSerializer, request.data)
-        )
+        data = _validated(s.SeedCreateSerializer, request.data)
+        with fields_renamed(SEED_REQUEST_FIELDS):
+            seed = services.seed_create(actor=request_actor(request), **data)
         return Response(s.SeedSerializer(seed).data, status=status.HTTP_201_CREATED)
 
 
@@ -238,8 +250,8 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     write_scope = "project"
 
     def get_write_project(self, request: Request) -> str | None:
-        if self.action == "create" and isinstance(request.data, dict):
-            return str(request.data.get("project", ""))
+        if self.action == "create":
+            return body_project(request) or ""
         return None  # bulk checks each entry's project; detail actions check the shoot's
 
     @extend_schema(
@@ -278,10 +290,11 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(s.ShootSerializer(shoot).data, status=code)
 
-    @extend_schema(responses={200: s.ShootSerializer})
+    @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        shoot = services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
-        return Response(s.ShootSerializer(shoot).data)
+        """Release every range of the shoot (into quarantine); 204 like every DELETE."""
+        services.shoot_release(shoot=self.get_object(), actor=request_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=s.IpFamiliesSerializer, responses={200: s.ShootSerializer})
     @action(detail=True, methods=["post"], url_path="ip-families")
@@ -293,8 +306,10 @@ class ShootViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         )
         return Response(s.ShootSerializer(shoot).data)
 
-    @extend_schema(request=s.ShootBulkSerializer, responses={201: s.ShootSerializer(many=True)})
-    @action(detail=False, methods=["post"])
+    @extend_schema(
+        request=s.ShootBulkSerializer, responses={201: s.ShootSerializer(many=True)}, filters=False
+    )
+    @action(detail=False, methods=["post"], pagination_class=None)  # a body in, a list out: no page
     def bulk(self, request: Request) -> Response:
         """Allocate many shoots at once, all or nothing; a refused entry names its index."""
         data = _validated(s.ShootBulkSerializer, request.data)

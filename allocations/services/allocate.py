@@ -82,17 +82,14 @@ def _overlapping(pool: Pool, net: prefixes.IPNetwork, scope: str = "") -> list[A
 
 def _overlap_error(net: prefixes.IPNetwork, others: Sequence[Allocation], field: str) -> IpamError:
     other = others[0]
+    # "X overlaps X" says nothing: the very prefix asked for is the one in the way
+    what = f"{net} is" if other.cidr == str(net) else f"{net} overlaps {other.cidr},"
     if other.state == AllocationState.QUARANTINED:
         until = other.expires_at.isoformat() if other.expires_at else "purged"
-        return PrefixQuarantined(
-            f"{net} overlaps {other.cidr}, quarantined until {until}",
-            field=field,
-            allocation=other.pk,
-        )
+        return PrefixQuarantined(f"{what} quarantined until {until}", field=field, allocation=other.pk)
     owner = f" held by {other.shoot}" if other.shoot_id else ""
-    return PrefixOverlap(
-        f"{net} overlaps {other.cidr} ({other.role}{owner})", field=field, allocation=other.pk
-    )
+    what = f"{net} is already allocated" if other.cidr == str(net) else f"{net} overlaps {other.cidr}"
+    return PrefixOverlap(f"{what} ({other.role}{owner})", field=field, allocation=other.pk)
 
 
 def _take_given(pool: Pool, net: prefixes.IPNetwork, field: str) -> None:
@@ -227,6 +224,10 @@ def allocation_request(
         scope = ""
     elif not scope:
         scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
+        longest = Allocation._meta.get_field("scope").max_length
+        if len(scope) > longest:  # the label names the scope of a manual allocation in a per-shoot pool
+            room = longest - len(scope) + len(label)
+            raise IpamError(f"at most {room} characters in a per-shoot pool", field="label")
     return owner_type, scope
 
 

@@ -24,8 +24,10 @@ def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -
     openstack-gep, a workers subnet on AWS). Registering the same node with the
     same address again returns it unchanged.
     """
-    if not isinstance(name, str) or not name or len(name) > 253:
-        raise IpamError("a node needs a name of at most 253 characters", field="name")
+    # the name is also the label of the node's pod-range allocation, the shorter column of the two
+    longest = Allocation._meta.get_field("label").max_length
+    if not isinstance(name, str) or not name or len(name) > longest:
+        raise IpamError(f"a node needs a name of at most {longest} characters", field="name")
     address = prefixes.parse_address(ipv6_address, field="ipv6_address")
     if not isinstance(address, IPv6Address):
         raise IpamError(f"{address} is not an IPv6 address", field="ipv6_address")

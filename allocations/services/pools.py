@@ -127,6 +127,8 @@ def _pool_create(
                     parent__isnull=True, family=net.version, retired_at__isnull=True
                 ).exclude(kind=PoolKind.PROVIDER)
                 for other in roots:
+                    if other.network == net:
+                        raise PrefixOverlap(f"{net} is already root pool {other.name}", field="cidr")
                     if other.network.overlaps(net):
                         raise PrefixOverlap(f"{net} overlaps root pool {other}", field="cidr")
         pool = new_pool(name=name, net=net, parent=parent, parent_allocation=carved, rules=rules)

@@ -103,6 +103,8 @@ class StagedPool:
         check_choice(role, Role, "role")
         check_given(pool, net)
         for other in self.taken:
+            if other == net:
+                raise PrefixOverlap(f"{net} is asked for twice in pool {pool.name}", field="cidr")
             if other.overlaps(net):
                 raise PrefixOverlap(f"{net} overlaps {other} in pool {pool.name}", field="cidr")
         self.taken.append(net)

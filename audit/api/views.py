@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import django_filters
+from django.db.models import Q
 from rest_framework import mixins, serializers
 from rest_framework.exceptions import ValidationError
 
@@ -53,12 +54,27 @@ class BoundedDateTimeFilter(django_filters.IsoDateTimeFilter):
         return super().filter(qs, value)
 
 
+def filter_user(queryset: Any, name: str, value: str) -> Any:
+    """Events of one user, by the UI, the admin or any of the user's tokens ("name (token …)")."""
+    return queryset.filter(Q(actor=value) | Q(actor__startswith=f"{value} (token "))
+
+
+def filter_object_type(queryset: Any, name: str, value: str) -> Any:
+    """``allocations.allocation`` as stored, or the short ``allocation`` people type."""
+    if "." in value:
+        return queryset.filter(object_type=value)
+    return queryset.filter(object_type__endswith=f".{value}")
+
+
 class AuditEventFilterSet(django_filters.FilterSet):
-    actor = django_filters.CharFilter()
+    actor = django_filters.CharFilter(help_text="The actor as recorded, e.g. `admin (token ab12cd)`")
+    user = django_filters.CharFilter(method=filter_user, help_text="A user name: all of that user's events")
     source = django_filters.ChoiceFilter(choices=AuditEvent.Source.choices)
     action = django_filters.CharFilter()
     action_prefix = django_filters.CharFilter(field_name="action", lookup_expr="startswith")
-    object_type = django_filters.CharFilter()
+    object_type = django_filters.CharFilter(
+        method=filter_object_type, help_text="`allocation` or `allocations.allocation`"
+    )
     object_id = django_filters.CharFilter()
     project = django_filters.CharFilter()
     since = BoundedDateTimeFilter(field_name="created_at", lookup_expr="gte", param="since")

@@ -1,4 +1,4 @@
-"""The one API error handler: every 4xx is ``{"detail", "errors", "code"}`` JSON, never HTML.
+"""The one API error handler: every 4xx (and, via ``handler500``, every 500) is JSON, never HTML.
 
 Domain errors (:class:`ipam_portal.errors.IpamError`) carry their own status and
 field; DRF's validation errors become field lists; anything else DRF knows
@@ -7,6 +7,8 @@ field; DRF's validation errors become field lists; anything else DRF knows
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -20,10 +22,14 @@ from ipam_portal.metrics import observe_api_error
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors as one level: ``shoots[1].zones``, ``tags[1]`` (list items in brackets)."""
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(key, int):  # a ListField's child errors are keyed by index
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
             out.update(_flatten(value, name))
     elif isinstance(detail, list):
         if all(not isinstance(item, (dict, list)) for item in detail):
@@ -71,6 +77,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = codes if isinstance(codes, str) else "error"
         response.data = error_body(str(exc.detail), code)
     return response
+
+
+@contextmanager
+def fields_renamed(names: dict[str, str]) -> Iterator[None]:
+    """Domain errors inside name the request's field: a service's ``networks.pods`` becomes ``pods``."""
+    try:
+        yield
+    except IpamError as exc:
+        exc.field = names.get(exc.field or "", exc.field)
+        raise
+
+
+def server_error(request: Any, *args: Any, **kwargs: Any) -> Any:
+    """``handler500``: under /api/ a crash answers the error shape in JSON; elsewhere Django's page."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        body = error_body("internal server error; the portal's log has the details", "server_error")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request, *args, **kwargs)
 
 
 def not_found(request: Any, *args: Any, **kwargs: Any) -> Any:

@@ -13,11 +13,19 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
-    """Every 4xx: a message, a machine-readable code and the messages per field."""
+    """Every error: a message, a machine-readable code, the messages per field (list items as
+    ``shoots[1].zones``) and, on some domain errors, ``details``."""
 
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]  # a field named like Serializer.errors; the metaclass moves it to _declared_fields
+    details = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Only on some domain errors, every value as text: `allocation` (the id of the "
+        "allocation in the way of an overlap or quarantine); on Gardener rule violations `rule` (e.g. "
+        "`seed_overlap`, `canonical`, `ip_families`) and `cidr` (the range that broke it)",
+    )
 
 
 ERROR_DESCRIPTIONS = {

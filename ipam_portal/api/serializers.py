@@ -1,8 +1,8 @@
 """Bases of every app's API input serializers.
 
 :class:`StrictSerializer` refuses what DRF would quietly accept: unknown fields
-and JSON values of the wrong type (``"56"`` for a prefix length, ``5`` for a
-name), so a typo in a request never silently becomes a default.
+and JSON values of the wrong type (``"56"`` for a prefix length or ``"12"`` for
+a pool id, ``5`` for a name), so a typo in a request never silently becomes a default.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def _type_error(field: serializers.Field, value: Any) -> str | None:
     """JSON types must match: "56" is not a prefix length and 5 is not a name."""
     if isinstance(field, serializers.BooleanField):
         return None if isinstance(value, bool) else "must be true or false"
-    if isinstance(field, serializers.IntegerField):
+    if isinstance(field, (serializers.IntegerField, serializers.PrimaryKeyRelatedField)):
         ok = isinstance(value, int) and not isinstance(value, bool)
         return None if ok else f"must be a whole number, not {type(value).__name__}"
     if isinstance(field, (serializers.CharField, serializers.ChoiceField, serializers.DateTimeField)):
@@ -53,7 +53,7 @@ class StrictSerializer(serializers.Serializer):
                     for i, item in enumerate(value):
                         problem = _type_error(field.child, item)
                         if problem:
-                            problems[f"{name}.{i}"] = [problem]
+                            problems[f"{name}[{i}]"] = [problem]
             if problems:
                 raise serializers.ValidationError(problems)
         return super().to_internal_value(data)

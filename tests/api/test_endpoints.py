@@ -79,7 +79,8 @@ def test_allocate_preview_free_blocks_utilisation_release(admin) -> None:
     assert released.status_code == 200 and released.json()["state"] == "quarantined"
     assert_error(admin.delete(f"/api/v1/allocations/{given.json()['id']}/"), 409, code="invalid_state")
     now = admin.delete(f"/api/v1/allocations/{got.json()['id']}/")
-    assert now.json()["state"] == "quarantined"
+    assert now.status_code == 204 and not now.content  # every DELETE answers 204 (issue 14)
+    assert admin.get(f"/api/v1/allocations/{got.json()['id']}/").json()["state"] == "quarantined"
     exhausted = admin.post(
         f"/api/v1/pools/{pool_id('ipv4-nodes')}/allocations/", {"prefix_length": 8}, format="json"
     )
@@ -138,7 +139,8 @@ def test_shoot_lifecycle(admin) -> None:
     assert_error(outside, 400, field="ipv6_address")
     assert admin.delete(f"/api/v1/shoots/{pk}/nodes/{node.json()['id']}/").status_code == 204
     gone = admin.delete(f"/api/v1/shoots/{pk}/")
-    assert gone.status_code == 200 and gone.json()["state"] == "deleted"
+    assert gone.status_code == 204 and not gone.content  # every DELETE answers 204 (issue 14)
+    assert admin.get(f"/api/v1/shoots/{pk}/").json()["state"] == "deleted"
     assert not Allocation.objects.filter(shoot_id=pk, state="active").exists()
 
 

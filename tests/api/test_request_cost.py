@@ -92,7 +92,7 @@ def test_shoot_asked_again_is_answered_from_the_unique_name(c: dict[str, APIClie
     assert_error(other, 409, field="ip_families", code="already_exists")
     assert AuditEvent.objects.count() == events
     released = c["admin"].delete(f"/api/v1/shoots/{first.json()['id']}/")
-    assert released.status_code == 200
+    assert released.status_code == 204
     anew = c["admin"].post("/api/v1/shoots/", SHOOT, format="json")  # the name is free again
     assert anew.status_code == 201 and anew.json()["id"] != first.json()["id"]
 

@@ -104,7 +104,7 @@ def test_shoot_nodes_and_release_through_api_worker_and_neutron(
         assert set(job_states(shoot_id, "sync-routes")) == {"succeeded"}, errors(shoot_id)
         assert openstack_harness.routes(spec) == wanted
 
-        assert client.delete(f"/api/v1/shoots/{shoot_id}/").status_code == 200
+        assert client.delete(f"/api/v1/shoots/{shoot_id}/").status_code == 204
         assert wait_until(lambda: finished(shoot_id, "deprovision")) == ["succeeded"], errors(shoot_id)
     assert openstack_harness.leftovers(spec) == []
     ipv6 = Allocation.objects.filter(shoot_id=shoot_id, family=6, role="block")

@@ -207,7 +207,8 @@ def test_job_detail_shows_steps(ui: dict[str, Client], done_job: ProvisioningJob
 
 def test_progress_fragment_and_polling(ui: dict[str, Client], job: ProvisioningJob) -> None:
     page_body = ui["auditor"].get(url("providers:job-detail", job.pk)).content.decode()
-    assert 'data-active="1"' in page_body and "setTimeout(poll, 2000)" in page_body
+    assert 'data-active="1"' in page_body and 'data-poll-ms="2000"' in page_body
+    assert "ipam/job_progress.js" in page_body  # the polling script is a static file (CSP)
     assert "not started" in page_body
     fragment = ui["auditor"].get(url("providers:job-progress", job.pk))
     assert fragment.status_code == 200 and fragment["Cache-Control"] == "no-store"

@@ -357,7 +357,7 @@ def test_allocate_given_cidr_by_operator_of_project(ui: dict[str, Client], root_
 @pytest.mark.parametrize(
     ("role", "data", "field", "text"),
     [
-        ("admin", {"cidr": "2001:db8::/48"}, "cidr", "overlaps"),
+        ("admin", {"cidr": "2001:db8::/48"}, "cidr", "already allocated"),
         ("admin", {"cidr": "2001:db8::1/48"}, "cidr", "host bits"),
         ("admin", {"cidr": "10.0.0.0/8"}, "cidr", "IPv4"),
         ("admin", {"cidr": "3fff::/48"}, "cidr", "not inside"),
