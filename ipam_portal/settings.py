@@ -256,6 +256,13 @@ IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 # Default lifetime of a hold (a reservation with an expiry) when none is given.
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
 
+# Audit trail. Key of the HMAC over signed checkpoints of the hash chain (ipam_audit_checkpoint);
+# empty: no checkpoints. Keep it out of the database's reach (a secret store, not the DB host).
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+# ipam_audit_verify accepts an event this much older than the one before it (clocks of several
+# web hosts); older is reported as backdated.
+AUDIT_CLOCK_SKEW_SECONDS = env_int("AUDIT_CLOCK_SKEW_SECONDS", 5)
+
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 METRICS_POOL_CACHE_SECONDS = env_int("METRICS_POOL_CACHE_SECONDS", 15)
