@@ -8,6 +8,7 @@ import hmac
 import secrets
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +25,25 @@ def token_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_OTHERS_REFUSED = "only admins can create tokens for other users"
+
+
+def token_owner(*, username: str | None, requested_by: Any) -> Any:
+    """The user a token is asked for: the caller itself, or (admins only) the user named.
+
+    A caller that is not an admin gets the same refusal for every other name, existing
+    or not, so the endpoint does not tell which user names exist.
+    """
+    if not username or username == requested_by.get_username():
+        return requested_by
+    if not roles.may_administer(requested_by):
+        raise Forbidden(_OTHERS_REFUSED, field="user")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise IpamError(f"no user named {username!r}", field="user")
+    return user
+
+
 def token_create(
     *,
     user: Any,
@@ -32,18 +52,29 @@ def token_create(
     read_only: bool = False,
     expires_at: dt.datetime | None = None,
     requested_by: Any | None = None,
+    via_token: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the key, which is shown once and never stored.
 
     ``requested_by`` (the API caller) may create tokens for itself; only admins for others.
+    A token created with a token (``via_token``) never outlives it: no expiry means the
+    caller's expiry, a later one is refused.
     """
     if requested_by is not None and requested_by != user and not roles.may_administer(requested_by):
-        raise Forbidden("only admins can create tokens for other users", field="user")
+        raise Forbidden(_OTHERS_REFUSED, field="user")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise IpamError("a token needs a name of at most 100 characters", field="name")
     if expires_at is not None and expires_at <= timezone.now():
         raise IpamError("expiry must be in the future", field="expires_at")
+    limit = via_token.expires_at if via_token is not None else None
+    if limit is not None:
+        if expires_at is not None and expires_at > limit:
+            raise IpamError(
+                f"a token cannot outlive the token that creates it (it expires {limit.isoformat()})",
+                field="expires_at",
+            )
+        expires_at = expires_at or limit
     prefix = secrets.token_hex(6)
     key = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -59,7 +90,13 @@ def token_create(
             actor=actor,
             action="token.create",
             obj=token,
-            after={"user": user.get_username(), "name": name, "read_only": read_only, "prefix": prefix},
+            after={
+                "user": user.get_username(),
+                "name": name,
+                "read_only": read_only,
+                "prefix": prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return token, key
 
