@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 - registers the OpenAPI security scheme
+        from . import schema, signals  # noqa: F401 - register the OpenAPI scheme and the login audit

@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
@@ -126,6 +127,52 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             actor=actor, action="token.revoke", obj=token, after={"revoked_at": token.revoked_at.isoformat()}
         )
     return token
+
+
+def user_grant_role(*, username: str, role: str, projects: list[str], actor: Actor) -> Any:
+    """Give ``username`` (created if new, without a password) ``role`` and operator ``projects``.
+
+    Audited: ``user.create`` for a new user, ``token.grant`` for the role (what
+    ``ipam_token grant`` does), ``membership.add`` per new project.
+    """
+    if role not in roles.ROLES:
+        raise IpamError(f"unknown role {role!r}", field="role")
+    if role == roles.OPERATOR and not projects:
+        raise IpamError("an operator needs at least one --project", field="project")
+    with transaction.atomic():
+        user, created = get_user_model().objects.get_or_create(username=username)
+        if created:
+            audit_record(actor=actor, action="user.create", obj=user, after=user_snapshot(user))
+        before = user_snapshot(user)
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+        roles.forget(user)
+        audit_record(
+            actor=actor,
+            action="token.grant",
+            obj=user,
+            before=before,
+            after={**user_snapshot(user), "role": role, "projects": sorted(projects)},
+        )
+        for project in projects:
+            membership_add(user=user, project=project, actor=actor)
+    return user
+
+
+def user_snapshot(user: Any) -> dict[str, Any]:
+    """What an auditor needs to know of a user's powers (never the password hash)."""
+    return {
+        "username": user.get_username(),
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "groups": sorted(user.groups.values_list("name", flat=True)) if user.pk else [],
+        "permissions": sorted(
+            f"{app}.{code}"
+            for app, code in user.user_permissions.values_list("content_type__app_label", "codename")
+        )
+        if user.pk
+        else [],
+    }
 
 
 def membership_add(*, user: Any, project: str, actor: Actor) -> ProjectMembership:

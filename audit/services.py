@@ -161,24 +161,31 @@ def audit_record(
     *,
     actor: Actor,
     action: str,
-    obj: models.Model,
+    obj: models.Model | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     project: str = "",
     message: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
 ) -> AuditEvent:
     """Append one audit event for ``obj``; call inside the transaction of the change.
 
+    Without ``obj`` (a failed login for a name that may not exist, an invalid token)
+    the event names its subject by ``object_type``, ``object_id`` and ``object_repr``.
     Inside :func:`audit_batch` the event is written at the end of the batch (its
     ``pk`` is set then); otherwise at once.
     """
+    if obj is not None:
+        object_type, object_id, object_repr = obj._meta.label_lower, str(obj.pk), str(obj)
     event = AuditEvent(
         actor=actor.name[:150],
         source=actor.source,
         action=action,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:255],
+        object_type=object_type[:64],
+        object_id=object_id[:64],
+        object_repr=object_repr[:255],
         project=project,
         before=json_value(before),  # hashed as the column will give it back
         after=json_value(after),
