@@ -159,6 +159,7 @@ AXES_LOCKOUT_PARAMETERS = [
     item.split("+") for item in env_list("LOGIN_LOCKOUT_PARAMETERS", "username,ip_address")
 ]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner on the commands' stderr; failures and lock-outs are audited
 # Invalid API tokens: after this many from one address within the window, 429 until it ends.
 API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
 API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 300)
