@@ -9,6 +9,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from ipam_portal import access
 
-        from . import roles, schema  # noqa: F401 - schema registers the OpenAPI security scheme
+        from . import roles, schema, signals  # noqa: F401 - register the OpenAPI scheme and the login audit
 
         access.install(roles)  # the kernel's UI, API and admin bases ask accounts.roles

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 
 from ipam_portal.actors import Source
 
@@ -24,13 +25,19 @@ class AuditEvent(models.Model):
 
     Written only by :func:`audit.services.audit_record`, inside the transaction of
     the change it describes (so a rolled-back change leaves no event and a
-    committed one always has its event). Never updated or deleted; on PostgreSQL a
-    trigger refuses UPDATE and DELETE even from raw SQL.
+    committed one always has its event). Never updated or deleted; on PostgreSQL
+    triggers refuse UPDATE, DELETE and TRUNCATE even from raw SQL.
+
+    Events form a hash chain (:mod:`audit.chain`): ``seq`` counts 1, 2, 3, … in the
+    order they were written, ``prev_hash`` is the ``hash`` of event ``seq - 1`` and
+    ``hash`` covers this event's fields and ``prev_hash``; ``manage.py
+    ipam_audit_verify`` walks it. ``created_at`` is set when the event is written,
+    under the chain's lock, so it never goes backwards along ``seq``.
     """
 
     Source = Source  # the doors a change comes through (the kernel's, shared with Actor)
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     actor = models.CharField(max_length=150, db_index=True, help_text="User name or token id")
     source = models.CharField(max_length=16, choices=Source.choices)
     action = models.CharField(max_length=64, db_index=True, help_text="e.g. allocation.allocate")
@@ -41,6 +48,9 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     message = models.TextField(blank=True)
+    seq = models.BigIntegerField(unique=True, editable=False, help_text="Position in the hash chain")
+    prev_hash = models.CharField(max_length=64, editable=False, help_text="Hash of the event before")
+    hash = models.CharField(max_length=64, editable=False, help_text="sha256 of this event and prev_hash")
 
     objects = AuditEventQuerySet.as_manager()
 

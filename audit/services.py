@@ -4,6 +4,14 @@ A composite change (a whole shoot, a bulk request) records many events; inside
 :func:`audit_batch` they are collected and written with one ``INSERT`` at the end
 of the block — still inside the transaction of the change, so a rolled-back
 change leaves no event and a committed one always has all of its events.
+
+This is the one writer of the hash chain (:mod:`audit.chain`). Before its first
+event a transaction reads the chain head under a lock held until it ends (on
+PostgreSQL ``audit_chain_head()``: an advisory lock and a fresh read in one
+statement; SQLite's ``BEGIN IMMEDIATE`` already makes one writer at a time), so
+concurrent writers extend the chain one after the other, never fork it. Later
+events of the same transaction extend the head it remembers: one extra statement
+per transaction, not per event.
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.utils import timezone
 
 from ipam_portal.actors import SYSTEM, Actor
 
+from .chain import GENESIS, event_hash, json_value
 from .models import AuditEvent
 
 # Actor and SYSTEM live in the kernel; the services that record events import them from here too.
@@ -52,7 +62,7 @@ class _Batch:
         events = [event for marker, event in self.events if id(marker) in alive]
         self.events = []
         if events:
-            AuditEvent.objects.bulk_create(events)
+            _write(events)
 
 
 class _Marker:
@@ -60,6 +70,55 @@ class _Marker:
 
     def __call__(self) -> None:
         return None
+
+
+def _alive(marker: Any) -> bool:
+    """Whether ``marker``'s savepoint survived and its transaction is still open."""
+    return connection.in_atomic_block and any(entry[1] is marker for entry in connection.run_on_commit)
+
+
+class _Head:
+    """The chain head this transaction wrote last (valid while its marker is alive)."""
+
+    def __init__(self, seq: int, hash_: str) -> None:
+        self.seq, self.hash = seq, hash_
+        self.marker = _Marker()
+        transaction.on_commit(self.marker)
+
+
+def _read_head() -> tuple[int, str]:
+    """Lock the chain for this transaction and read its head (seq 0 and GENESIS when empty)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT head_seq, head_hash FROM audit_chain_head()")
+        else:  # one writer at a time: the transaction holds SQLite's write lock
+            cursor.execute("SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1")
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return 0, GENESIS
+    return int(row[0]), row[1]
+
+
+def _write(events: list[AuditEvent]) -> None:
+    """Append ``events`` to the chain after its head, in one INSERT, inside one transaction.
+
+    The head a transaction wrote is remembered on the connection once the INSERT
+    succeeded; it is read again (and locked again) after a commit, a rollback, or
+    the rollback of the savepoint that wrote it.
+    """
+    with transaction.atomic(savepoint=False):
+        head: _Head | None = getattr(connection, "_audit_chain_head", None)
+        seq, prev = (head.seq, head.hash) if head is not None and _alive(head.marker) else _read_head()
+        now = timezone.now()
+        for event in events:
+            seq += 1
+            event.seq, event.prev_hash, event.created_at = seq, prev, now
+            event.hash = prev = event_hash(event.__dict__, prev)
+        if len(events) == 1:
+            events[0].save()
+        else:
+            AuditEvent.objects.bulk_create(events)
+        connection._audit_chain_head = _Head(seq, prev)
 
 
 _BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("audit_batch", default=None)
@@ -89,32 +148,39 @@ def audit_record(
     *,
     actor: Actor,
     action: str,
-    obj: models.Model,
+    obj: models.Model | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     project: str = "",
     message: str = "",
+    object_type: str = "",
+    object_id: str = "",
+    object_repr: str = "",
 ) -> AuditEvent:
     """Append one audit event for ``obj``; call inside the transaction of the change.
 
+    Without ``obj`` (a failed login for a name that may not exist, an invalid token)
+    the event names its subject by ``object_type``, ``object_id`` and ``object_repr``.
     Inside :func:`audit_batch` the event is written at the end of the batch (its
     ``pk`` is set then); otherwise at once.
     """
+    if obj is not None:
+        object_type, object_id, object_repr = obj._meta.label_lower, str(obj.pk), str(obj)
     event = AuditEvent(
         actor=actor.name[:150],
         source=actor.source,
         action=action,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:255],
+        object_type=object_type[:64],
+        object_id=object_id[:64],
+        object_repr=object_repr[:255],
         project=project,
-        before=before,
-        after=after,
+        before=json_value(before),  # hashed as the column will give it back
+        after=json_value(after),
         message=message,
     )
     batch = _BATCH.get()
     if batch is not None and connection.in_atomic_block:
         batch.add(event)
-    else:
-        event.save()
+        return event
+    _write([event])
     return event

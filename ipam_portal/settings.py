@@ -5,6 +5,7 @@ two in step. Defaults give the embedded mode: SQLite next to manage.py and
 Celery tasks executed in-process, so nothing else has to run.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from our static files: /api/docs/ works offline
     "csp",
     "django_prometheus",
+    "axes",
     "ipam_portal.events",
     "accounts",
     "audit",
@@ -92,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login with 429
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -144,6 +147,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Brute force on the login forms (UI and admin): django-axes counts failures and locks out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Wrong passwords before a lock-out, how long it lasts, and what is locked, comma-separated:
+# "username" (the account, from every address), "ip_address" (one address guessing many
+# names), or combinations such as "username+ip_address"; the default locks both ways.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 900))
+AXES_LOCKOUT_PARAMETERS = [
+    item.split("+") for item in env_list("LOGIN_LOCKOUT_PARAMETERS", "username,ip_address")
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner on the commands' stderr; failures and lock-outs are audited
+# Invalid API tokens: after this many from one address within the window, 429 until it ends.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_FAILURE_WINDOW_SECONDS = env_int("API_TOKEN_FAILURE_WINDOW_SECONDS", 300)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -288,6 +310,13 @@ if not 1 <= IPAM_DEFAULT_PROJECT_QUOTA_PERCENT <= 100:
     raise ImproperlyConfigured("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT: expected 1 to 100")
 if not 0 <= IPAM_QUARANTINE_SECONDS <= IPAM_QUARANTINE_MAX_SECONDS:
     raise ImproperlyConfigured("IPAM_QUARANTINE_SECONDS: expected 0 to IPAM_QUARANTINE_MAX_SECONDS")
+
+# Audit trail. Key of the HMAC over signed checkpoints of the hash chain (ipam_audit_checkpoint);
+# empty: no checkpoints. Keep it out of the database's reach (a secret store, not the DB host).
+AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+# ipam_audit_verify accepts an event this much older than the one before it (clocks of several
+# web hosts); older is reported as backdated.
+AUDIT_CLOCK_SKEW_SECONDS = env_int("AUDIT_CLOCK_SKEW_SECONDS", 5)
 
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")

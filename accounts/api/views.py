@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -41,11 +40,8 @@ class TokenCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     read_only = serializers.BooleanField(default=False)  # type: ignore[assignment]  # a field named like Field.read_only; the metaclass moves it to _declared_fields
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    user = serializers.SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        required=False,
-        help_text="Admins only",
+    user = serializers.CharField(
+        max_length=150, required=False, help_text="User name; admins only (others: yourself)"
     )
 
 
@@ -80,9 +76,10 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        user = data.pop("user", None) or request.user
+        user = services.token_owner(username=data.pop("user", None), requested_by=request.user)
+        via_token = request.auth if isinstance(request.auth, ApiToken) else None
         token, key = services.token_create(
-            user=user, actor=request_actor(request), requested_by=request.user, **data
+            user=user, actor=request_actor(request), requested_by=request.user, via_token=via_token, **data
         )
         body = TokenCreatedSerializer(token).data
         body["key"] = key

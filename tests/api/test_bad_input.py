@@ -13,6 +13,8 @@ each in its own savepoint.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
 
-from .conftest import assert_error, bearer, nothing_written, survive_server_error
+from .conftest import assert_error, bearer, nothing_written, row_counts, survive_server_error
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +49,7 @@ class Bad:
     field: str | None = None
     code: str | None = None
     credentials: bool = True  # False: no admin token (for cases that bring their own)
+    audited: str | None = None  # the one audit event the refusal must leave (failed authentication)
 
 
 def bad(case_id: str, method: str, url: str, **kwargs: Any) -> Any:
@@ -610,6 +613,7 @@ AUTH = [
         headers={"HTTP_AUTHORIZATION": "Bearer é"},
         status=401,
         credentials=False,
+        audited="auth.token-invalid",
     ),
     bad(
         "auth-bearer-unknown",
@@ -618,6 +622,7 @@ AUTH = [
         headers={"HTTP_AUTHORIZATION": "Bearer ipam_x_y"},
         status=401,
         credentials=False,
+        audited="auth.token-invalid",
     ),
     bad(
         "auth-bearer-two-words",
@@ -626,6 +631,7 @@ AUTH = [
         headers={"HTTP_AUTHORIZATION": "Bearer a b"},
         status=401,
         credentials=False,
+        audited="auth.token-invalid",
     ),
     bad(
         "auth-bearer-10k-chars",
@@ -634,6 +640,7 @@ AUTH = [
         headers={"HTTP_AUTHORIZATION": "Bearer ipam_" + "x" * 10_000 + "_y"},
         status=401,
         credentials=False,
+        audited="auth.token-invalid",
     ),
 ]
 
@@ -704,9 +711,20 @@ def test_bad_input_is_refused_and_writes_nothing(
     admin: APIClient, targets: dict[str, Any], case: Bad
 ) -> None:
     client = admin if case.credentials else no_raise(APIClient())
-    with nothing_written():
+    with nothing_written() if case.audited is None else only_audited(case.audited):
         response = send(client, case, targets)
     assert_error(response, case.status, case.field, case.code)
+
+
+@contextmanager
+def only_audited(action: str) -> Iterator[None]:
+    """Like ``nothing_written``, except exactly one new audit event, ``action``."""
+    before = row_counts()
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    yield
+    assert list(AuditEvent.objects.filter(seq__gt=last).values_list("action", flat=True)) == [action]
+    after = {**row_counts(), "AuditEvent": before["AuditEvent"]}
+    assert after == before, f"a refused request wrote rows (before, after): {before}, {after}"
 
 
 @pytest.mark.parametrize(

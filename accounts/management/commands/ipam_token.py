@@ -6,12 +6,11 @@ import datetime as dt
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts import roles, services
 from accounts.models import ApiToken
-from ipam_portal.errors import IpamError, NotFound
+from ipam_portal.errors import NotFound
 from ipam_portal.management.base import IpamCommand, positive_int
 
 
@@ -85,13 +84,10 @@ class Command(IpamCommand):
             services.token_revoke(token=found, actor=actor)
             self.emit(options, {"revoked": found.prefix}, lambda: [f"revoked {found.prefix}"])
         elif verb == "grant":
-            user, _ = get_user_model().objects.get_or_create(username=options["user"])
             role = options["role"]
-            if role == roles.OPERATOR and not options["project"]:
-                raise IpamError("an operator needs at least one --project", field="project")
-            user.groups.add(Group.objects.get_or_create(name=role)[0])
-            for project in options["project"]:
-                services.membership_add(user=user, project=project, actor=actor)
+            user = services.user_grant_role(
+                username=options["user"], role=role, projects=options["project"], actor=actor
+            )
             self.emit(
                 options,
                 {"user": user.username, "role": role, "projects": options["project"]},
