@@ -27,6 +27,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = token_lookup(key)
         if token is None:
             raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
+        if token.scope != ApiToken.Scope.API:  # least privilege: a webhook token opens only the webhook
+            raise exceptions.AuthenticationFailed("this token is scoped to the admission webhook")
         # last_used_at is informative; one small UPDATE per request at most once a minute
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

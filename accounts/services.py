@@ -32,8 +32,11 @@ def token_create(
     read_only: bool = False,
     expires_at: dt.datetime | None = None,
     requested_by: Any | None = None,
+    scope: str = ApiToken.Scope.API,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the key, which is shown once and never stored.
+
+    ``scope``: ``api`` (the REST API) or ``admission`` (only the Shoot admission webhook).
 
     ``requested_by`` (the API caller) may create tokens for itself; only admins for others.
     """
@@ -42,6 +45,8 @@ def token_create(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise IpamError("a token needs a name of at most 100 characters", field="name")
+    if scope not in ApiToken.Scope.values:
+        raise IpamError(f"scope must be one of {', '.join(ApiToken.Scope.values)}", field="scope")
     if expires_at is not None and expires_at <= timezone.now():
         raise IpamError("expiry must be in the future", field="expires_at")
     prefix = secrets.token_hex(6)
@@ -54,12 +59,14 @@ def token_create(
             digest=token_digest(key),
             read_only=read_only,
             expires_at=expires_at,
+            scope=scope,
         )
         audit_record(
             actor=actor,
             action="token.create",
             obj=token,
-            after={"user": user.get_username(), "name": name, "read_only": read_only, "prefix": prefix},
+            after={"user": user.get_username(), "name": name, "read_only": read_only, "prefix": prefix}
+            | ({"scope": scope} if scope != ApiToken.Scope.API else {}),
         )
     return token, key
 

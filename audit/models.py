@@ -33,6 +33,7 @@ class AuditEvent(models.Model):
         COMMAND = "command", "Management command"
         WORKER = "worker", "Worker"
         SYSTEM = "system", "System"
+        ADMISSION = "admission", "Admission webhook"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.CharField(max_length=150, db_index=True, help_text="User name or token id")

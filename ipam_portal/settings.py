@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "audit",
     "allocations",
     "providers",
+    "admission",
 ]
 
 MIDDLEWARE = [
@@ -255,6 +256,21 @@ PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT",
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 # Default lifetime of a hold (a reservation with an expiry) when none is given.
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
+
+# Shoot admission webhook (admission/, docs/admission.md).
+# How a Shoot's namespace names its portal project: "{project}" is the project; a namespace
+# that does not match is not the portal's (allowed unchanged, with a warning).
+ADMISSION_PROJECT_NAMESPACE_PATTERN = os.environ.get(
+    "ADMISSION_PROJECT_NAMESPACE_PATTERN", "garden-{project}"
+)
+# How long ranges taken at admission are held until a garden controller sees the Shoot.
+ADMISSION_HOLD_SECONDS = env_int("ADMISSION_HOLD_SECONDS", 3600)
+# Hold admitted ranges until seen (only where a garden controller confirms shoots); without
+# one the admission's allocation stands (DESIGN §9).
+ADMISSION_HOLD_UNTIL_SEEN = env_bool("ADMISSION_HOLD_UNTIL_SEEN", False)
+# Client certificates (verified by gunicorn against its --ca-certs) whose subject CN may call
+# the webhook; empty: only tokens with the admission scope.
+ADMISSION_CLIENT_CERT_NAMES = env_list("ADMISSION_CLIENT_CERT_NAMES", "")
 
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
