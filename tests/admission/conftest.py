@@ -13,7 +13,7 @@ import trustme
 from django.contrib.auth import get_user_model
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
-from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
+from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
 from accounts.models import ApiToken
 from accounts.services import token_create
@@ -26,7 +26,13 @@ from allocations.choices import Purpose, Uniqueness
 def landscape(make_pool, actor):
     """IPv6 shoots pools for OpenStack and AWS, per-shoot IPv4 pools, one seed per region."""
     openstack = make_pool("2001:db8::/48", name="openstack-v6", purpose=Purpose.SHOOTS, provider="openstack")
-    aws = make_pool("2001:db8:100::/40", name="aws-v6", purpose=Purpose.SHOOTS, provider="aws")
+    aws = make_pool(
+        "2001:db8:100::/40",
+        name="aws-v6",
+        purpose=Purpose.SHOOTS,
+        provider="aws",
+        tags=["aws-ipam-pool=ipam-pool-0123456789abcdef0"],  # Gardener requires ipv6IpamPool.id
+    )
     per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
     make_pool("10.250.0.0/16", name="v4-nodes", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
     make_pool("10.0.0.0/9", name="v4-pods", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
@@ -179,7 +185,9 @@ class HttpsWebhook:
         client_ca.configure_trust(context)
         context.verify_mode = ssl.CERT_OPTIONAL  # gunicorn --cert-reqs 1: verified when presented
         override = {c.alias: c for c in connections.all() if c.vendor == "sqlite" and c.is_in_memory_db()}
-        self.thread = _HttpsServerThread("127.0.0.1", connections_override=override)
+        self.thread = _HttpsServerThread(
+            "127.0.0.1", static_handler=_StaticFilesHandler, connections_override=override
+        )
         self.thread.server_context = context
         self.thread.daemon = True
         for conn in override.values():
@@ -198,7 +206,7 @@ class HttpsWebhook:
         context = ssl.create_default_context()
         self.ca.configure_trust(context)
         if cert_name:
-            self.client_ca.issue_cert(cert_name).configure_cert(context)
+            self.client_ca.issue_cert(cert_name, common_name=cert_name).configure_cert(context)
         return context
 
     def post(
