@@ -7,21 +7,25 @@ patch that fills what the Shoot leaves empty; UPDATE lets ``[IPv4]`` →
 change of a managed field. Everything runs in one transaction that is rolled back
 for ``dryRun`` and for refusals, so a preview writes nothing — no allocation,
 audit event, outbox event or job (jobs are enqueued on commit). Every write is
-audited with source ``admission`` and the Kubernetes user.
+audited with source ``admission`` and the Kubernetes user. With
+``ADMISSION_HOLD_UNTIL_SEEN`` a new shoot is held for ``ADMISSION_HOLD_SECONDS``
+until a garden controller confirms it (``shoot_confirm``); unconfirmed, it lapses
+(``shoots_hold_lapse``, run by the beat task :func:`admission.tasks.lapse_holds`).
 """
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from allocations.errors import NoPoolAvailable
 from allocations.gardener.export import shoot_gardener_object
 from allocations.models import Shoot
-from allocations.services import shoot_allocate, shoot_change_ip_families
+from allocations.services import shoot_allocate, shoot_change_ip_families, shoot_hold
 from audit.models import AuditEvent
 from audit.services import Actor
 from ipam_portal.errors import IpamError
@@ -29,8 +33,6 @@ from ipam_portal.errors import IpamError
 from . import decisions as d
 from .review import ReviewRequest
 from .selectors import admission_seed, admission_shoot, holder_name, range_holders
-
-log = logging.getLogger(__name__)
 
 _ACTOR_NAME_MAX = 150  # AuditEvent.actor
 
@@ -102,7 +104,7 @@ def _admit_create(obj: dict[str, Any], *, project: str, name: str, actor: Actor)
     if seed is None:
         return d.allow(f"ipam-portal: no seed of {provider} {region} in the portal: ranges not managed")
     zones = d.get_path(obj, "spec.provider.infrastructureConfig.networks.zones")
-    shoot, _ = shoot_allocate(
+    shoot, created = shoot_allocate(
         project=project,
         name=name,
         seed=seed,
@@ -113,6 +115,10 @@ def _admit_create(obj: dict[str, Any], *, project: str, name: str, actor: Actor)
         layout=d.layout_hint(obj),
         zones=len(zones) if isinstance(zones, list) and zones and provider == "aws" else 1,
     )
+    if created and settings.ADMISSION_HOLD_UNTIL_SEEN:
+        # A later admission step may refuse the Shoot: hold until the garden controller sees it.
+        until = timezone.now() + dt.timedelta(seconds=settings.ADMISSION_HOLD_SECONDS)
+        shoot = shoot_hold(shoot=shoot, until=until, actor=actor)
     wanted = _wanted(shoot)
     conflicts = d.given_conflicts(obj, wanted)
     if conflicts:

@@ -213,6 +213,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.reclaim_expired",
         "schedule": env_int("IPAM_RECLAIM_INTERVAL_SECONDS", 300),
     },
+    "lapse-admission-holds": {
+        "task": "admission.tasks.lapse_holds",
+        "schedule": env_int("IPAM_RECLAIM_INTERVAL_SECONDS", 300),
+    },
     "reap-provisioning-jobs": {
         "task": "providers.tasks.reap_jobs",
         "schedule": env_int("PROVISIONING_REAP_INTERVAL_SECONDS", 60),

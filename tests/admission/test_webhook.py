@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import json
 
 import jsonpatch
@@ -231,3 +232,27 @@ def test_malformed_review_is_400_and_a_bug_is_a_refusal_not_a_500(
     body = review(openstack_shoot())
     out = answer(client, body, admission_token)
     assert out["allowed"] is False and out["status"]["code"] == 500
+
+
+def test_admitted_shoot_is_held_until_seen_when_a_controller_runs(
+    client, landscape, admission_token, settings
+) -> None:
+    from django.utils import timezone
+
+    from admission.tasks import lapse_holds
+
+    admitted(client, openstack_shoot("not-held"), admission_token)
+    assert Shoot.objects.get(name="not-held").held_until is None  # default: the allocation stands
+    settings.ADMISSION_HOLD_UNTIL_SEEN = True
+    settings.ADMISSION_HOLD_SECONDS = 600
+    start = timezone.now()
+    admitted(client, openstack_shoot("held", families=["IPv4", "IPv6"]), admission_token)
+    shoot = Shoot.objects.get(name="held")
+    assert start + dt.timedelta(seconds=590) < shoot.held_until <= timezone.now() + dt.timedelta(seconds=600)
+    preview = answer(client, review(openstack_shoot("dry"), dry_run=True), admission_token)
+    assert preview["allowed"] and not Shoot.objects.filter(name="dry").exists()
+    assert lapse_holds() == 0  # not due yet
+    Shoot.objects.filter(pk=shoot.pk).update(held_until=timezone.now() - dt.timedelta(seconds=1))
+    assert lapse_holds() == 1
+    assert Shoot.objects.get(pk=shoot.pk).state == "deleted"
+    assert Shoot.objects.get(name="not-held").state == "active"
