@@ -8,6 +8,8 @@ from allocations import selectors
 from allocations.choices import LIVE_STATES, OwnerType
 from allocations.models import Allocation, Seed, Shoot
 
+_HOLDERS_READ = 20
+
 
 def admission_seed(*, seed_name: str | None, provider: str, region: str) -> Seed | None:
     """The seed to plan a Shoot against: the one it names, else the region's first by name.
@@ -38,9 +40,9 @@ def range_holders(cidr: str, *, shoot: Shoot | None) -> list[Allocation]:
         net = ip_network(cidr)
     except ValueError:
         return []
-    found = list(selectors.allocations_containing(net)) + list(
-        selectors.allocations_within(net).filter(state__in=LIVE_STATES).select_related("pool", "shoot")
-    )
+    within = selectors.allocations_within(net).filter(state__in=LIVE_STATES).select_related("pool", "shoot")
+    # A refusal names a few holders; a wide given range must not read a whole pool.
+    found = list(selectors.allocations_containing(net)) + list(within.order_by("first")[:_HOLDERS_READ])
     out: dict[int, Allocation] = {}
     for allocation in found:
         if not allocation.pool.is_global or (

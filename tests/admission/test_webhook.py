@@ -259,3 +259,19 @@ def test_admitted_shoot_is_held_until_seen_when_a_controller_runs(
     assert lapse_holds() == 1
     assert Shoot.objects.get(pk=shoot.pk).state == "deleted"
     assert Shoot.objects.get(name="not-held").state == "active"
+
+
+def test_admission_tokens_come_from_the_token_command(client, landscape) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.models import ApiToken
+
+    get_user_model().objects.create_user("kube-apiserver")
+    out = StringIO()
+    call_command("ipam_token", "create", "kube-apiserver", "webhook", "--scope", "admission", stdout=out)
+    key = out.getvalue().split()[-1]  # the key, printed once
+    assert ApiToken.objects.get(name="webhook").scope == "admission"
+    assert answer(client, review(openstack_shoot()), key)["allowed"]
+    assert AuditEvent.objects.get(action="token.create").after["scope"] == "admission"
