@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-worker manage test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
+.PHONY: run run-worker run-webhook manage test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,17 @@ run: venv
 ## make manage ARGS="ipam_lookup 2001:db8::10"
 manage: venv
 	DEBUG=$${DEBUG:-1} $(PY) manage.py $(ARGS)
+
+## The portal over HTTPS for the Shoot admission webhook (docs/admission.md): gunicorn with a
+## development CA (kept between runs), client certificates verified when presented; prints the caBundle.
+WEBHOOK_PORT ?= 8443
+WEBHOOK_CERTS ?= .webhook-certs
+run-webhook: venv
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --no-input -v0
+	DEBUG=$${DEBUG:-1} $(PY) manage.py ipam_webhook_certs --dir $(WEBHOOK_CERTS) --host $(HOST) --host localhost
+	DEBUG=$${DEBUG:-1} $(PY) -m gunicorn ipam_portal.wsgi:application --bind $(HOST):$(WEBHOOK_PORT) \
+		--certfile $(WEBHOOK_CERTS)/server.pem --keyfile $(WEBHOOK_CERTS)/server-key.pem \
+		--ca-certs $(WEBHOOK_CERTS)/ca.pem --cert-reqs 1 --workers $${WEB_CONCURRENCY:-2}
 
 ## A Celery worker (with the beat scheduler) on a real broker, for a portal started with the same
 ## CELERY_BROKER_URL (without one, `make run` runs jobs in-process and needs no worker).

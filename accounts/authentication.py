@@ -81,6 +81,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = token_lookup(key)
         if token is None:
             raise _failed(request, key, "invalid, expired or revoked token")
+        if token.scope != ApiToken.Scope.API:  # least privilege: a webhook token opens only the webhook
+            raise _failed(request, key, "this token is scoped to the admission webhook")
         # last_used_at is informative; one small UPDATE per request at most once a minute
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

@@ -13,13 +13,20 @@ class ApiToken(models.Model):
     The client sends ``ipam_<prefix>_<secret>``; ``prefix`` finds the row, the
     digest of the whole key is compared in constant time. A token may expire,
     be revoked, and be read-only (then it can only read, whatever its user's role).
+    ``scope`` says which door it opens: the REST API, or only the Shoot admission
+    webhook (kube-apiserver's webhook kubeconfig), never both.
     """
+
+    class Scope(models.TextChoices):
+        API = "api", "REST API"
+        ADMISSION = "admission", "Shoot admission webhook only"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     digest = models.CharField(max_length=64)
     read_only = models.BooleanField(default=False)
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.API)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -54,8 +54,11 @@ def token_create(
     expires_at: dt.datetime | None = None,
     requested_by: Any | None = None,
     via_token: ApiToken | None = None,
+    scope: str = ApiToken.Scope.API,
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the key, which is shown once and never stored.
+
+    ``scope``: ``api`` (the REST API) or ``admission`` (only the Shoot admission webhook).
 
     ``requested_by`` (the API caller) may create tokens for itself; only admins for others.
     A token created with a token (``via_token``) never outlives it: no expiry means the
@@ -66,6 +69,8 @@ def token_create(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise IpamError("a token needs a name of at most 100 characters", field="name")
+    if scope not in ApiToken.Scope.values:
+        raise IpamError(f"scope must be one of {', '.join(ApiToken.Scope.values)}", field="scope")
     if expires_at is not None and expires_at <= timezone.now():
         raise IpamError("expiry must be in the future", field="expires_at")
     limit = via_token.expires_at if via_token is not None else None
@@ -86,6 +91,7 @@ def token_create(
             digest=token_digest(key),
             read_only=read_only,
             expires_at=expires_at,
+            scope=scope,
         )
         audit_record(
             actor=actor,
@@ -97,7 +103,8 @@ def token_create(
                 "read_only": read_only,
                 "prefix": prefix,
                 "expires_at": expires_at.isoformat() if expires_at else None,
-            },
+            }
+            | ({"scope": scope} if scope != ApiToken.Scope.API else {}),
         )
     return token, key
 

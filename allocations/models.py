@@ -200,6 +200,12 @@ class Shoot(models.Model):
         "provider network settings); the drift report compares it with the portal's ranges",
     )
     gardener_reported_at = models.DateTimeField(null=True, blank=True)
+    held_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="Admitted but not seen in Gardener yet: released by itself at this time unless confirmed",
+    )
 
     class Meta:
         ordering = ["project", "name"]

@@ -21,6 +21,7 @@ class Source(models.TextChoices):
     COMMAND = "command", "Management command"
     WORKER = "worker", "Worker"
     SYSTEM = "system", "System"
+    ADMISSION = "admission", "Admission webhook"
 
 
 @dataclass(frozen=True)

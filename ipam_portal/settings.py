@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "audit",
     "allocations",
     "providers",
+    "admission",
 ]
 
 MIDDLEWARE = [
@@ -260,6 +261,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.reclaim_expired",
         "schedule": env_int("IPAM_RECLAIM_INTERVAL_SECONDS", 300),
     },
+    "lapse-admission-holds": {
+        "task": "admission.tasks.lapse_holds",
+        "schedule": env_int("IPAM_RECLAIM_INTERVAL_SECONDS", 300),
+    },
     "reap-provisioning-jobs": {
         "task": "providers.tasks.reap_jobs",
         "schedule": env_int("PROVISIONING_REAP_INTERVAL_SECONDS", 60),
@@ -317,6 +322,22 @@ AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
 # ipam_audit_verify accepts an event this much older than the one before it (clocks of several
 # web hosts); older is reported as backdated.
 AUDIT_CLOCK_SKEW_SECONDS = env_int("AUDIT_CLOCK_SKEW_SECONDS", 5)
+
+# Shoot admission webhook (admission/, docs/admission.md).
+# Which namespaces are Gardener project namespaces ("{project}": one DNS label; "{namespace}":
+# all). The portal's project is the namespace itself, as its Gardener import and export use
+# it; a Shoot in any other namespace is allowed unchanged, with a warning.
+ADMISSION_PROJECT_NAMESPACE_PATTERN = os.environ.get(
+    "ADMISSION_PROJECT_NAMESPACE_PATTERN", "garden-{project}"
+)
+# How long ranges taken at admission are held until a garden controller sees the Shoot.
+ADMISSION_HOLD_SECONDS = env_int("ADMISSION_HOLD_SECONDS", 3600)
+# Hold admitted ranges until seen (only where a garden controller confirms shoots); without
+# one the admission's allocation stands (DESIGN §9).
+ADMISSION_HOLD_UNTIL_SEEN = env_bool("ADMISSION_HOLD_UNTIL_SEEN", False)
+# Client certificates (verified by gunicorn against its --ca-certs) whose subject CN may call
+# the webhook; empty: only tokens with the admission scope.
+ADMISSION_CLIENT_CERT_NAMES = env_list("ADMISSION_CLIENT_CERT_NAMES", "")
 
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")

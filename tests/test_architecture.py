@@ -25,6 +25,7 @@ MODULES = (
     "allocations/prefixes.py",
     "allocations/layouts.py",
     "providers/__init__.py",
+    "admission/__init__.py",
     "providers/models.py",
     "providers/tasks.py",
     "providers/api/__init__.py",

@@ -16,8 +16,11 @@ from .shoots import (
     shoot_adopt_ipv6_block,
     shoot_allocate,
     shoot_change_ip_families,
+    shoot_confirm,
+    shoot_hold,
     shoot_release,
     shoots_allocate_bulk,
+    shoots_hold_lapse,
 )
 
 __all__ = [
@@ -38,6 +41,9 @@ __all__ = [
     "shoot_adopt_ipv6_block",
     "shoot_allocate",
     "shoot_change_ip_families",
+    "shoot_confirm",
+    "shoot_hold",
     "shoot_release",
     "shoots_allocate_bulk",
+    "shoots_hold_lapse",
 ]

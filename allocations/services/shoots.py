@@ -9,6 +9,7 @@ before commit.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -353,3 +354,87 @@ def shoot_adopt_ipv6_block(*, shoot: Shoot, cidr: str, actor: Actor) -> Shoot:
             project=shoot.project,
         )
     return shoot
+
+
+def shoot_hold(*, shoot: Shoot, until: dt.datetime, actor: Actor) -> Shoot:
+    """Hold a shoot's ranges until ``until`` unless :func:`shoot_confirm` says the shoot exists.
+
+    For ranges taken at admission: a later admission step may still refuse the
+    Shoot, and then nobody would release them. Only a live, unconfirmed shoot is
+    held; holding again keeps the first expiry (a retried admission does not extend it).
+    """
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
+        if shoot.held_until is not None:
+            return shoot
+        if until <= timezone.now():
+            raise IpamError("a hold must expire in the future", field="held_until")
+        shoot.held_until = until
+        shoot.save(update_fields=["held_until"])
+        audit_record(
+            actor=actor,
+            action="shoot.hold",
+            obj=shoot,
+            after={"held_until": until.isoformat()},
+            project=shoot.project,
+        )
+    return shoot
+
+
+def shoot_confirm(*, shoot: Shoot, actor: Actor) -> Shoot:
+    """The shoot is seen to exist (a garden controller saw it): its ranges stand. Idempotent."""
+    with transaction.atomic():
+        shoot = Shoot.objects.select_for_update().get(pk=shoot.pk)
+        if shoot.state != ShootState.ACTIVE:
+            raise InvalidState(f"shoot {shoot} is {shoot.state}", field="shoot")
+        if shoot.held_until is None:
+            return shoot
+        before = {"held_until": shoot.held_until.isoformat()}
+        shoot.held_until = None
+        shoot.save(update_fields=["held_until"])
+        audit_record(
+            actor=actor,
+            action="shoot.confirm",
+            obj=shoot,
+            before=before,
+            after={"held_until": None},
+            project=shoot.project,
+        )
+    return shoot
+
+
+def shoots_hold_lapse(*, actor: Actor, now: dt.datetime | None = None, limit: int = 100) -> int:
+    """Release every held shoot whose hold ended unconfirmed; returns how many.
+
+    Its ranges go straight back to the free space, the IPv6 block too: a shoot that
+    never came to exist was never routed, so there is nothing to quarantine.
+    """
+    now = now or timezone.now()
+    due = list(
+        Shoot.objects.filter(state=ShootState.ACTIVE, held_until__lte=now).order_by("held_until")[:limit]
+    )
+    for candidate in due:
+        with transaction.atomic():
+            shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=candidate.pk)
+            if shoot.state != ShootState.ACTIVE or shoot.held_until is None or shoot.held_until > now:
+                continue  # confirmed or released meanwhile
+            before = shoot_audit_snapshot(shoot)
+            for allocation in _top_allocations(shoot):
+                allocation.refresh_from_db()
+                if allocation.state == "active":
+                    _release_tree(allocation, actor, 0)
+            shoot.state = ShootState.DELETED
+            shoot.deleted_at = now
+            shoot.save(update_fields=["state", "deleted_at"])
+            publish(events.ShootDeleted.of(shoot), actor=actor)
+            audit_record(
+                actor=actor,
+                action="shoot.hold-lapse",
+                obj=shoot,
+                before=before,
+                after=shoot_audit_snapshot(shoot),
+                project=shoot.project,
+            )
+    return len(due)

@@ -26,6 +26,12 @@ class Command(IpamCommand):
         create.add_argument("user")
         create.add_argument("name")
         create.add_argument("--read-only", action="store_true")
+        create.add_argument(
+            "--scope",
+            choices=ApiToken.Scope.values,
+            default=ApiToken.Scope.API,
+            help="admission: webhook only",
+        )
         create.add_argument("--days", type=positive_int, help="expire after this many days")
         listing = sub.add_parser("list", help="list tokens (never their keys)")
         listing.add_argument("user", nargs="?")
@@ -53,6 +59,7 @@ class Command(IpamCommand):
                 read_only=options["read_only"],
                 expires_at=expires,
                 actor=actor,
+                scope=options["scope"],
             )
             data = {
                 "prefix": token.prefix,

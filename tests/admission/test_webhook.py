@@ -1,0 +1,277 @@
+"""The webhook end to end through Django's test client: decisions, dry run, retries, refusals, callers."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+
+import jsonpatch
+import pytest
+from django.contrib.auth import get_user_model
+
+from accounts.services import token_create
+from allocations import services
+from allocations.choices import Purpose, Uniqueness
+from allocations.gardener.export import shoot_gardener_object
+from allocations.models import Allocation, Shoot
+from audit.models import AuditEvent
+from ipam_portal.events.models import OutboxMessage
+
+from .conftest import aws_shoot, openstack_shoot, review
+
+pytestmark = pytest.mark.django_db
+URL = "/admission/v1/shoots"
+
+
+def post(client, body, token, **extra):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return client.post(
+        URL, data, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}", **extra
+    )
+
+
+def answer(client, body, token) -> dict:
+    response = post(client, body, token)
+    assert response.status_code == 200, response.content
+    out = response.json()["response"]
+    assert out["uid"] == body["request"]["uid"]
+    return out
+
+
+def patch_of(out: dict) -> list[dict]:
+    return json.loads(base64.b64decode(out["patch"])) if "patch" in out else []
+
+
+def admitted(client, obj, token, **kwargs) -> dict:
+    out = answer(client, review(obj, **kwargs), token)
+    assert out["allowed"], out
+    return jsonpatch.apply_patch(obj, patch_of(out))
+
+
+def counts() -> tuple[int, ...]:
+    return (
+        Shoot.objects.count(),
+        Allocation.objects.count(),
+        AuditEvent.objects.count(),
+        OutboxMessage.objects.count(),
+    )
+
+
+def test_create_fills_the_shoot_and_audits_the_kubernetes_user(client, landscape, admission_token) -> None:
+    patched = admitted(client, openstack_shoot(families=["IPv4", "IPv6"]), admission_token)
+    shoot = Shoot.objects.get(project="garden-dev", name="shoot-a")
+    assert shoot.seed.name == "seed-os" and shoot.ip_families == ["IPv4", "IPv6"]
+    # the project is the namespace, as the Gardener import and export read and write it
+    assert shoot_gardener_object(shoot)["metadata"]["namespace"] == patched["metadata"]["namespace"]
+    held = {a.role: a.cidr for a in shoot.allocations.filter(family=4)}
+    assert patched["spec"]["networking"]["pods"] == held["pods"]
+    assert patched["spec"]["networking"]["type"] == "calico"  # the user's fields stay
+    ipv6 = patched["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"]
+    assert set(ipv6) == {"nodeCIDR", "podCIDR", "serviceCIDR"}
+    event = AuditEvent.objects.get(action="shoot.allocate")
+    assert event.source == "admission"
+    assert event.actor.startswith("system:serviceaccount:garden:gardener-controller-manager via token:")
+
+
+def test_retry_answers_the_same_ranges(client, landscape, admission_token) -> None:
+    obj = aws_shoot(families=["IPv4", "IPv6"], zones=2)
+    first = answer(client, review(obj), admission_token)
+    before = counts()
+    again = answer(client, review(obj), admission_token)
+    assert patch_of(again) == patch_of(first) and counts() == before
+    # kube-apiserver may reinvoke the webhook with the already patched Shoot: nothing to add, allowed.
+    patched = jsonpatch.apply_patch(obj, patch_of(first))
+    out = answer(client, review(patched), admission_token)
+    assert out["allowed"] and "patch" not in out
+
+
+def test_dry_run_allocates_nothing_and_previews_the_real_patch(client, landscape, admission_token) -> None:
+    obj = openstack_shoot(families=["IPv4", "IPv6"])
+    before = counts()
+    preview = answer(client, review(obj, dry_run=True), admission_token)
+    assert preview["allowed"] and counts() == before
+    real = answer(client, review(obj), admission_token)
+    assert patch_of(real) == patch_of(preview)
+    assert Shoot.objects.filter(name="shoot-a").count() == 1
+
+
+def test_unmanaged_shoots_are_allowed_unchanged_with_a_warning(
+    client, landscape, admission_token, actor
+) -> None:
+    opted_out = openstack_shoot()
+    opted_out["metadata"]["annotations"] = {"ipam.portal/managed": "false"}
+    other_ns = openstack_shoot()
+    other_ns["metadata"]["namespace"] = "kube-system"
+    no_seed = openstack_shoot()
+    no_seed["spec"]["provider"]["type"] = "azure"
+    for obj, says in ((opted_out, "managed=false"), (other_ns, "does not match"), (no_seed, "no seed")):
+        out = answer(client, review(obj), admission_token)
+        assert out["allowed"] and "patch" not in out and says in out["warnings"][0]
+    out = answer(client, review({"metadata": {"name": "p"}}, kind="Project"), admission_token)
+    assert out["allowed"] and "not a Shoot" in out["warnings"][0]
+    assert Shoot.objects.count() == 0
+
+
+def test_no_matching_pool_is_allowed_with_a_warning(client, actor, admission_token) -> None:
+    services.seed_create(
+        name="lonely",
+        provider="openstack",
+        region="eu-de-1",
+        ip_families=["IPv4"],
+        nodes=["10.200.0.0/16"],
+        pods=["100.96.0.0/11"],
+        services=["100.64.0.0/13"],
+        actor=actor,
+    )
+    out = answer(client, review(openstack_shoot()), admission_token)
+    assert out["allowed"] and "no IPv4 nodes pool" in out["warnings"][0]
+    assert Shoot.objects.count() == 0
+
+
+def test_given_range_held_by_another_shoot_is_refused_naming_it(client, landscape, admission_token) -> None:
+    first = admitted(client, openstack_shoot("shoot-a", families=["IPv4", "IPv6"]), admission_token)
+    taken = first["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"]["podCIDR"]
+    second = openstack_shoot("shoot-b", families=["IPv4", "IPv6"])
+    second["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"] = {"podCIDR": taken}
+    before = counts()
+    out = answer(client, review(second), admission_token)
+    assert out["allowed"] is False
+    assert out["status"]["code"] == 409 and out["status"]["reason"] == "Conflict"
+    assert f'networks.ipv6.podCIDR: Invalid value: "{taken}": intersects with' in out["status"]["message"]
+    assert "shoot garden-dev/shoot-a" in out["status"]["message"]
+    assert counts() == before  # refused: nothing kept
+
+
+def test_given_range_that_differs_but_is_free_is_refused_for_now(client, landscape, admission_token) -> None:
+    obj = openstack_shoot(pods="10.77.0.0/16")
+    out = answer(client, review(obj), admission_token)
+    assert out["allowed"] is False and out["status"]["code"] == 422
+    assert 'spec.networking.pods: Invalid value: "10.77.0.0/16": differs from' in out["status"]["message"]
+    assert Shoot.objects.count() == 0
+
+
+def test_pool_exhausted_is_a_refusal_with_its_code(client, make_pool, actor, admission_token) -> None:
+    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
+    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
+    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
+    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
+    make_pool("2001:db8::/64", name="tiny", purpose=Purpose.SHOOTS, provider="openstack")
+    services.seed_create(
+        name="seed-os",
+        provider="openstack",
+        region="eu-de-1",
+        ip_families=["IPv4"],
+        nodes=["10.200.0.0/16"],
+        pods=["100.96.0.0/11"],
+        services=["100.64.0.0/13"],
+        actor=actor,
+    )
+    admitted(client, openstack_shoot("one", families=["IPv4", "IPv6"]), admission_token)
+    out = answer(client, review(openstack_shoot("two", families=["IPv4", "IPv6"])), admission_token)
+    assert out["allowed"] is False and out["status"]["code"] == 409
+    assert "tiny" in out["status"]["message"]
+
+
+def test_ip_families_migration_patches_the_ipv6_side(client, landscape, admission_token) -> None:
+    old = admitted(client, openstack_shoot(), admission_token)
+    assert "ipv6" not in old["spec"]["provider"]["infrastructureConfig"]["networks"]
+    new = copy.deepcopy(old)
+    new["spec"]["networking"]["ipFamilies"] = ["IPv4", "IPv6"]
+    out = answer(client, review(new, operation="UPDATE", old=old), admission_token)
+    assert out["allowed"], out
+    patched = jsonpatch.apply_patch(new, patch_of(out))
+    ipv6 = patched["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"]
+    shoot = Shoot.objects.get(name="shoot-a")
+    assert shoot.ip_families == ["IPv4", "IPv6"]
+    assert ipv6["podCIDR"] in {a.cidr for a in shoot.allocations.filter(family=6)}
+    assert patched["spec"]["networking"]["pods"] == old["spec"]["networking"]["pods"]  # IPv4 untouched
+    assert AuditEvent.objects.get(action="shoot.ip-families").source == "admission"
+
+
+def test_update_of_a_managed_field_is_refused_unrelated_allowed(client, landscape, admission_token) -> None:
+    old = admitted(client, openstack_shoot(), admission_token)
+    unrelated = copy.deepcopy(old)
+    unrelated["spec"]["kubernetes"]["version"] = "1.34.0"
+    out = answer(client, review(unrelated, operation="UPDATE", old=old), admission_token)
+    assert out["allowed"] and "patch" not in out
+    changed = copy.deepcopy(old)
+    changed["spec"]["networking"]["pods"] = "10.99.0.0/16"
+    out = answer(client, review(changed, operation="UPDATE", old=old), admission_token)
+    assert out["allowed"] is False and out["status"]["code"] == 422
+    assert (
+        out["status"]["message"] == 'spec.networking.pods: Invalid value: "10.99.0.0/16": field is immutable'
+    )
+    ipv6_only = copy.deepcopy(old)
+    ipv6_only["spec"]["networking"]["ipFamilies"] = ["IPv6"]
+    out = answer(client, review(ipv6_only, operation="UPDATE", old=old), admission_token)
+    assert out["allowed"] is False and "unsupported IP family update" in out["status"]["message"]
+    assert Shoot.objects.get(name="shoot-a").ip_families == ["IPv4"]
+
+
+def test_only_kube_apiservers_credentials_are_accepted(client, landscape, admission_token, actor) -> None:
+    body = json.dumps(review(openstack_shoot()))
+    assert client.post(URL, body, content_type="application/json").status_code == 401
+    user = get_user_model().objects.create_user("robot")
+    api_key = token_create(user=user, name="api", actor=actor)[1]
+    assert post(client, review(openstack_shoot()), api_key).status_code == 401
+    # and the admission token opens nothing else
+    assert client.get("/api/v1/pools/", HTTP_AUTHORIZATION=f"Bearer {admission_token}").status_code == 401
+    assert client.get(URL, HTTP_AUTHORIZATION=f"Bearer {admission_token}").status_code == 405
+    assert Shoot.objects.count() == 0
+
+
+def test_malformed_review_is_400_and_a_bug_is_a_refusal_not_a_500(
+    client, landscape, admission_token, monkeypatch
+) -> None:
+    response = post(client, b"{", admission_token)
+    assert response.status_code == 400 and "not JSON" in response.json()["message"]
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("admission.services.shoot_review", broken)
+    body = review(openstack_shoot())
+    out = answer(client, body, admission_token)
+    assert out["allowed"] is False and out["status"]["code"] == 500
+
+
+def test_admitted_shoot_is_held_until_seen_when_a_controller_runs(
+    client, landscape, admission_token, settings
+) -> None:
+    from django.utils import timezone
+
+    from admission.tasks import lapse_holds
+
+    admitted(client, openstack_shoot("not-held"), admission_token)
+    assert Shoot.objects.get(name="not-held").held_until is None  # default: the allocation stands
+    settings.ADMISSION_HOLD_UNTIL_SEEN = True
+    settings.ADMISSION_HOLD_SECONDS = 600
+    start = timezone.now()
+    admitted(client, openstack_shoot("held", families=["IPv4", "IPv6"]), admission_token)
+    shoot = Shoot.objects.get(name="held")
+    assert start + dt.timedelta(seconds=590) < shoot.held_until <= timezone.now() + dt.timedelta(seconds=600)
+    preview = answer(client, review(openstack_shoot("dry"), dry_run=True), admission_token)
+    assert preview["allowed"] and not Shoot.objects.filter(name="dry").exists()
+    assert lapse_holds() == 0  # not due yet
+    Shoot.objects.filter(pk=shoot.pk).update(held_until=timezone.now() - dt.timedelta(seconds=1))
+    assert lapse_holds() == 1
+    assert Shoot.objects.get(pk=shoot.pk).state == "deleted"
+    assert Shoot.objects.get(name="not-held").state == "active"
+
+
+def test_admission_tokens_come_from_the_token_command(client, landscape) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.models import ApiToken
+
+    get_user_model().objects.create_user("kube-apiserver")
+    out = StringIO()
+    call_command("ipam_token", "create", "kube-apiserver", "webhook", "--scope", "admission", stdout=out)
+    key = out.getvalue().split()[-1]  # the key, printed once
+    assert ApiToken.objects.get(name="webhook").scope == "admission"
+    assert answer(client, review(openstack_shoot()), key)["allowed"]
+    assert AuditEvent.objects.get(action="token.create").after["scope"] == "admission"
