@@ -250,6 +250,11 @@ PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
 # Soft time limit of one attempt (the hard limit is 30 s later).
 PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
 
+# Provider accounts: the one directory file: credential references may point into (symlinks
+# resolved, regular files only, at most PROVIDER_CREDENTIALS_MAX_BYTES); empty refuses them.
+PROVIDER_CREDENTIALS_DIR = os.environ.get("PROVIDER_CREDENTIALS_DIR", "/etc/ipam-portal/credentials")
+PROVIDER_CREDENTIALS_MAX_BYTES = env_int("PROVIDER_CREDENTIALS_MAX_BYTES", 64 * 1024)
+
 # IPAM rules.
 # How long a released prefix stays quarantined before it can be handed out again.
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)

@@ -211,7 +211,8 @@ def test_missing_credentials_fail_the_job_permanently_without_leaking(
     assert "not a JSON object" in job.last_error and "s3cr3t" not in job.last_error
 
 
-def test_credentials_from_a_file(tmp_path, account: ProviderAccount) -> None:
+def test_credentials_from_a_file(tmp_path, settings, account: ProviderAccount) -> None:
+    settings.PROVIDER_CREDENTIALS_DIR = str(tmp_path)
     secret = tmp_path / "creds.json"
     secret.write_text('{"token": "abc"}')
     services.account_update(account=account, credentials_ref=f"file:{secret}", actor=ACTOR)
@@ -222,8 +223,9 @@ def test_credentials_from_a_file(tmp_path, account: ProviderAccount) -> None:
         secret.unlink()
     job = services.job_create(action=JobAction.SYNC_ROUTES, shoot=job.shoot, actor=ACTOR)
     job = services.job_run(job_id=job.pk)
-    assert job.state == JobState.FAILED and job.last_error.startswith(
-        f"credential reference file:{secret}: cannot read"
+    assert (
+        job.state == JobState.FAILED
+        and job.last_error == f"credential reference file:{secret} is not readable"
     )
 
 
