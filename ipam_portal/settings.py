@@ -250,6 +250,11 @@ PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
 # Soft time limit of one attempt (the hard limit is 30 s later).
 PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
 
+# Provider accounts: where the portal's signed requests and tokens may go. Host names,
+# "*.suffix" patterns and networks (CIDR), comma-separated; checked when an account is saved
+# and again (resolved) before connecting. Empty (the default): only the SDKs' own endpoints.
+PROVIDER_ENDPOINT_ALLOWED_HOSTS = env_list("PROVIDER_ENDPOINT_ALLOWED_HOSTS", "")
+
 # Provider accounts: the one directory file: credential references may point into (symlinks
 # resolved, regular files only, at most PROVIDER_CREDENTIALS_MAX_BYTES); empty refuses them.
 PROVIDER_CREDENTIALS_DIR = os.environ.get("PROVIDER_CREDENTIALS_DIR", "/etc/ipam-portal/credentials")

@@ -617,7 +617,37 @@ AUTH = [
     ),
 ]
 
-CORPUS = [*ALLOCATIONS, *POOLS, *SEEDS, *SHOOTS, *NODES, *TOKENS, *RELEASES, *QUERIES, *AUTH]
+
+def account(case_id: str, field: str = "endpoint", **changes: Any) -> Any:
+    body = {"name": "acct-x", "type": "dry-run", "provider": "openstack", "region": "eu-x-1", **changes}
+    return bad(case_id, "post", "/api/v1/provider-accounts/", body=body, field=field)
+
+
+ACCOUNTS = [
+    account("account-endpoint-cloud-metadata", endpoint="http://169.254.169.254/latest/meta-data/"),
+    account("account-endpoint-private-network", endpoint="https://10.0.0.1:8443/"),
+    account("account-endpoint-other-host", endpoint="https://attacker.example/"),
+    account("account-endpoint-ipv6-mapped-metadata", endpoint="http://[::ffff:169.254.169.254]/"),
+    account("account-credentials-file-outside", field="credentials_ref", credentials_ref="file:/dev/zero"),
+    account(
+        "account-credentials-file-dot-dot",
+        field="credentials_ref",
+        credentials_ref="file:/etc/ipam-portal/credentials/../../passwd",
+    ),
+]
+
+CORPUS = [
+    *ALLOCATIONS,
+    *POOLS,
+    *SEEDS,
+    *SHOOTS,
+    *NODES,
+    *TOKENS,
+    *RELEASES,
+    *QUERIES,
+    *AUTH,
+    *ACCOUNTS,
+]
 
 
 @pytest.fixture(scope="module")
