@@ -11,6 +11,7 @@ import io
 import os
 
 import pytest
+from botocore.exceptions import ClientError
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -22,6 +23,8 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from providers import selectors as provider_selectors
 from providers import services
+from providers.adapters.aws.errors import _sdk
+from providers.adapters.dryrun import DryRunAdapter
 from providers.choices import JobAction, JobState, StepState, job_may_retry
 from providers.errors import JobCancelled, JobDeferred, LeaseLost
 from providers.models import ProviderAccount, ProvisioningJob
@@ -341,3 +344,36 @@ def test_backoff_is_exponential_with_jitter_and_capped(settings, attempt: int) -
     waits = [runner._backoff(attempt) for _ in range(200)]
     assert all(ceiling / 2 <= w <= ceiling for w in waits)
     assert len(set(waits)) > 100  # jittered, not a fixed delay
+
+
+def test_a_provider_error_page_is_stored_bounded_and_sanitised(
+    account: ProviderAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "gAAAAABl" + "Qx7" * 60
+    page = f"<html><body><h1>Bad Gateway</h1><p>X-Auth-Token: {token}</p>{'<p>filler</p>' * 10_000}</body></html>"
+
+    def answered_with_a_page(self, spec, ctx) -> None:
+        with ctx.step("network"), _sdk("create vpc"):
+            error = {"Error": {"Code": "InvalidParameterValue", "Message": page}}
+            raise ClientError({**error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateVpc")
+
+    monkeypatch.setattr(DryRunAdapter, "apply", answered_with_a_page)
+    job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+    assert job.state == JobState.FAILED
+    assert job.last_error.startswith("AWS CreateVpc (create vpc): InvalidParameterValue: Bad Gateway")
+    step = job.steps.get(name="network")
+    event = AuditEvent.objects.filter(action="job.failed", object_id=str(job.pk)).get()
+    for text in (job.last_error, step.error, event.message):
+        assert len(text) <= 300 and "<" not in text and token[:16] not in text, text
+
+
+def test_an_untranslated_error_is_sanitised_too(
+    account: ProviderAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crashed(self, spec, ctx) -> None:
+        raise RuntimeError("<html>" + "password=hunter2 " * 1000 + "</html>")
+
+    monkeypatch.setattr(DryRunAdapter, "apply", crashed)
+    job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+    assert job.state == JobState.FAILED and job.last_error.startswith("internal error: RuntimeError:")
+    assert len(job.last_error) <= 300 and "hunter2" not in job.last_error and "<" not in job.last_error
