@@ -188,6 +188,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_TOKEN_RATE},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key records are kept (and replayed) this long, then purged by Celery beat.
+API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dual-stack IPAM portal API",
     "DESCRIPTION": "Pools, allocations, seeds, shoots, nodes and audit events for Gardener dual-stack networks.",
@@ -219,6 +221,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-provider-accounts": {
         "task": "providers.tasks.reconcile_accounts",
         "schedule": env_int("PROVISIONING_RECONCILE_INTERVAL_SECONDS", 3600),
+    },
+    "purge-idempotency-records": {
+        "task": "accounts.tasks.purge_idempotency_records",
+        "schedule": env_int("API_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 3600),
     },
     "deliver-outbox": {
         "task": "events.tasks.deliver_due",
