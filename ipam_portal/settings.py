@@ -272,6 +272,11 @@ IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 # Default lifetime of a hold (a reservation with an expiry) when none is given.
 IPAM_HOLD_SECONDS = env_int("IPAM_HOLD_SECONDS", 7 * 24 * 3600)
 
+# Gardener manifest import: bounds on what one YAML/JSON text may expand to (400 beyond).
+GARDENER_IMPORT_MAX_ALIASES = env_int("GARDENER_IMPORT_MAX_ALIASES", 100)
+GARDENER_IMPORT_MAX_DOCUMENTS = env_int("GARDENER_IMPORT_MAX_DOCUMENTS", 1000)
+GARDENER_IMPORT_MAX_DEPTH = env_int("GARDENER_IMPORT_MAX_DEPTH", 50)
+
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 METRICS_POOL_CACHE_SECONDS = env_int("METRICS_POOL_CACHE_SECONDS", 15)
