@@ -211,8 +211,8 @@ def iter_ranges(ranges: list[CloudRange], kind: str) -> Iterator[CloudRange]:
     return (r for r in ranges if r.kind == kind)
 
 
-#: Longest provider message kept (the error code comes first, so it always survives).
-PROVIDER_MESSAGE_MAX_CHARS = 300
+#: Longest provider message kept: the code comes first, and Neutron's InvalidRoutes names every route.
+PROVIDER_MESSAGE_MAX_CHARS = 500
 
 _SCRIPT_RE = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]*(>|$)")

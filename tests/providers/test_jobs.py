@@ -24,6 +24,7 @@ from audit.services import Actor
 from providers import selectors as provider_selectors
 from providers import services
 from providers.adapters.aws.errors import _sdk
+from providers.adapters.base import PROVIDER_MESSAGE_MAX_CHARS
 from providers.adapters.dryrun import DryRunAdapter
 from providers.choices import JobAction, JobState, StepState, job_may_retry
 from providers.errors import JobCancelled, JobDeferred, LeaseLost
@@ -364,7 +365,7 @@ def test_a_provider_error_page_is_stored_bounded_and_sanitised(
     step = job.steps.get(name="network")
     event = AuditEvent.objects.filter(action="job.failed", object_id=str(job.pk)).get()
     for text in (job.last_error, step.error, event.message):
-        assert len(text) <= 300 and "<" not in text and token[:16] not in text, text
+        assert len(text) <= PROVIDER_MESSAGE_MAX_CHARS and "<" not in text and token[:16] not in text, text
 
 
 def test_an_untranslated_error_is_sanitised_too(
@@ -376,4 +377,8 @@ def test_an_untranslated_error_is_sanitised_too(
     monkeypatch.setattr(DryRunAdapter, "apply", crashed)
     job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
     assert job.state == JobState.FAILED and job.last_error.startswith("internal error: RuntimeError:")
-    assert len(job.last_error) <= 300 and "hunter2" not in job.last_error and "<" not in job.last_error
+    assert (
+        len(job.last_error) <= PROVIDER_MESSAGE_MAX_CHARS
+        and "hunter2" not in job.last_error
+        and "<" not in job.last_error
+    )
