@@ -214,6 +214,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"token": API_THROTTLE_TOKEN_RATE},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Idempotency-Key records are kept (and replayed) this long, then purged by Celery beat.
+API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dual-stack IPAM portal API",
     "DESCRIPTION": "Pools, allocations, seeds, shoots, nodes and audit events for Gardener dual-stack networks.",
@@ -273,6 +275,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "providers.tasks.reconcile_accounts",
         "schedule": env_int("PROVISIONING_RECONCILE_INTERVAL_SECONDS", 3600),
     },
+    "purge-idempotency-records": {
+        "task": "accounts.tasks.purge_idempotency_records",
+        "schedule": env_int("API_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 3600),
+    },
     "deliver-outbox": {
         "task": "events.tasks.deliver_due",
         "schedule": env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 30),
@@ -302,6 +308,16 @@ PROVISIONING_STALE_SECONDS = env_int("PROVISIONING_STALE_SECONDS", 300)
 PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
 # Soft time limit of one attempt (the hard limit is 30 s later).
 PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
+
+# Provider accounts: where the portal's signed requests and tokens may go. Host names,
+# "*.suffix" patterns and networks (CIDR), comma-separated; checked when an account is saved
+# and again (resolved) before connecting. Empty (the default): only the SDKs' own endpoints.
+PROVIDER_ENDPOINT_ALLOWED_HOSTS = env_list("PROVIDER_ENDPOINT_ALLOWED_HOSTS", "")
+
+# Provider accounts: the one directory file: credential references may point into (symlinks
+# resolved, regular files only, at most PROVIDER_CREDENTIALS_MAX_BYTES); empty refuses them.
+PROVIDER_CREDENTIALS_DIR = os.environ.get("PROVIDER_CREDENTIALS_DIR", "/etc/ipam-portal/credentials")
+PROVIDER_CREDENTIALS_MAX_BYTES = env_int("PROVIDER_CREDENTIALS_MAX_BYTES", 64 * 1024)
 
 # IPAM rules.
 # How long a released prefix stays quarantined before it can be handed out again.
@@ -338,6 +354,11 @@ ADMISSION_HOLD_UNTIL_SEEN = env_bool("ADMISSION_HOLD_UNTIL_SEEN", False)
 # Client certificates (verified by gunicorn against its --ca-certs) whose subject CN may call
 # the webhook; empty: only tokens with the admission scope.
 ADMISSION_CLIENT_CERT_NAMES = env_list("ADMISSION_CLIENT_CERT_NAMES", "")
+
+# Gardener manifest import: bounds on what one YAML/JSON text may expand to (400 beyond).
+GARDENER_IMPORT_MAX_ALIASES = env_int("GARDENER_IMPORT_MAX_ALIASES", 100)
+GARDENER_IMPORT_MAX_DOCUMENTS = env_int("GARDENER_IMPORT_MAX_DOCUMENTS", 1000)
+GARDENER_IMPORT_MAX_DEPTH = env_int("GARDENER_IMPORT_MAX_DEPTH", 50)
 
 # /metrics: who may scrape (addresses or networks), how often pool utilisation is recomputed.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1")

@@ -9,3 +9,5 @@ from .settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # tests only: speed over strength
 SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405 - no collectstatic manifest in tests
+# The emulators (moto, Neutron, the fault proxy) listen on loopback: allowed in tests only.
+PROVIDER_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.0/8", "::1/128", "localhost"]

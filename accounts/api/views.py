@@ -58,6 +58,9 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 
     serializer_class = TokenSerializer
     write_scope = "self"
+    # The key is shown once: an Idempotency-Key replay answers the token without it (the
+    # client learns which token was made, to revoke it) rather than keep a key in clear.
+    idempotency_secret_fields = ("key",)
 
     queryset = ApiToken.objects.none()  # for the schema; requests use get_queryset()
 

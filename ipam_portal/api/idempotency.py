@@ -3,15 +3,25 @@
 The same key with a different body (or on another endpoint) is refused with 422;
 a duplicate that arrives while the first is still running gets 409. Records are
 per user, so keys of different clients never collide.
+
+Records live ``API_IDEMPOTENCY_TTL_SECONDS`` (24 h): an older record is never
+replayed (the key may be used afresh), and :func:`idempotency_records_purge`, run
+by Celery beat, deletes them. A secret in a response is never stored: a view lists
+its one-time fields in ``idempotency_secret_fields`` (the token endpoint: ``key``);
+they are left out of the stored response, so a replay answers the same status and
+object without them, with ``Idempotent-Withheld: key`` saying what is missing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -19,6 +29,7 @@ from accounts.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 _REPLAYED = "Idempotent-Replayed"
+_WITHHELD = "Idempotent-Withheld"
 
 
 class IdempotencyConflict(exceptions.APIException):
@@ -46,8 +57,37 @@ def _digest(request: Any) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
+def _expired_before(now: dt.datetime | None = None) -> dt.datetime:
+    """Records created before this instant are expired: neither replayed nor kept."""
+    return (now or timezone.now()) - dt.timedelta(seconds=settings.API_IDEMPOTENCY_TTL_SECONDS)
+
+
+def idempotency_records_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete the expired ``Idempotency-Key`` records (Celery beat); returns how many.
+
+    Only records older than ``API_IDEMPOTENCY_TTL_SECONDS`` go, finished or not: a
+    request still running after a day holds its key no longer.
+    """
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=_expired_before(now)).delete()
+    return deleted
+
+
+def _claim(request: Any, key: str, digest: str) -> IdempotencyRecord | None:
+    """The new "in progress" record for this key, or None when the key is taken."""
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                user=request.user, key=key, method=request.method, path=request.path[:500], body_digest=digest
+            )
+    except IntegrityError:
+        return None
+
+
 class IdempotentMixin:
     """Mix into a DRF view: POSTs with an ``Idempotency-Key`` header run at most once."""
+
+    #: Top-level response fields shown once and never stored for a replay (e.g. a token's key).
+    idempotency_secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
@@ -58,27 +98,32 @@ class IdempotentMixin:
         if len(key) > 255:
             raise exceptions.ValidationError({HEADER: ["at most 255 characters"]})
         digest = _digest(request)
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user,
-                    key=key,
-                    method=request.method,
-                    path=request.path[:500],
-                    body_digest=digest,
-                )
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(user=request.user, key=key)
-            if record.body_digest != digest:
-                raise IdempotencyConflict() from None
-            if record.status_code is None:
-                raise IdempotencyInProgress() from None
-            replay = Response(record.response_body, status=record.status_code)
-            for name, value in record.response_headers.items():
-                replay[name] = value
-            replay[_REPLAYED] = "true"
-            raise _Replay(replay) from None
+        record = _claim(request, key, digest)
+        if record is None:
+            existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+            if existing is None or existing.created_at < _expired_before():
+                # Gone since (a 5xx of the first request, or purged) or expired: the key is
+                # free again. Deleting by the row's id leaves a newer claim untouched.
+                if existing is not None:
+                    IdempotencyRecord.objects.filter(pk=existing.pk).delete()
+                record = _claim(request, key, digest)
+                if record is None:
+                    raise IdempotencyInProgress()
+            else:
+                raise _Replay(self._replay(existing, digest))
         request._idempotency = record
+
+    @staticmethod
+    def _replay(record: IdempotencyRecord, digest: str) -> Response:
+        if record.body_digest != digest:
+            raise IdempotencyConflict()
+        if record.status_code is None:
+            raise IdempotencyInProgress()
+        replay = Response(record.response_body, status=record.status_code)
+        for name, value in record.response_headers.items():
+            replay[name] = value
+        replay[_REPLAYED] = "true"
+        return replay
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Replay):
@@ -93,8 +138,14 @@ class IdempotentMixin:
             if response.status_code >= 500:
                 record.delete()
             else:
+                body = getattr(response, "data", None)
+                headers = {k: v for k, v in response.items() if k in ("Location", "ETag")}
+                withheld = [f for f in self.idempotency_secret_fields if isinstance(body, dict) and f in body]
+                if withheld:  # a secret is shown once: the replay answers without it
+                    body = {k: v for k, v in body.items() if k not in withheld}
+                    headers[_WITHHELD] = ", ".join(withheld)
                 record.status_code = response.status_code
-                record.response_body = getattr(response, "data", None)
-                record.response_headers = {k: v for k, v in response.items() if k in ("Location", "ETag")}
+                record.response_body = body
+                record.response_headers = headers
                 record.save(update_fields=["status_code", "response_body", "response_headers"])
         return response

@@ -11,12 +11,18 @@ an earlier, interrupted attempt created (ids in ``ctx.resources``, then the
 shoot's tags or names in the cloud) and only then creates.
 
 SDK imports live only inside the adapter modules; SDK exceptions are translated
-into :mod:`providers.errors` at the adapter's boundary.
+into :mod:`providers.errors` at the adapter's boundary (:func:`translating`), where
+the message is also sanitised (:func:`sanitise_provider_message`): whatever a
+cloud, a proxy or an attacker's endpoint answered, at most a bounded line of
+plain text without markup, control characters or anything that looks like a
+secret reaches a job's ``last_error``, its steps and the audit trail.
 """
 
 from __future__ import annotations
 
 import abc
+import html
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -205,6 +211,56 @@ def iter_ranges(ranges: list[CloudRange], kind: str) -> Iterator[CloudRange]:
     return (r for r in ranges if r.kind == kind)
 
 
+#: Longest provider message kept: the code comes first, and Neutron's InvalidRoutes names every route.
+PROVIDER_MESSAGE_MAX_CHARS = 500
+
+_SCRIPT_RE = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]*(>|$)")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SECRET_RE = re.compile(
+    r"(?i)\b((?:x-)?(?:auth|subject)[-_]?token|token|password|passwd|secret|api[-_]?key|"
+    r"access[-_]?key(?:[-_]?id)?|signature|credential|authorization|session)"
+    r"(\"?\s*[:=]\s*\"?)(?:bearer\s+|basic\s+)?[^\s\",;&]+"
+)
+_BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_AWS_KEY_RE = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+# Opaque tokens (Keystone's Fernet tokens, AWS secret keys, JWTs): long runs without
+# separators. Cloud ids (UUIDs, ``vpc-0123456789abcdef0``) are shorter and stay readable.
+_OPAQUE_RE = re.compile(r"[A-Za-z0-9+/=_.~-]{40,}")
+_REDACTED = "[redacted]"
+
+
+def sanitise_provider_message(text: str, limit: int = PROVIDER_MESSAGE_MAX_CHARS) -> str:
+    """``text`` as one bounded line of plain text: no HTML, no control characters, no secrets.
+
+    Markup is dropped (scripts and styles with their content), entities decoded,
+    control characters and runs of white space become one space, values after
+    ``token=``/``password:``/``Authorization:``…, bearer tokens, AWS access key ids
+    and long opaque strings are replaced by ``[redacted]``, and the result is cut
+    to ``limit`` characters.
+    """
+    text = _SCRIPT_RE.sub(" ", str(text))
+    text = html.unescape(_TAG_RE.sub(" ", text))
+    text = _CONTROL_RE.sub(" ", text)
+    text = _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
+    text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
+    text = _AWS_KEY_RE.sub(_REDACTED, text)
+    text = _OPAQUE_RE.sub(_REDACTED, text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _sanitised(error: ProviderError) -> ProviderError:
+    """The same error (class, field, details) with its message sanitised."""
+    clean = sanitise_provider_message(error.message)
+    if clean == error.message:
+        return error
+    details = {
+        k: sanitise_provider_message(v, 100) if isinstance(v, str) else v for k, v in error.details.items()
+    }
+    return type(error)(clean, field=error.field, **details)
+
+
 @contextmanager
 def translating(
     sdk_errors: tuple[type[BaseException], ...],
@@ -215,10 +271,11 @@ def translating(
 
     Each adapter's ``_sdk`` is this with its SDK's exception types and its own
     ``translate``; anything else (our own bugs) and ProviderErrors propagate unchanged.
+    The translated message is sanitised here, the one place every SDK error passes.
     """
     try:
         yield
     except ProviderError:
         raise
     except sdk_errors as exc:
-        raise translate(exc, what) from exc
+        raise _sanitised(translate(exc, what)) from exc

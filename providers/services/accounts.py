@@ -2,8 +2,10 @@
 
 An account is checked as a whole before every save (:func:`_check_account`): its
 type and provider are known and agree, the credential reference has a known
-scheme (it is never resolved here), the adapter accepts its options, and the
-model's own validation passes. Credentials are stored by reference only.
+scheme and, for ``file:``, lies in the credentials directory (it is never
+resolved here), the adapter accepts its options, the endpoint is allowed by
+``PROVIDER_ENDPOINT_ALLOWED_HOSTS`` (:mod:`providers.endpoints`), and the model's
+own validation passes. Credentials are stored by reference only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .. import credentials
 from ..adapters import adapter_class
 from ..adapters.base import AccountConfig
 from ..choices import AccountType
+from ..endpoints import endpoint_problem
 from ..errors import ProviderError
 from ..models import ProviderAccount
 
@@ -64,8 +67,9 @@ def _check_account(account: ProviderAccount) -> None:
         adapter_class(account.type)(config).check_options()
     except ProviderError as exc:  # the adapter's own rule, told at once rather than when a job runs
         raise IpamError(exc.message, field="options") from None
-    if "://" in account.endpoint and not account.endpoint.startswith(("http://", "https://")):
-        raise IpamError("endpoint must be an http:// or https:// URL", field="endpoint")
+    problem = endpoint_problem(account.endpoint)
+    if problem is not None:  # where the portal sends signed requests and tokens (SSRF)
+        raise IpamError(problem, field="endpoint")
     try:
         account.full_clean(validate_unique=False, validate_constraints=False)
     except ValidationError as exc:

@@ -30,7 +30,7 @@ from audit.services import Actor, audit_record
 
 from .. import selectors
 from ..adapters import adapter_for
-from ..adapters.base import Adapter, CloudRange, PlannedStep, ShootSpec
+from ..adapters.base import Adapter, CloudRange, PlannedStep, ShootSpec, sanitise_provider_message
 from ..choices import ACTIVE_JOB_STATES, JobAction, JobState, StepState
 from ..errors import JobCancelled, JobDeferred, LeaseLost, ProviderError, RetryLater
 from ..models import CloudResource, JobStep, ProvisioningJob
@@ -191,7 +191,8 @@ class JobContext:
         try:
             yield handle
         except BaseException as exc:
-            row.state, row.error, row.finished_at = StepState.FAILED, str(exc)[:2000], timezone.now()
+            error = exc.message if isinstance(exc, ProviderError) else sanitise_provider_message(str(exc))
+            row.state, row.error, row.finished_at = StepState.FAILED, error[:2000], timezone.now()
             row.save(update_fields=["state", "error", "finished_at"])
             raise
         row.state, row.finished_at = StepState.DONE, timezone.now()
@@ -296,7 +297,9 @@ def _attempt(job: ProvisioningJob, lease: str) -> ProvisioningJob:
         raise
     except Exception as exc:  # a bug: fail the job visibly rather than retry forever
         log.exception("job %s failed with an internal error", job.pk)
-        return _finish(job, lease, JobState.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        # An exception nobody translated may still carry a response body: sanitised like the rest.
+        error = sanitise_provider_message(f"internal error: {type(exc).__name__}: {exc}")
+        return _finish(job, lease, JobState.FAILED, error=error)
     return _finish(job, lease, JobState.SUCCEEDED, result=result)
 
 

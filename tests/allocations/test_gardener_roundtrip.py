@@ -694,3 +694,40 @@ def test_the_commands_read_project_name_alike(landscape, actor) -> None:
             with pytest.raises(CommandError, match=f"shoot: a shoot is PROJECT/NAME, got '{text}'") as exc:
                 run(command, text)
             assert exc.value.returncode == 2
+
+
+SHOOT_DOC = "kind: Shoot\nmetadata: {name: s%d, namespace: garden-p}\n"
+
+
+def test_manifest_bounds_are_settings_and_anchors_within_them_still_work(
+    settings: Any, tmp_path: Path
+) -> None:
+    text = (
+        "kind: List\nitems:\n"
+        "- {kind: Shoot, metadata: {name: s0, namespace: garden-p}, spec: {networking: &net {type: calico}}}\n"
+        "- {kind: Shoot, metadata: {name: s1, namespace: garden-p}, spec: {networking: *net}}\n"
+        "- {kind: Shoot, metadata: {name: s2, namespace: garden-p}, spec: {networking: *net}}\n"
+    )
+    assert [d.body["spec"]["networking"] for d in gi.parse_manifests(text)] == [{"type": "calico"}] * 3
+
+    settings.GARDENER_IMPORT_MAX_DOCUMENTS = 2
+    with pytest.raises(IpamError, match="more than 2 documents") as err:
+        gi.parse_manifests("---\n".join(SHOOT_DOC % i for i in range(3)))
+    assert err.value.field == "manifest"
+    listed = {"kind": "List", "items": [yaml.safe_load(SHOOT_DOC % i) for i in range(3)]}
+    with pytest.raises(IpamError, match="more than 2 documents"):
+        gi.documents_from_data(listed)
+    for i in range(3):
+        (tmp_path / f"s{i}.yaml").write_text(SHOOT_DOC % i)
+    with pytest.raises(IpamError, match="more than 2 documents"):
+        gi.read_manifest_paths([tmp_path])
+
+    settings.GARDENER_IMPORT_MAX_DEPTH = 3
+    with pytest.raises(IpamError, match="nested deeper than 3 levels"):
+        gi.parse_manifests("kind: Shoot\nspec: {a: {b: [c]}}\n")
+    with pytest.raises(IpamError, match="nested deeper than 3 levels"):
+        gi.documents_from_data({"kind": "Shoot", "spec": {"a": {"b": ["c"]}}})
+
+    settings.GARDENER_IMPORT_MAX_ALIASES = 1
+    with pytest.raises(IpamError, match="more than 1 YAML aliases"):
+        gi.parse_manifests("kind: Shoot\nmetadata: &m {name: a}\nspec: {x: *m, y: *m}\n")

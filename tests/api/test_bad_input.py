@@ -644,7 +644,69 @@ AUTH = [
     ),
 ]
 
-CORPUS = [*ALLOCATIONS, *POOLS, *SEEDS, *SHOOTS, *NODES, *TOKENS, *RELEASES, *QUERIES, *AUTH]
+
+def _alias_bomb() -> str:
+    """Billion laughs (under 900 bytes): nine levels of ten aliases, 10⁹ Shoots once expanded."""
+    levels = ["  a0: &a0 {kind: Shoot, metadata: {name: x, namespace: garden-p}}"]
+    levels += [
+        f"  a{i}: &a{i} {{kind: List, items: [{', '.join([f'*a{i - 1}'] * 10)}]}}" for i in range(1, 9)
+    ]
+    return "x:\n" + "\n".join(levels) + "\nkind: List\nitems: [" + ", ".join(["*a8"] * 10) + "]\n"
+
+
+def gardener(case_id: str, **kwargs: Any) -> Any:
+    return bad(case_id, "post", "/api/v1/gardener/import/?dry_run=true", field="manifest", **kwargs)
+
+
+GARDENER = [
+    gardener("gardener-yaml-alias-bomb", raw=_alias_bomb(), content_type="application/yaml"),
+    gardener("gardener-alias-bomb-in-json-body", body={"manifest": _alias_bomb()}),
+    gardener("gardener-500-nested-brackets", raw="[" * 500 + "]" * 500, content_type="application/yaml"),
+    gardener("gardener-500-nested-in-json-manifest", body={"manifest": "[" * 500 + "]" * 500}),
+    gardener(
+        "gardener-500-nested-json-body",
+        raw='{"kind": "Shoot", "spec": ' + "[" * 500 + "]" * 500 + "}",
+    ),
+    gardener("gardener-self-referencing-alias", raw="&a [*a]", content_type="application/yaml"),
+    gardener(
+        "gardener-self-referencing-list",
+        raw="&a {kind: List, items: [*a]}",
+        content_type="application/yaml",
+    ),
+]
+
+
+def account(case_id: str, field: str = "endpoint", **changes: Any) -> Any:
+    body = {"name": "acct-x", "type": "dry-run", "provider": "openstack", "region": "eu-x-1", **changes}
+    return bad(case_id, "post", "/api/v1/provider-accounts/", body=body, field=field)
+
+
+ACCOUNTS = [
+    account("account-endpoint-cloud-metadata", endpoint="http://169.254.169.254/latest/meta-data/"),
+    account("account-endpoint-private-network", endpoint="https://10.0.0.1:8443/"),
+    account("account-endpoint-other-host", endpoint="https://attacker.example/"),
+    account("account-endpoint-ipv6-mapped-metadata", endpoint="http://[::ffff:169.254.169.254]/"),
+    account("account-credentials-file-outside", field="credentials_ref", credentials_ref="file:/dev/zero"),
+    account(
+        "account-credentials-file-dot-dot",
+        field="credentials_ref",
+        credentials_ref="file:/etc/ipam-portal/credentials/../../passwd",
+    ),
+]
+
+CORPUS = [
+    *ALLOCATIONS,
+    *POOLS,
+    *SEEDS,
+    *SHOOTS,
+    *NODES,
+    *TOKENS,
+    *RELEASES,
+    *QUERIES,
+    *AUTH,
+    *GARDENER,
+    *ACCOUNTS,
+]
 
 
 @pytest.fixture(scope="module")

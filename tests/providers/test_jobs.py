@@ -10,6 +10,7 @@ import datetime as dt
 import os
 
 import pytest
+from botocore.exceptions import ClientError
 from django.utils import timezone
 
 from allocations import selectors
@@ -20,6 +21,9 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from providers import selectors as provider_selectors
 from providers import services
+from providers.adapters.aws.errors import _sdk
+from providers.adapters.base import PROVIDER_MESSAGE_MAX_CHARS
+from providers.adapters.dryrun import DryRunAdapter
 from providers.choices import JobAction, JobState, StepState, job_may_retry
 from providers.errors import JobCancelled, JobDeferred, LeaseLost
 from providers.models import ProviderAccount, ProvisioningJob
@@ -210,7 +214,8 @@ def test_missing_credentials_fail_the_job_permanently_without_leaking(
     assert "not a JSON object" in job.last_error and "s3cr3t" not in job.last_error
 
 
-def test_credentials_from_a_file(tmp_path, account: ProviderAccount) -> None:
+def test_credentials_from_a_file(tmp_path, settings, account: ProviderAccount) -> None:
+    settings.PROVIDER_CREDENTIALS_DIR = str(tmp_path)
     secret = tmp_path / "creds.json"
     secret.write_text('{"token": "abc"}')
     services.account_update(account=account, credentials_ref=f"file:{secret}", actor=ACTOR)
@@ -221,8 +226,9 @@ def test_credentials_from_a_file(tmp_path, account: ProviderAccount) -> None:
         secret.unlink()
     job = services.job_create(action=JobAction.SYNC_ROUTES, shoot=job.shoot, actor=ACTOR)
     job = services.job_run(job_id=job.pk)
-    assert job.state == JobState.FAILED and job.last_error.startswith(
-        f"credential reference file:{secret}: cannot read"
+    assert (
+        job.state == JobState.FAILED
+        and job.last_error == f"credential reference file:{secret} is not readable"
     )
 
 
@@ -338,3 +344,40 @@ def test_backoff_is_exponential_with_jitter_and_capped(settings, attempt: int) -
     waits = [runner._backoff(attempt) for _ in range(200)]
     assert all(ceiling / 2 <= w <= ceiling for w in waits)
     assert len(set(waits)) > 100  # jittered, not a fixed delay
+
+
+def test_a_provider_error_page_is_stored_bounded_and_sanitised(
+    account: ProviderAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "gAAAAABl" + "Qx7" * 60
+    page = f"<html><body><h1>Bad Gateway</h1><p>X-Auth-Token: {token}</p>{'<p>filler</p>' * 10_000}</body></html>"
+
+    def answered_with_a_page(self, spec, ctx) -> None:
+        with ctx.step("network"), _sdk("create vpc"):
+            error = {"Error": {"Code": "InvalidParameterValue", "Message": page}}
+            raise ClientError({**error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateVpc")
+
+    monkeypatch.setattr(DryRunAdapter, "apply", answered_with_a_page)
+    job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+    assert job.state == JobState.FAILED
+    assert job.last_error.startswith("AWS CreateVpc (create vpc): InvalidParameterValue: Bad Gateway")
+    step = job.steps.get(name="network")
+    event = AuditEvent.objects.filter(action="job.failed", object_id=str(job.pk)).get()
+    for text in (job.last_error, step.error, event.message):
+        assert len(text) <= PROVIDER_MESSAGE_MAX_CHARS and "<" not in text and token[:16] not in text, text
+
+
+def test_an_untranslated_error_is_sanitised_too(
+    account: ProviderAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crashed(self, spec, ctx) -> None:
+        raise RuntimeError("<html>" + "password=hunter2 " * 1000 + "</html>")
+
+    monkeypatch.setattr(DryRunAdapter, "apply", crashed)
+    job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+    assert job.state == JobState.FAILED and job.last_error.startswith("internal error: RuntimeError:")
+    assert (
+        len(job.last_error) <= PROVIDER_MESSAGE_MAX_CHARS
+        and "hunter2" not in job.last_error
+        and "<" not in job.last_error
+    )

@@ -152,6 +152,23 @@ def test_form_errors_on_their_field(ui: dict[str, Client]) -> None:
 # --- drift ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a: &a [x]\nb: &b [*a, *a, *a]\n" + "".join(f"c{i}: [*b, *b]\n" for i in range(60)), "aliases"),
+        ("[" * 500 + "]" * 500, "nested deeper than"),
+        ("&a [*a]", "refers to a node that contains it"),
+    ],
+)
+def test_yaml_bombs_are_form_errors_on_the_upload_field(
+    ui: dict[str, Client], text: str, reason: str
+) -> None:
+    with nothing_written():
+        response = ui["admin"].post(IMPORT, {"manifest_file": upload("bomb.yaml", text)})
+    assert response.status_code == 400
+    assert reason in response.context["form"].errors["manifest_file"][0]
+
+
 @pytest.mark.parametrize("role", ["admin", "auditor", "op-in", "op-out"])
 def test_drift_page_for_every_reader(ui: dict[str, Client], role: str) -> None:
     response = ui[role].get(DRIFT)

@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from providers.endpoints import check_endpoint_before_connect
 from providers.errors import CredentialError, PermanentProviderError
 
 from ..base import TAG_SHOOT, TAG_SHOOT_ID, AccountConfig, Adapter, ShootSpec, StepContext, StepHandle
@@ -106,6 +107,7 @@ class AwsBase(Adapter):
                     f"AWS account {self.account.name}: its credentials need aws_access_key_id and "
                     "aws_secret_access_key"
                 )
+            check_endpoint_before_connect(self.account.endpoint)
             config = Config(
                 retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=opts["connect_timeout"],

@@ -17,6 +17,7 @@ import openstack
 import openstack.exceptions as os_exc
 
 from providers.choices import AccountType
+from providers.endpoints import check_endpoint_before_connect
 from providers.errors import CredentialError, PermanentProviderError, TransientProviderError
 
 from .. import register
@@ -60,6 +61,7 @@ class OpenStackAdapter(OpenStackPlanning):
     def conn(self) -> Any:
         """The openstacksdk connection (created on first use, never from clouds.yaml or OS_*)."""
         if self._conn is None:
+            check_endpoint_before_connect(self.account.endpoint)
             with _sdk("connect"):
                 self._conn = openstack.connect(
                     load_yaml_config=False, load_envvars=False, **self._connect_kwargs()
