@@ -46,7 +46,7 @@ def _failed(request: Any, key: str, reason: str) -> exceptions.AuthenticationFai
         cache.set(counter, 1, timeout=settings.API_TOKEN_FAILURE_WINDOW_SECONDS)
         failures = 1
     prefix = key[len(TOKEN_PREFIX) :].split("_", 1)[0][:16] if key.startswith(TOKEN_PREFIX) else ""
-    subject = {
+    subject: dict[str, Any] = {
         "object_type": "accounts.apitoken",
         "object_id": prefix,
         "object_repr": prefix or "(no prefix)",

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from ipaddress import ip_network
-from typing import Any
+from typing import Any, cast
 
 #: kube-controller-manager's node IPAM refuses a node mask more than this many bits
 #: longer than the cluster (pods) CIDR (``clusterSubnetMaxDiff``, GARDENER.md).
@@ -143,7 +143,9 @@ def fill_patch(shoot: dict[str, Any], wanted: dict[str, Any]) -> list[dict[str, 
             elif isinstance(current, dict) and isinstance(value, dict):
                 walk(current, value, here)
             elif _dicts_alike(current, value):  # AWS zones: the user names them, the portal fills them
-                for index, (mine, theirs) in enumerate(zip(current, value, strict=True)):
+                for index, (mine, theirs) in enumerate(
+                    zip(cast(list[Any], current), cast(list[Any], value), strict=True)
+                ):
                     walk(mine, theirs, [*here, str(index)])
 
     walk(shoot, wanted, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ipaddress import ip_network
+from typing import cast
 
 from allocations import selectors
 from allocations.choices import LIVE_STATES, OwnerType
@@ -60,5 +61,5 @@ def holder_name(allocation: Allocation) -> str:
     if allocation.shoot_id:
         return f"shoot {allocation.shoot}"
     if allocation.seed_id:
-        return f"seed {allocation.seed.name}"
+        return f"seed {cast(Seed, allocation.seed).name}"
     return f"{allocation.owner_type} allocation in pool {allocation.pool.name}"

@@ -168,7 +168,7 @@ class AllocationForm(ServiceForm):
         hold = data.get("hold_hours")
         # The admin site is open to staff users of any role: the same answer as the API and UI.
         refusal = roles.manual_allocation_refusal(
-            self.request.user,
+            cast(HttpRequest, self.request).user,
             delegated_projects=data["pool"].delegated_projects,
             project=data.get("project") or "",
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -118,7 +118,7 @@ def _write(events: list[AuditEvent]) -> None:
             events[0].save()
         else:
             AuditEvent.objects.bulk_create(events)
-        connection._audit_chain_head = _Head(seq, prev)
+        cast(Any, connection)._audit_chain_head = _Head(seq, prev)  # per connection, like its transaction
 
 
 _BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("audit_batch", default=None)

@@ -33,7 +33,7 @@ def _flush_past_the_truncate_trigger() -> None:
             ]
         return sql
 
-    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+    DatabaseOperations.sql_flush = sql_flush
 
 
 if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):

@@ -309,7 +309,7 @@ class NodeSerializer(PrebuiltOutputSerializer):
 
 class NodeCreateSerializer(StrictSerializer):
     # the node's name is also its pod-range allocation's label
-    name = serializers.CharField(max_length=Allocation._meta.get_field("label").max_length)
+    name = serializers.CharField(max_length=cast(int, Allocation._meta.get_field("label").max_length))
     ipv6_address = serializers.CharField(max_length=100)
 
 

@@ -178,7 +178,7 @@ def documents_from_data(data: object, *, origin: str = "manifest") -> list[Docum
 def _load_all(text: str, limits: ManifestLimits) -> list[Any]:
     loader = _BoundedLoader(text, limits)
     try:
-        docs = []
+        docs: list[Any] = []
         while loader.check_data():
             if len(docs) >= limits.documents:
                 raise _TooLarge(f"more than {limits.documents} documents")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -224,7 +225,7 @@ def allocation_request(
         scope = ""
     elif not scope:
         scope = f"shoot:{shoot.pk}" if shoot is not None else f"{owner_type}:{label or 'manual'}"
-        longest = Allocation._meta.get_field("scope").max_length
+        longest = cast(int, Allocation._meta.get_field("scope").max_length)
         if len(scope) > longest:  # the label names the scope of a manual allocation in a per-shoot pool
             room = longest - len(scope) + len(label)
             raise IpamError(f"at most {room} characters in a per-shoot pool", field="label")

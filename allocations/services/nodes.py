@@ -25,7 +25,7 @@ def node_register(*, shoot: Shoot, name: str, ipv6_address: str, actor: Actor) -
     same address again returns it unchanged.
     """
     # the name is also the label of the node's pod-range allocation, the shorter column of the two
-    longest = Allocation._meta.get_field("label").max_length
+    longest = cast(int, Allocation._meta.get_field("label").max_length)
     if not isinstance(name, str) or not name or len(name) > longest:
         raise IpamError(f"a node needs a name of at most {longest} characters", field="name")
     address = prefixes.parse_address(ipv6_address, field="ipv6_address")

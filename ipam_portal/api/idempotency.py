@@ -141,7 +141,9 @@ class IdempotentMixin:
                 body = getattr(response, "data", None)
                 headers = {k: v for k, v in response.items() if k in ("Location", "ETag")}
                 withheld = [f for f in self.idempotency_secret_fields if isinstance(body, dict) and f in body]
-                if withheld:  # a secret is shown once: the replay answers without it
+                if withheld and isinstance(
+                    body, dict
+                ):  # a secret is shown once: the replay answers without it
                     body = {k: v for k, v in body.items() if k not in withheld}
                     headers[_WITHHELD] = ", ".join(withheld)
                 record.status_code = response.status_code

@@ -6,7 +6,7 @@ import copy
 import json
 import ssl
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -184,7 +184,9 @@ class HttpsWebhook:
         ca.issue_cert("127.0.0.1").configure_cert(context)
         client_ca.configure_trust(context)
         context.verify_mode = ssl.CERT_OPTIONAL  # gunicorn --cert-reqs 1: verified when presented
-        override = {c.alias: c for c in connections.all() if c.vendor == "sqlite" and c.is_in_memory_db()}
+        override = {
+            c.alias: c for c in connections.all() if c.vendor == "sqlite" and cast(Any, c).is_in_memory_db()
+        }
         self.thread = _HttpsServerThread(
             "127.0.0.1", static_handler=_StaticFilesHandler, connections_override=override
         )

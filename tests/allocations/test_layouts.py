@@ -335,7 +335,7 @@ def test_node_pod_range_helper() -> None:
 def test_plan_objects_are_frozen_hashable_and_copyable() -> None:
     plan = get_layout("openstack-gep").plan(n("2001:db8::/64"))
     with pytest.raises(TypeError):
-        plan.range("nodes").extra["subnet"] = "x"  # type: ignore[index]
+        plan.range("nodes").extra["subnet"] = "x"
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.range("nodes").cidr = n("::/0")
     assert hash(plan) == hash(get_layout("openstack-gep").plan(n("2001:db8::/64")))

@@ -63,7 +63,7 @@ def shoot_block() -> Pool:
 
 def node_pods() -> Pool:
     shoot = Shoot.objects.get(project=DEMO_PROJECT, name="openstack-ds")
-    return Pool.objects.filter(purpose=Purpose.NODE_PODS, parent_allocation__shoot=shoot).first()
+    return Pool.objects.filter(purpose=Purpose.NODE_PODS, parent_allocation__shoot=shoot)[:1].get()
 
 
 POOLS: dict[str, Callable[[], Pool]] = {
@@ -87,7 +87,7 @@ def may_allocate(role: str, kind: str) -> bool:
 def manual_allocation(kind: str) -> Allocation:
     """A live allocation of the demo project in a pool of ``kind`` (a node's range in a shoot's pools)."""
     if kind in SHOOT_OWN:
-        return Allocation.objects.filter(pool=POOLS[kind](), project=DEMO_PROJECT, state="active").first()
+        return Allocation.objects.filter(pool=POOLS[kind](), project=DEMO_PROJECT, state="active")[:1].get()
     return services.pool_allocate(
         pool=POOLS[kind](), prefix_length=64, project=DEMO_PROJECT, label="to-release", actor=SETUP
     )
@@ -164,7 +164,9 @@ def test_release(api: dict[str, APIClient], ui: dict[str, Client], role: str, ki
     allocation = manual_allocation(kind)
     allowed = role in ("admin", "op-in")
     if door == "api":
-        send = lambda: api[role].post(f"/api/v1/allocations/{allocation.pk}/release/", {}, format="json")  # noqa: E731
+        send: Callable[[], Any] = lambda: api[role].post(  # noqa: E731
+            f"/api/v1/allocations/{allocation.pk}/release/", {}, format="json"
+        )
     else:
         send = lambda: ui[role].post(f"/allocations/{allocation.pk}/release/", {"confirm": "on"})  # noqa: E731
     if not allowed:
