@@ -33,6 +33,7 @@ ERROR_DESCRIPTIONS = {
     "401": "Not authenticated (send `Authorization: Bearer <token>`)",
     "403": "Your role, project membership or a read-only token does not allow this",
     "404": "Not found",
+    "406": "The Accept header asks for something the API cannot answer (it answers JSON)",
     "409": "Conflict: overlap, exhausted pool, quarantined prefix, already exists, wrong state",
     "412": "If-Match does not match the current ETag",
     "413": "Request body too large",
@@ -45,7 +46,7 @@ ERROR_DESCRIPTIONS = {
 class ApiAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
-        codes = ["400", "401", "403", "404", "429"]
+        codes = ["400", "401", "403", "404", "406", "429"]
         if self.method in {"POST", "PUT", "PATCH", "DELETE"}:
             codes += ["409", "413", "415"]
         if self.method == "POST":
