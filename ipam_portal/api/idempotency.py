@@ -20,16 +20,37 @@ import json
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from accounts.models import IdempotencyRecord
-
 HEADER = "Idempotency-Key"
 _REPLAYED = "Idempotent-Replayed"
 _WITHHELD = "Idempotent-Withheld"
+
+
+_table: dict[str, Any] = {}
+
+
+def install(record_model: Any) -> None:
+    """Give the mixin its table: records are per user, so the app that owns users keeps them.
+
+    Called from ``AccountsConfig.ready()`` with :class:`accounts.models.IdempotencyRecord`
+    (the kernel imports no app, as with :mod:`ipam_portal.access`).
+    """
+    _table["model"] = record_model
+
+
+def _records() -> Any:
+    """The manager of the installed record model."""
+    try:
+        return _table["model"].objects
+    except KeyError:
+        raise ImproperlyConfigured(
+            "no idempotency record table installed: is 'accounts' installed?"
+        ) from None
 
 
 class IdempotencyConflict(exceptions.APIException):
@@ -68,15 +89,15 @@ def idempotency_records_purge(*, now: dt.datetime | None = None) -> int:
     Only records older than ``API_IDEMPOTENCY_TTL_SECONDS`` go, finished or not: a
     request still running after a day holds its key no longer.
     """
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=_expired_before(now)).delete()
+    deleted, _ = _records().filter(created_at__lt=_expired_before(now)).delete()
     return deleted
 
 
-def _claim(request: Any, key: str, digest: str) -> IdempotencyRecord | None:
+def _claim(request: Any, key: str, digest: str) -> Any:
     """The new "in progress" record for this key, or None when the key is taken."""
     try:
         with transaction.atomic():
-            return IdempotencyRecord.objects.create(
+            return _records().create(
                 user=request.user, key=key, method=request.method, path=request.path[:500], body_digest=digest
             )
     except IntegrityError:
@@ -100,12 +121,12 @@ class IdempotentMixin:
         digest = _digest(request)
         record = _claim(request, key, digest)
         if record is None:
-            existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+            existing = _records().filter(user=request.user, key=key).first()
             if existing is None or existing.created_at < _expired_before():
                 # Gone since (a 5xx of the first request, or purged) or expired: the key is
                 # free again. Deleting by the row's id leaves a newer claim untouched.
                 if existing is not None:
-                    IdempotencyRecord.objects.filter(pk=existing.pk).delete()
+                    _records().filter(pk=existing.pk).delete()
                 record = _claim(request, key, digest)
                 if record is None:
                     raise IdempotencyInProgress()
@@ -114,7 +135,7 @@ class IdempotentMixin:
         request._idempotency = record
 
     @staticmethod
-    def _replay(record: IdempotencyRecord, digest: str) -> Response:
+    def _replay(record: Any, digest: str) -> Response:
         if record.body_digest != digest:
             raise IdempotencyConflict()
         if record.status_code is None:
