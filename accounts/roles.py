@@ -61,6 +61,11 @@ def may_read(user: Any) -> bool:
     return user_role(user) is not None
 
 
+def may_read_every_token(user: Any) -> bool:
+    """Admins and auditors read every token's metadata (never a key: only hashes are kept)."""
+    return user_role(user) in {ADMIN, AUDITOR}
+
+
 def may_write_some(user: Any) -> bool:
     """Whether ``user`` may write anything at all: admins, and operators (within their projects).
 

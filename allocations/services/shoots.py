@@ -212,26 +212,36 @@ def shoot_release(*, shoot: Shoot, actor: Actor) -> Shoot:
         shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=shoot.pk)
         if shoot.state != ShootState.ACTIVE:
             raise InvalidState(f"shoot {shoot} is already {shoot.state}", field="state")
-        before = shoot_audit_snapshot(shoot)
-        for allocation in _top_allocations(shoot):
-            allocation.refresh_from_db()
-            if allocation.state != "active":
-                continue
-            quarantine = 0 if not allocation.pool.is_global else None
-            _release_tree(allocation, actor, quarantine)
-        shoot.state = ShootState.DELETED
-        shoot.deleted_at = timezone.now()
-        shoot.save(update_fields=["state", "deleted_at"])
-        publish(events.ShootDeleted.of(shoot), actor=actor)
-        audit_record(
-            actor=actor,
-            action="shoot.release",
-            obj=shoot,
-            before=before,
-            after=shoot_audit_snapshot(shoot),
-            project=shoot.project,
-        )
+        _shoot_retire(shoot, actor, action="shoot.release", quarantine=True)
     return shoot
+
+
+def _shoot_retire(shoot: Shoot, actor: Actor, *, action: str, quarantine: bool) -> None:
+    """Release a locked shoot's ranges, mark it deleted, publish and audit it (``action``).
+
+    With ``quarantine`` the IPv6 block of a global pool is quarantined (routes may
+    still point at it) and per-shoot IPv4 ranges are freed at once; without, every
+    range goes straight back to the free space (a shoot that never existed).
+    """
+    before = shoot_audit_snapshot(shoot)
+    for allocation in _top_allocations(shoot):
+        allocation.refresh_from_db()
+        if allocation.state != "active":
+            continue
+        seconds = None if quarantine and allocation.pool.is_global else 0
+        _release_tree(allocation, actor, seconds)
+    shoot.state = ShootState.DELETED
+    shoot.deleted_at = timezone.now()
+    shoot.save(update_fields=["state", "deleted_at"])
+    publish(events.ShootDeleted.of(shoot), actor=actor)
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=shoot,
+        before=before,
+        after=shoot_audit_snapshot(shoot),
+        project=shoot.project,
+    )
 
 
 def _top_allocations(shoot: Shoot, family: int | None = None) -> list[Allocation]:
@@ -420,21 +430,5 @@ def shoots_hold_lapse(*, actor: Actor, now: dt.datetime | None = None, limit: in
             shoot = Shoot.objects.select_for_update().select_related("seed").get(pk=candidate.pk)
             if shoot.state != ShootState.ACTIVE or shoot.held_until is None or shoot.held_until > now:
                 continue  # confirmed or released meanwhile
-            before = shoot_audit_snapshot(shoot)
-            for allocation in _top_allocations(shoot):
-                allocation.refresh_from_db()
-                if allocation.state == "active":
-                    _release_tree(allocation, actor, 0)
-            shoot.state = ShootState.DELETED
-            shoot.deleted_at = now
-            shoot.save(update_fields=["state", "deleted_at"])
-            publish(events.ShootDeleted.of(shoot), actor=actor)
-            audit_record(
-                actor=actor,
-                action="shoot.hold-lapse",
-                obj=shoot,
-                before=before,
-                after=shoot_audit_snapshot(shoot),
-                project=shoot.project,
-            )
+            _shoot_retire(shoot, actor, action="shoot.hold-lapse", quarantine=False)
     return len(due)
