@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "allocations",
     "providers",
     "admission",
+    "controllers",
+    "notifications",
 ]
 
 MIDDLEWARE = [
