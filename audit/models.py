@@ -68,3 +68,27 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PermissionError("audit events are append-only")
+
+
+class ChainVerification(models.Model):
+    """The outcome of one walk of the hash chain (``ipam_audit_verify`` or the beat task).
+
+    Kept so that the ``ipam_audit_chain_ok`` gauge and its alert read the last result
+    instead of walking the chain at every scrape. Rows are small and few (one per
+    ``AUDIT_VERIFY_INTERVAL_SECONDS``); they are evidence, not part of the chain.
+    """
+
+    checked_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ok = models.BooleanField()
+    events = models.PositiveBigIntegerField(default=0)
+    head_seq = models.PositiveBigIntegerField(default=0)
+    problem_kind = models.CharField(max_length=16, blank=True)
+    problem = models.TextField(blank=True, help_text="The first event that breaks the chain, and why")
+
+    class Meta:
+        ordering = ["-checked_at"]
+        get_latest_by = "checked_at"
+
+    def __str__(self) -> str:
+        state = "intact" if self.ok else f"broken ({self.problem_kind})"
+        return f"audit chain {state} at {self.checked_at:%Y-%m-%d %H:%M:%S}"

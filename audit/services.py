@@ -184,3 +184,26 @@ def audit_record(
         return event
     _write([event])
     return event
+
+
+def chain_check(*, checkpoint: Any = None) -> Any:
+    """Walk the hash chain (:func:`audit.selectors.chain_verify`) and keep the outcome.
+
+    The outcome becomes a :class:`~audit.models.ChainVerification` row, which the
+    ``ipam_audit_chain_ok`` gauge reads. A checkpoint whose signature does not match
+    raises :class:`~ipam_portal.errors.IpamError` before anything is walked or kept.
+    Returns the :class:`~audit.selectors.ChainReport`.
+    """
+    from .models import ChainVerification
+    from .selectors import chain_verify
+
+    report = chain_verify(checkpoint=checkpoint)
+    problem = report.problem
+    ChainVerification.objects.create(
+        ok=report.ok,
+        events=report.events,
+        head_seq=report.head_seq,
+        problem_kind=problem.kind if problem else "",
+        problem=f"seq {problem.seq}: {problem.reason}" if problem else "",
+    )
+    return report

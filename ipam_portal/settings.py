@@ -281,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.purge_idempotency_records",
         "schedule": env_int("API_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", 3600),
     },
+    "verify-audit-chain": {
+        "task": "audit.tasks.verify_chain",
+        "schedule": env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 3600),
+    },
     "deliver-outbox": {
         "task": "events.tasks.deliver_due",
         "schedule": env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 30),

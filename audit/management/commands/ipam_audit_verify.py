@@ -1,7 +1,8 @@
 """``manage.py ipam_audit_verify [--checkpoint FILE]``: walk the audit hash chain.
 
 Exit 0 when the chain is intact (and, with a checkpoint, still reaches it with the
-same hash); exit 1 naming the first event that breaks it and what is wrong.
+same hash); exit 1 naming the first event that breaks it and what is wrong. The
+outcome is kept for the ``ipam_audit_chain_ok`` gauge.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from audit.selectors import chain_verify
+from audit.services import chain_check
 from ipam_portal.errors import IpamError
 from ipam_portal.management.base import IpamCommand
 
@@ -40,7 +41,7 @@ class Command(IpamCommand):
             raise IpamError(f"cannot read the checkpoint: {exc}", field="checkpoint") from None
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = chain_verify(checkpoint=self._checkpoint(options["checkpoint"]))
+        report = chain_check(checkpoint=self._checkpoint(options["checkpoint"]))
         problem = report.problem
 
         def lines() -> list[str]:
