@@ -1,7 +1,7 @@
 """Which URLs a provider account may send the portal's requests (and its credentials) to.
 
 A reconcile or job POSTs signed AWS requests or a Keystone token to the account's
-``endpoint``; left open, that is a server-side request forgery reaching the cloud
+``endpoint``, and an OpenStack password to its Keystone ``auth_url``; left open, that is a server-side request forgery reaching the cloud
 metadata service, loopback or the internal network. ``PROVIDER_ENDPOINT_ALLOWED_HOSTS``
 lists what is allowed: exact host names, ``*.suffix`` patterns (any name below the
 suffix) and networks in CIDR notation (for literal addresses, and for what names
@@ -81,32 +81,33 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
-def _host(url: str) -> tuple[str | None, str]:
+def _host(url: str, what: str = "endpoint") -> tuple[str | None, str]:
     """The URL's host name (lower case, no trailing dot), or None and the reason it has none."""
     if not url.startswith(("http://", "https://")):
-        return None, "endpoint must be an http:// or https:// URL"
+        return None, f"{what} must be an http:// or https:// URL"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
     except ValueError:
-        return None, "endpoint is not a valid URL"
+        return None, f"{what} is not a valid URL"
     if parts.username is not None or parts.password is not None:
-        return None, "endpoint must not carry a user name or password (credentials go by reference)"
+        return None, f"{what} must not carry a user name or password (credentials go by reference)"
     host = (parts.hostname or "").rstrip(".")
     if not host:
-        return None, "endpoint must name a host"
+        return None, f"{what} must name a host"
     return host, ""
 
 
-def endpoint_problem(url: str, policy: EndpointPolicy | None = None) -> str | None:
+def endpoint_problem(url: str, policy: EndpointPolicy | None = None, *, what: str = "endpoint") -> str | None:
     """Why ``url`` may not be an account's endpoint (None: allowed). No DNS lookup.
 
     A literal address must lie in an allowed network; a name must be allowed by name
-    or pattern. The empty endpoint (the SDK's own) is always allowed.
+    or pattern. The empty endpoint (the SDK's own) is always allowed. ``what`` names
+    the URL in the reason (``endpoint``, or ``auth_url`` for Keystone).
     """
     if not url:
         return None
-    host, reason = _host(url)
+    host, reason = _host(url, what)
     if host is None:
         return reason
     policy = policy or EndpointPolicy.from_settings()
@@ -114,10 +115,10 @@ def endpoint_problem(url: str, policy: EndpointPolicy | None = None) -> str | No
     if address is not None:
         if policy.allows_address(address):
             return None
-        return f"endpoint address {address} is not in PROVIDER_ENDPOINT_ALLOWED_HOSTS"
+        return f"{what} address {address} is not in PROVIDER_ENDPOINT_ALLOWED_HOSTS"
     if policy.allows_name(host):
         return None
-    return f"endpoint host {host} is not in PROVIDER_ENDPOINT_ALLOWED_HOSTS"
+    return f"{what} host {host} is not in PROVIDER_ENDPOINT_ALLOWED_HOSTS"
 
 
 def _resolved(host: str) -> list[IPAddress]:
@@ -129,22 +130,24 @@ def _resolved(host: str) -> list[IPAddress]:
     return [address for address in found if address is not None]
 
 
-def check_endpoint_before_connect(url: str) -> None:
+def check_endpoint_before_connect(url: str, *, what: str = "endpoint") -> None:
     """Refuse (permanently) to connect to ``url`` unless it is allowed *now*.
 
     The saved-time rule again (the setting may have changed), then the host name is
     resolved: every address must be inside an allowed network or globally routable,
     so a name cannot be pointed at loopback, link-local (cloud metadata) or private
-    addresses after it was saved.
+    addresses after it was saved. ``what`` is the field the error names: the
+    account's ``endpoint``, or the Keystone ``auth_url`` of its credentials (which
+    receives the password, so it is held to the same list; it has no empty default).
     """
     policy = EndpointPolicy.from_settings()
-    problem = endpoint_problem(url, policy)
+    problem = endpoint_problem(url, policy, what=what)
     if problem is None and url:
-        host, _ = _host(url)
+        host, _ = _host(url, what)
         if host is not None and _address(host) is None:
             for address in _resolved(host):
                 if not (policy.allows_address(address) or address.is_global):
-                    problem = f"endpoint host {host} resolves to {address}, which is not allowed"
+                    problem = f"{what} host {host} resolves to {address}, which is not allowed"
                     break
     if problem is not None:
-        raise PermanentProviderError(f"refused to connect: {problem}", field="endpoint")
+        raise PermanentProviderError(f"refused to connect: {problem}", field=what)

@@ -123,3 +123,47 @@ def test_a_name_resolving_to_an_internal_address_is_refused_at_connect(
     assert calls == ["neutron.cloud.example"]
     with pytest.raises(PermanentProviderError, match="resolves to"):
         AwsAdapter(aws_account_config("https://ec2.cloud.example/")).inventory()
+
+
+@pytest.mark.parametrize(
+    ("auth_url", "problem"),
+    [
+        ("http://169.254.169.254/v3", "auth_url address 169.254.169.254 is not in"),
+        ("https://keystone.evil.example/v3", "auth_url host keystone.evil.example is not in"),
+        ("keystone.cloud.example/v3", "auth_url must be an http:// or https:// URL"),
+    ],
+)
+def test_a_keystone_auth_url_not_allowed_is_refused_before_the_password_is_sent(
+    settings: Any, auth_url: str, problem: str
+) -> None:
+    settings.PROVIDER_ENDPOINT_ALLOWED_HOSTS = ["*.cloud.example"]
+    secret = "pw-never-sent"
+    config = AccountConfig(
+        name="k",
+        type="openstack",
+        region="R",
+        credentials={"auth_url": auth_url, "username": "u", "password": secret, "project_name": "p"},
+    )
+    with pytest.raises(PermanentProviderError, match=f"refused to connect: {problem}") as err:
+        OpenStackAdapter(config).inventory()
+    assert err.value.field == "auth_url"
+    assert secret not in str(err.value)
+
+
+def test_an_allowed_keystone_name_resolving_to_loopback_is_refused(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.PROVIDER_ENDPOINT_ALLOWED_HOSTS = ["*.cloud.example"]
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 0))]
+    )
+    config = AccountConfig(
+        name="k",
+        type="openstack",
+        region="R",
+        credentials={"auth_url": "https://keystone.cloud.example/v3", "username": "u", "password": "p"},
+    )
+    with pytest.raises(
+        PermanentProviderError, match=r"auth_url host keystone\.cloud\.example resolves to 127"
+    ):
+        OpenStackAdapter(config).inventory()

@@ -516,7 +516,10 @@ def test_injected_faults_are_transient_and_a_retry_completes_without_duplicates(
         ),
     ],
 )
-def test_connection_settings_from_credentials(credentials: dict[str, str], auth_type: str) -> None:
+def test_connection_settings_from_credentials(
+    credentials: dict[str, str], auth_type: str, settings: Any
+) -> None:
+    settings.PROVIDER_ENDPOINT_ALLOWED_HOSTS = ["n", "k"]
     config = AccountConfig(
         name="k", type="openstack", region="RegionTwo", endpoint="http://n/", credentials=credentials
     )

@@ -87,6 +87,7 @@ class OpenStackAdapter(OpenStackPlanning):
             return kwargs
         if not auth.get("auth_url"):
             raise CredentialError("OpenStack credentials: auth_url is missing (or set auth_type none)")
+        check_endpoint_before_connect(str(auth["auth_url"]), what="auth_url")
         if not auth_type:
             has_app = "application_credential_secret" in auth
             auth_type = "v3applicationcredential" if has_app else "password"
