@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "axes",
     "ipam_portal.events",
+    "ipam_portal.beat",
     "accounts",
     "audit",
     "allocations",
@@ -89,6 +90,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "ipam_portal.middleware.DatabaseUnavailableMiddleware",  # a database away answers 503 + Retry-After
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files with DEBUG off, no web server needed
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -130,6 +132,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SQLITE_TEST_NAME") or None}
+elif env_bool("DB_POOLER_TRANSACTION_MODE", False):
+    # PgBouncer (or another pooler) in transaction mode hands each transaction to any server
+    # connection: no server-side cursors (Django's .iterator()) and no prepared statements.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
+# Django checks a kept connection before reusing it, so one broken by a failover is replaced.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True)
 
 # The cache holds API throttling counters: give every web process the same one in
 # production (e.g. CACHE_URL=redis://127.0.0.1:6379/1); the default is per process.
@@ -218,6 +227,10 @@ REST_FRAMEWORK = {
 }
 # Idempotency-Key records are kept (and replayed) this long, then purged by Celery beat.
 API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+# An unfinished claim older than this belongs to a request that was cut off before its commit.
+API_IDEMPOTENCY_STALE_SECONDS = env_int("API_IDEMPOTENCY_STALE_SECONDS", 120)
+# Retry-After of the 503 a request gets while the database is away (failover, restart).
+DB_UNAVAILABLE_RETRY_AFTER = env_int("DB_UNAVAILABLE_RETRY_AFTER", 2)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dual-stack IPAM portal API",
     "DESCRIPTION": "Pools, allocations, seeds, shoots, nodes and audit events for Gardener dual-stack networks.",
@@ -260,6 +273,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # RabbitMQ does so as soon as the worker's connection drops.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Several beat schedulers (replicas started with --beat) send each periodic task once:
+# the portal's database decides which (ipam_portal/beat).
+CELERY_BEAT_SCHEDULER = "ipam_portal.beat.scheduler:OncePerPeriodScheduler"
 CELERY_BEAT_SCHEDULE = {
     "reclaim-expired-prefixes": {
         "task": "allocations.tasks.reclaim_expired",

@@ -10,6 +10,14 @@ by Celery beat, deletes them. A secret in a response is never stored: a view lis
 its one-time fields in ``idempotency_secret_fields`` (the token endpoint: ``key``);
 they are left out of the stored response, so a replay answers the same status and
 object without them, with ``Idempotent-Withheld: key`` saying what is missing.
+
+The claim (an "in progress" record) is committed first, so a duplicate sees it;
+then the request's work and the answer written into the record commit in **one
+transaction**. A request cut off before that commit (the database failed over,
+the worker was killed) leaves its claim and nothing else: once the claim is older
+than ``API_IDEMPOTENCY_STALE_SECONDS`` (120 s, longer than any request may run) a
+retry takes it over and does the work. A request whose commit went through has
+its answer stored with it, and a retry replays it: retries allocate once.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -83,6 +91,12 @@ def _expired_before(now: dt.datetime | None = None) -> dt.datetime:
     return (now or timezone.now()) - dt.timedelta(seconds=settings.API_IDEMPOTENCY_TTL_SECONDS)
 
 
+def _abandoned(record: Any) -> bool:
+    """An "in progress" claim so old that its request cannot be running any more."""
+    stale = dt.timedelta(seconds=settings.API_IDEMPOTENCY_STALE_SECONDS)
+    return record.status_code is None and record.created_at < timezone.now() - stale
+
+
 def idempotency_records_purge(*, now: dt.datetime | None = None) -> int:
     """Delete the expired ``Idempotency-Key`` records (Celery beat); returns how many.
 
@@ -122,9 +136,10 @@ class IdempotentMixin:
         record = _claim(request, key, digest)
         if record is None:
             existing = _records().filter(user=request.user, key=key).first()
-            if existing is None or existing.created_at < _expired_before():
-                # Gone since (a 5xx of the first request, or purged) or expired: the key is
-                # free again. Deleting by the row's id leaves a newer claim untouched.
+            if existing is None or existing.created_at < _expired_before() or _abandoned(existing):
+                # Gone since (a 5xx of the first request, or purged), expired, or left by a
+                # request cut off before its commit: the key is free again. Deleting by the
+                # row's id leaves a newer claim untouched.
                 if existing is not None:
                     _records().filter(pk=existing.pk).delete()
                 record = _claim(request, key, digest)
@@ -133,6 +148,26 @@ class IdempotentMixin:
             else:
                 raise _Replay(self._replay(existing, digest))
         request._idempotency = record
+        # The work and the answer recorded in finalize_response() commit together.
+        request._idempotency_atomic = transaction.atomic()
+        request._idempotency_atomic.__enter__()
+
+    @staticmethod
+    def _abandon(request: Any, exc: BaseException | None = None) -> None:
+        """Roll the request's work back and free its key (a 5xx, or an exception escaping)."""
+        if request is None:
+            return
+        record = getattr(request, "_idempotency", None)
+        atomic = getattr(request, "_idempotency_atomic", None)
+        request._idempotency = request._idempotency_atomic = None
+        if atomic is not None:
+            transaction.set_rollback(True)
+            atomic.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+        if record is not None:
+            try:
+                record.delete()
+            except DatabaseError:  # the database is away: the claim goes stale instead
+                pass
 
     @staticmethod
     def _replay(record: Any, digest: str) -> Response:
@@ -149,16 +184,22 @@ class IdempotentMixin:
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, _Replay):
             return exc.response
-        return super().handle_exception(exc)  # type: ignore[misc]
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc]
+        except BaseException as raised:  # re-raised to Django (a crash, the database away)
+            self._abandon(getattr(self, "request", None), raised)
+            raise
 
     def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         record = getattr(request, "_idempotency", None)
         if record is not None:
-            request._idempotency = None
             if response.status_code >= 500:
-                record.delete()
-            else:
+                self._abandon(request)
+                return response
+            atomic = request._idempotency_atomic
+            request._idempotency = request._idempotency_atomic = None
+            try:
                 body = getattr(response, "data", None)
                 headers = {k: v for k, v in response.items() if k in ("Location", "ETag")}
                 withheld = [f for f in self.idempotency_secret_fields if isinstance(body, dict) and f in body]
@@ -171,4 +212,9 @@ class IdempotentMixin:
                 record.response_body = body
                 record.response_headers = headers
                 record.save(update_fields=["status_code", "response_body", "response_headers"])
+            except BaseException as exc:
+                transaction.set_rollback(True)
+                atomic.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            atomic.__exit__(None, None, None)  # commits the work with its answer (or raises)
         return response

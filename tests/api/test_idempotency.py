@@ -74,3 +74,50 @@ def test_expired_records_are_purged_by_a_beat_task(op) -> None:
     assert idempotency_records_purge(now=timezone.now() + ttl + dt.timedelta(minutes=1)) == 1
     entry = settings.CELERY_BEAT_SCHEDULE["purge-idempotency-records"]
     assert entry["task"] == tasks.purge_idempotency_records.name
+
+
+def _cut_off(admin, key: str, body: dict) -> None:
+    """A request cut off after its work but before its answer was stored (the database
+    failed over at that moment): its transaction rolls back, its committed claim stays."""
+    original = IdempotencyRecord.save
+
+    def failing_save(self, *args, **kwargs):
+        if self.status_code is not None:
+            raise RuntimeError("the database went away while storing the answer")
+        return original(self, *args, **kwargs)
+
+    IdempotencyRecord.save = failing_save
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            admin.post("/api/v1/pools/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    finally:
+        IdempotencyRecord.save = original
+
+
+def test_the_work_and_its_recorded_answer_commit_together(landscape_clients) -> None:
+    from allocations.models import Pool
+
+    admin = landscape_clients["admin"]
+    _cut_off(admin, "pool-3", {"name": "lab-3", "cidr": "fd00:7a::/48", "kind": "ula"})
+    assert not Pool.objects.filter(name="lab-3").exists()  # the work went with the answer
+    assert IdempotencyRecord.objects.get(key="pool-3").status_code is None  # the claim stays
+
+
+def test_a_claim_left_by_a_cut_off_request_blocks_until_stale_then_is_taken_over(landscape_clients) -> None:
+    from allocations.models import Pool
+
+    admin = landscape_clients["admin"]
+    body = {"name": "lab-2", "cidr": "fd00:79::/48", "kind": "ula"}
+    _cut_off(admin, "pool-2", body)
+    busy = admin.post("/api/v1/pools/", body, format="json", HTTP_IDEMPOTENCY_KEY="pool-2")
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress"
+
+    IdempotencyRecord.objects.filter(key="pool-2").update(
+        created_at=timezone.now() - dt.timedelta(seconds=settings.API_IDEMPOTENCY_STALE_SECONDS + 1)
+    )
+    taken = admin.post("/api/v1/pools/", body, format="json", HTTP_IDEMPOTENCY_KEY="pool-2")
+    assert taken.status_code == 201 and "Idempotent-Replayed" not in taken
+    again = admin.post("/api/v1/pools/", body, format="json", HTTP_IDEMPOTENCY_KEY="pool-2")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == taken.json()["id"]
+    assert Pool.objects.filter(name="lab-2").count() == 1
