@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.deploy.rendering import REPO, Obj, container_env, one, pod_spec, render
+from tests.deploy.rendering import REPO, container_env, one, pod_spec, render
 
 NAMESPACE = "ipam-portal"
 
@@ -62,17 +62,18 @@ def _run_settings(env: dict[str, str], mode: str, hosts: list[str]) -> dict[str,
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _container(objects: list[Obj], kind: str, name: str) -> Obj:
-    return pod_spec(one(objects, kind, name))["containers"][0]
+def _production_env(kind: str, name: str, pod_ip: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of the first container of production's ``kind``/``name`` on a pod at ``pod_ip``."""
+    objects = render("overlays/production")
+    container = pod_spec(one(objects, kind, name))["containers"][0]
+    pod = {"status.podIP": pod_ip, "metadata.name": f"{name}-x", "metadata.namespace": NAMESPACE}
+    return container_env(container, objects, secrets=_secrets(tmp_path), pod=pod)
 
 
 @pytest.mark.slow  # a Django process of its own (several seconds on a shared machine)
 def test_the_release_jobs_check_deploy_passes_with_the_production_configuration(tmp_path: Path) -> None:
     """What the migration Job runs last, with what production renders: no warning at all."""
-    objects = render("overlays/production")
-    job = _container(objects, "Job", "ipam-portal-migrate")
-    pod = {"status.podIP": "10.96.0.9", "metadata.name": "migrate-x", "metadata.namespace": NAMESPACE}
-    env = container_env(job, objects, secrets=_secrets(tmp_path), pod=pod)
+    env = _production_env("Job", "ipam-portal-migrate", "10.96.0.9", tmp_path)
     assert env["DEBUG"] == "false" and env["SECURE_PROXY_SSL_HEADER"] == "HTTP_X_FORWARDED_PROTO"
     assert _run_settings(env, "check", []) == {}
 
@@ -87,10 +88,7 @@ def test_web_pods_accept_the_public_host_and_their_own_address(
     tmp_path: Path, pod_ip: str, probe_host: str
 ) -> None:
     """kubelet probes and Prometheus connect by pod IP: Django must not answer them 400."""
-    objects = render("overlays/production")
-    web = _container(objects, "Deployment", "ipam-portal-web")
-    pod = {"status.podIP": pod_ip, "metadata.name": "web-x", "metadata.namespace": NAMESPACE}
-    env = container_env(web, objects, secrets=_secrets(tmp_path), pod=pod)
+    env = _production_env("Deployment", "ipam-portal-web", pod_ip, tmp_path)
     hosts = [probe_host, "ipam.example.org", "10.96.4.8:8000", "evil.example.com"]
     assert _run_settings(env, "hosts", hosts) == {
         probe_host: True,
@@ -102,10 +100,7 @@ def test_web_pods_accept_the_public_host_and_their_own_address(
 
 @pytest.mark.slow  # a Django process of its own (several seconds on a shared machine)
 def test_the_webhook_accepts_kube_apiservers_host(tmp_path: Path) -> None:
-    objects = render("overlays/production")
-    webhook = _container(objects, "Deployment", "ipam-portal-webhook")
-    pod = {"status.podIP": "10.96.5.5", "metadata.name": "webhook-x", "metadata.namespace": NAMESPACE}
-    env = container_env(webhook, objects, secrets=_secrets(tmp_path), pod=pod)
+    env = _production_env("Deployment", "ipam-portal-webhook", "10.96.5.5", tmp_path)
     service = f"ipam-portal-webhook.{NAMESPACE}.svc"
     assert _run_settings(env, "hosts", [service, f"{service}:443", "10.96.5.5:8443", "other.svc"]) == {
         service: True,
@@ -119,7 +114,7 @@ def test_the_webhook_accepts_kube_apiservers_host(tmp_path: Path) -> None:
 def test_dev_configuration_starts_the_settings(tmp_path: Path) -> None:
     """The dev overlay's values (plain HTTP) are accepted by the settings as they are."""
     objects = render("overlays/dev")
-    web = _container(objects, "Deployment", "ipam-portal-web")
+    web = pod_spec(one(objects, "Deployment", "ipam-portal-web"))["containers"][0]
     secret = one(objects, "Secret", next(s["metadata"]["name"] for s in objects if s["kind"] == "Secret"))
     values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     values["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
