@@ -23,7 +23,9 @@ DEPLOY = REPO / "deploy"
 
 #: Every kustomization a user renders (components are rendered through the overlays).
 OVERLAYS = ("overlays/dev", "overlays/production")
-TARGETS = ("base", *OVERLAYS, "components/admission-webhook/kube-apiserver")
+#: What is applied to a virtual garden, not to the cluster the portal runs in.
+VIRTUAL_GARDEN = "overlays/virtual-garden"
+TARGETS = ("base", *OVERLAYS, VIRTUAL_GARDEN, "components/admission-webhook/kube-apiserver")
 
 #: Kinds of workloads that run the portal's pods.
 WORKLOAD_KINDS = frozenset({"Deployment", "Job", "StatefulSet", "DaemonSet"})

@@ -19,6 +19,7 @@ from tests.deploy.rendering import (
     OVERLAYS,
     REPO,
     TARGETS,
+    VIRTUAL_GARDEN,
     Obj,
     containers,
     find,
@@ -143,7 +144,7 @@ def test_every_object_validates(target: str) -> None:
                 )
 
 
-@pytest.mark.parametrize("target", OVERLAYS)
+@pytest.mark.parametrize("target", (*OVERLAYS, VIRTUAL_GARDEN))
 def test_names_are_unique_and_namespaced(target: str) -> None:
     objects = render(target)
     keys = [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects]
@@ -704,3 +705,43 @@ def test_alerts_use_metric_and_label_names_the_portal_exports() -> None:
             assert any(label in exported[m] for m in metrics), f"{alert}: label {label}"
     assert 'outcome="failed"' in alerts["IpamProvisioningJobsFailing"] and JobState.FAILED.value == "failed"
     assert f'outcome="{PoolExhausted.code}"' in alerts["IpamAllocationsRefusedExhausted"]
+
+
+# --- a virtual garden -----------------------------------------------------------------------
+
+
+def test_the_virtual_garden_gets_the_same_webhooks_by_url_and_the_same_rbac() -> None:
+    from urllib.parse import urlsplit
+
+    from django.urls import resolve
+
+    from admission import views
+
+    production = render("overlays/production")
+    garden = render(VIRTUAL_GARDEN)
+    assert not list(workloads(garden)), "nothing runs in the virtual garden"
+    by_url = one(garden, "MutatingWebhookConfiguration", "ipam-portal")
+    by_service = one(production, "MutatingWebhookConfiguration", "ipam-portal")
+    serving = one(production, "Certificate", "ipam-portal-webhook-tls")
+    service = one(production, "Service", "ipam-portal-webhook")
+    assert len(by_url["webhooks"]) == len(by_service["webhooks"])
+    for url_hook, service_hook in zip(by_url["webhooks"], by_service["webhooks"], strict=True):
+        url = urlsplit(url_hook.pop("clientConfig")["url"])
+        target = service_hook.pop("clientConfig")["service"]
+        assert url_hook == service_hook, "only how kube-apiserver reaches the portal differs"
+        assert url.scheme == "https" and url.port is None and target["port"] == 443
+        assert url.hostname == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+        assert url.hostname in serving["spec"]["dnsNames"]
+        assert url.path == target["path"] and resolve(url.path).func is views.shoot_review
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+        (ours,) = find(garden, kind)
+        (theirs,) = find(production, kind)
+        for obj in (ours, theirs):
+            obj["metadata"]["labels"].pop("app.kubernetes.io/component", None)
+        assert ours == theirs, kind
+    (token,) = find(garden, "Secret")
+    assert token["type"] == "kubernetes.io/service-account-token"
+    account = one(
+        garden, "ServiceAccount", token["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+    )
+    assert account["metadata"]["namespace"] == token["metadata"]["namespace"]
