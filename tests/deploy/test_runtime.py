@@ -214,3 +214,26 @@ def test_the_webhook_gunicorn_serves_a_replaced_certificate_without_a_restart(tm
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow  # three Django processes, one of them migrating a database
+def test_web_pods_wait_until_the_release_job_has_migrated(tmp_path: Path) -> None:
+    """The web pods' init container fails (kubelet retries it) until the Job's migrate ran."""
+    objects = render("overlays/production")
+    web = pod_spec(one(objects, "Deployment", "ipam-portal-web"))
+    (wait,) = web["initContainers"]
+    job = pod_spec(one(objects, "Job", "ipam-portal-migrate"))["containers"][0]
+    migrate = job["command"][-1].split("&&")[0].split()
+    env = {"PATH": os.environ["PATH"], "HOME": str(REPO), "DEBUG": "1"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+    def run(argv: list[str]) -> int:
+        assert argv[:2] == ["python", "manage.py"]
+        done = subprocess.run(
+            [sys.executable, *argv[1:]], cwd=REPO, env=env, capture_output=True, timeout=300
+        )
+        return done.returncode
+
+    assert run(wait["command"]) != 0, "an unmigrated database must keep the new version from serving"
+    assert run(migrate) == 0
+    assert run(wait["command"]) == 0
