@@ -48,11 +48,14 @@ class Receiver:
                     status = receiver.script.popleft() if receiver.script else receiver.default
                 if stall:
                     time.sleep(stall)
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(receiver.answer_body)))
-                self.end_headers()
-                self.wfile.write(receiver.answer_body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(receiver.answer_body)))
+                    self.end_headers()
+                    self.wfile.write(receiver.answer_body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender is gone (a killed worker, a timeout): nobody to answer
 
             def log_message(self, *args: Any) -> None:
                 pass
