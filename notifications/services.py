@@ -27,7 +27,7 @@ from django.utils import timezone
 from allocations.choices import Provider
 from allocations.models import Pool
 from audit.services import Actor, audit_record
-from ipam_portal.errors import AlreadyExists, IpamError
+from ipam_portal.errors import AlreadyExists, InvalidState, IpamError
 from ipam_portal.events import Envelope
 from ipam_portal.events.outbox import backoff_seconds
 from providers.endpoints import public_target_problem
@@ -424,6 +424,17 @@ def deliveries_retry(*, deliveries: QuerySet[EventDelivery], actor: Actor) -> in
         )
     _enqueue(ids)
     return n
+
+
+def delivery_retry(*, delivery: EventDelivery, actor: Actor) -> EventDelivery:
+    """Send one failed delivery again (same event id, fresh budget); refuses any other state."""
+    if delivery.state != DeliveryState.FAILED:
+        raise InvalidState(
+            f"delivery {delivery.pk} is {delivery.state}; only failed ones are retried", field="state"
+        )
+    deliveries_retry(deliveries=EventDelivery.objects.filter(pk=delivery.pk), actor=actor)
+    delivery.refresh_from_db()
+    return delivery
 
 
 def deliveries_purge(*, older_than: dt.timedelta | None = None) -> int:
