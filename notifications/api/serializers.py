@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from allocations.choices import Provider
+from allocations.models import Pool
 from ipam_portal.api.serializers import StrictSerializer
 
 from ..choices import DeliveryState, EventType
@@ -21,7 +22,9 @@ SECRET_HELP = (
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
-    pools = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    pools: serializers.PrimaryKeyRelatedField[Pool] = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True
+    )
 
     class Meta:
         model = EventSubscription
