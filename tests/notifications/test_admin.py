@@ -48,7 +48,11 @@ def test_add_change_and_send_test_event(admin_client: Client, receiver: Receiver
     assert not EventSubscription.objects.exists()
     assert admin_client.post(add, form(receiver)).status_code == 302
     sub = EventSubscription.objects.get()
-    assert (sub.projects, sub.event_types, sub.secret) == (["garden-a", "garden-b"], ["drift.found", "shoot.created"], SECRET)
+    assert (sub.projects, sub.event_types, sub.secret) == (
+        ["garden-a", "garden-b"],
+        ["drift.found", "shoot.created"],
+        SECRET,
+    )
 
     change = reverse("admin:notifications_eventsubscription_change", args=[sub.pk])
     page = admin_client.get(change)
