@@ -320,8 +320,8 @@ def _claim(delivery_id: int, now: dt.datetime) -> tuple[EventDelivery | None, Ou
     """Lease a due delivery for one attempt (committed before the HTTP request starts)."""
     with transaction.atomic():
         delivery = (
-            EventDelivery.objects.select_for_update(skip_locked=True)
-            .select_related("subscription")
+            EventDelivery.objects.select_for_update(skip_locked=True, of=("self",))  # not the subscription:
+            .select_related("subscription")  # two deliveries of one subscription are claimed at once
             .filter(pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now)
             .first()
         )

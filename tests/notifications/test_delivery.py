@@ -235,3 +235,41 @@ def test_disabled_subscription_gets_nothing(receiver: Receiver, subscription) ->
     new_shoot()
     assert not sub.deliveries.exists()
     assert receiver.received == []
+
+
+@pytest.mark.postgres
+def test_a_delivery_is_claimed_while_its_subscription_row_is_locked(receiver: Receiver, subscription) -> None:
+    """An admin changing the subscription (its row locked) does not make a worker skip its deliveries."""
+    import threading
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from notifications.models import EventSubscription
+
+    sub = subscription(["shoot.created"])
+    delivery = EventDelivery.objects.create(
+        subscription=sub,
+        event_type="shoot.created",
+        subject="shoot/1",
+        body="{}",
+        next_attempt_at=timezone.now(),
+    )
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_subscription() -> None:
+        with transaction.atomic():
+            EventSubscription.objects.select_for_update().get(pk=sub.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_subscription)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        claimed, outcome = services._claim(delivery.pk, timezone.now())
+    finally:
+        release.set()
+        holder.join()
+    assert claimed is not None and claimed.attempts == 1, outcome
