@@ -177,3 +177,18 @@ class PoolChanged(DomainEvent):
     @classmethod
     def of(cls, pool: Pool, change: str) -> PoolChanged:
         return cls(pool_id=pool.pk, name=pool.name, cidr=str(pool.cidr), change=change)
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class DriftFound(ShootEvent):
+    """Gardener reported ranges for a shoot that differ from what the portal holds.
+
+    Published when a new Gardener report is recorded and the drift report
+    (:func:`allocations.gardener.drift.shoot_drift`) finds differences; ``differences``
+    are its entries (network, family, kind, portal, gardener, text).
+    """
+
+    type: ClassVar[str] = "drift.found"
+    reported_at: str | None = None
+    differences: list[dict[str, Any]] = dataclasses.field(default_factory=list)

@@ -305,6 +305,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "events.tasks.deliver_due",
         "schedule": env_int("OUTBOX_SWEEP_INTERVAL_SECONDS", 30),
     },
+    "deliver-outbound-events": {
+        "task": "notifications.tasks.deliver_due",
+        "schedule": env_int("NOTIFICATIONS_SWEEP_INTERVAL_SECONDS", 30),
+    },
 }
 
 # Domain events: the transactional outbox (durable subscribers, delivered at least once).
@@ -315,6 +319,21 @@ OUTBOX_BACKOFF_SECONDS = env_int("OUTBOX_BACKOFF_SECONDS", 5)
 OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 300)
 # Delivered rows are kept this long (failed rows until retried or deleted by an admin).
 OUTBOX_RETENTION_SECONDS = env_int("OUTBOX_RETENTION_SECONDS", 7 * 24 * 3600)
+
+# Outbound events (docs/events.md): signed CloudEvents POSTed to subscriptions' target URLs.
+# Attempts per delivery before it is marked failed (with its last answer) in the delivery log.
+NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 8)
+# Backoff before attempt n+1: uniform in [b·2^(n-1)/2, b·2^(n-1)] seconds, capped.
+NOTIFICATIONS_BACKOFF_SECONDS = env_int("NOTIFICATIONS_BACKOFF_SECONDS", 10)
+NOTIFICATIONS_BACKOFF_MAX_SECONDS = env_int("NOTIFICATIONS_BACKOFF_MAX_SECONDS", 600)
+# Connect and read timeout of one attempt.
+NOTIFICATIONS_TIMEOUT_SECONDS = env_int("NOTIFICATIONS_TIMEOUT_SECONDS", 10)
+# An attempt whose worker died is tried again after this long (at least twice the timeout).
+NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 60)
+# Delivered deliveries stay in the log this long (failed ones until retried or deleted).
+NOTIFICATIONS_RETENTION_SECONDS = env_int("NOTIFICATIONS_RETENTION_SECONDS", 30 * 24 * 3600)
+# The CloudEvents "source" attribute of every event the portal sends.
+NOTIFICATIONS_EVENT_SOURCE = os.environ.get("NOTIFICATIONS_EVENT_SOURCE", "/ipam-portal")
 
 # Provisioning jobs.
 # Attempts per job before a transient provider error fails it.

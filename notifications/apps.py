@@ -7,3 +7,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "notifications"
     verbose_name = "Outbound events"
+
+    def ready(self) -> None:
+        from . import subscribers  # here, not at the top: it needs the loaded apps
+
+        subscribers.register()  # the domain's events fan out to the subscriptions, via the outbox

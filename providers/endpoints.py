@@ -151,3 +151,30 @@ def check_endpoint_before_connect(url: str, *, what: str = "endpoint") -> None:
                     break
     if problem is not None:
         raise PermanentProviderError(f"refused to connect: {problem}", field=what)
+
+
+def public_target_problem(url: str, *, resolve: bool, what: str = "target") -> str | None:
+    """Why ``url`` may not receive the portal's outbound requests (None: allowed).
+
+    For targets anywhere on the internet (outbound event subscriptions), with the same
+    allow-list as provider endpoints: a globally routable address is allowed, any other
+    (loopback, private, link-local, cloud metadata) only inside an allowed network; a
+    name allowed by name or pattern is taken as it is, any other name must (when
+    ``resolve``) resolve to allowed addresses only. Call it with ``resolve=True`` right
+    before connecting too: a name that passed when it was saved may point elsewhere later.
+    """
+    host, reason = _host(url, what)
+    if host is None:
+        return reason
+    policy = EndpointPolicy.from_settings()
+    address = _address(host)
+    if address is not None:
+        if address.is_global or policy.allows_address(address):
+            return None
+        return f"{what} address {address} is not public and not in PROVIDER_ENDPOINT_ALLOWED_HOSTS"
+    if policy.allows_name(host) or not resolve:
+        return None
+    for resolved in _resolved(host):
+        if not (resolved.is_global or policy.allows_address(resolved)):
+            return f"{what} host {host} resolves to {resolved}, which is not allowed"
+    return None

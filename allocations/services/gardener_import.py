@@ -39,8 +39,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Actor, audit_record
+from ipam_portal.events import publish
 
-from .. import gardener, layouts, prefixes, selectors
+from .. import events, gardener, layouts, prefixes, selectors
 from ..choices import (
     LIVE_STATES,
     OwnerType,
@@ -50,7 +51,7 @@ from ..choices import (
     Uniqueness,
 )
 from ..errors import AlreadyExists, ImportConflict, InvalidManifest, IpamError, NotFound
-from ..gardener import checks
+from ..gardener import checks, drift
 from ..gardener.manifests import Document, documents_from_data, parse_manifests, read_manifest_paths
 from ..gardener.networks import ROLES
 from ..gardener.report import DocumentResult, ImportReport, conflicts_of, report_json
@@ -244,7 +245,18 @@ def _store_report(shoot: Shoot, spec: ShootSpec, actor: Actor) -> bool:
         after={"gardener_reported": reported},
         project=shoot.project,
     )
+    _publish_drift(shoot, actor)
     return True
+
+
+def _publish_drift(shoot: Shoot, actor: Actor) -> None:
+    """Publish :class:`~allocations.events.DriftFound` when the new report differs from the portal."""
+    found = drift.shoot_drift(shoot)
+    if found.state == drift.DRIFT:
+        differences = found.as_dict()["differences"]
+        publish(
+            events.DriftFound.of(shoot, reported_at=found.reported_at, differences=differences), actor=actor
+        )
 
 
 def _check_families(spec: ShootSpec) -> None:

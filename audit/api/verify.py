@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, serializers
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ipam_portal.access import policy
+from ipam_portal.api.permissions import AdminOnly as KernelAdminOnly
 
 from ..selectors import chain_verify
 
 
-class AdminOnly(permissions.BasePermission):
+class AdminOnly(KernelAdminOnly):
     message = "only admins can verify the audit chain"
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return policy().may_administer(request.user)  # accounts.roles, through the kernel
 
 
 class ChainProblemSerializer(serializers.Serializer):

@@ -57,3 +57,12 @@ class RolePermission(permissions.BasePermission):
                 self.message = refusal
                 return False
         return True
+
+
+class AdminOnly(permissions.BasePermission):
+    """Reads and writes for admins only (with :class:`RolePermission` for the token rules)."""
+
+    message = "only admins can see or change this"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return policy().may_administer(request.user)

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("audit.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("providers.api.urls")),
+    path("", include("notifications.api.urls")),
     re_path(r"^.*$", not_found),  # last: unknown API paths answer JSON, not HTML
 ]

@@ -71,10 +71,13 @@ def dispatch() -> None:
     deliver_outbox.delay()
 
 
-def backoff_seconds(attempt: int) -> float:
-    """Seconds before attempt ``attempt + 1``: uniform in [b·2^(n-1)/2, b·2^(n-1)], capped."""
-    base = _setting("OUTBOX_BACKOFF_SECONDS", 5)
-    cap = _setting("OUTBOX_BACKOFF_MAX_SECONDS", 300)
+def backoff_seconds(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: uniform in [b·2^(n-1)/2, b·2^(n-1)], capped.
+
+    ``base`` and ``cap`` default to the outbox's settings; other retriers pass their own.
+    """
+    base = _setting("OUTBOX_BACKOFF_SECONDS", 5) if base is None else base
+    cap = _setting("OUTBOX_BACKOFF_MAX_SECONDS", 300) if cap is None else cap
     ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return random.uniform(ceiling / 2, ceiling)
 

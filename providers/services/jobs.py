@@ -21,10 +21,12 @@ from allocations.errors import InvalidState, IpamError
 from allocations.models import Shoot
 from audit.services import Actor, audit_record
 from ipam_portal import metrics
+from ipam_portal.events import publish
 
 from .. import selectors
 from ..choices import JOB_TRANSITIONS, JobAction, JobState, StepState, job_may_retry
 from ..errors import NoProviderAccount
+from ..events import JOB_STATE_EVENTS
 from ..models import ProviderAccount, ProvisioningJob
 
 #: States a job ends in: ``ipam_jobs_total{action,outcome}`` counts entering one.
@@ -34,13 +36,19 @@ _ENDED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 def _transition(job: ProvisioningJob, to: str) -> None:
     """The one place job states change; refuses every transition not in JOB_TRANSITIONS.
 
-    A job that ends is counted in ``ipam_jobs_total`` once the change commits.
+    A job that ends is counted in ``ipam_jobs_total`` once the change commits; one that
+    succeeds or fails publishes :class:`~providers.events.JobSucceeded` /
+    :class:`~providers.events.JobFailed` in the caller's transaction (so set
+    ``last_error`` before calling).
     """
     if to not in JOB_TRANSITIONS[job.state]:
         raise InvalidState(f"job {job.pk} is {job.state}; it cannot become {to}", field="state")
     job.state = to
     if to in _ENDED:
         transaction.on_commit(partial(metrics.JOBS.labels(job.action, to).inc), robust=True)
+    ended = JOB_STATE_EVENTS.get(to)
+    if ended is not None:
+        publish(ended.of(job), actor=Actor(f"job#{job.pk}", "worker"))
 
 
 def _enqueue(job: ProvisioningJob, countdown: float | None = None) -> None:

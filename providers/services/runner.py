@@ -215,10 +215,10 @@ def _finish(
             current = _lease_confirm(job, lease, heartbeat=False)
         except JobCancelled:
             return ProvisioningJob.objects.get(pk=job.pk)
-        _transition(current, state)
-        current.last_error = error[:4000]
+        current.last_error = error[:4000]  # before the transition: its event carries the error
         if result is not None:
             current.result = result
+        _transition(current, state)
         if state in (JobState.SUCCEEDED, JobState.FAILED):
             current.finished_at = timezone.now()
         if state == JobState.PENDING:

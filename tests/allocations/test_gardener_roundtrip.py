@@ -731,3 +731,26 @@ def test_manifest_bounds_are_settings_and_anchors_within_them_still_work(
     settings.GARDENER_IMPORT_MAX_ALIASES = 1
     with pytest.raises(IpamError, match="more than 1 YAML aliases"):
         gi.parse_manifests("kind: Shoot\nmetadata: &m {name: a}\nspec: {x: *m, y: *m}\n")
+
+
+def test_a_new_report_with_drift_publishes_drift_found(landscape, actor) -> None:
+    from allocations.events import DriftFound
+    from ipam_portal.events import Delivery, subscribe, unsubscribe
+
+    import_corpus(actor)
+    seen: list[Any] = []
+    subscribe(DriftFound, name="test.drift", delivery=Delivery.IN_TRANSACTION)(seen.append)
+    try:
+        body = copy.deepcopy(corpus_shoots()["garden-dev/os-gep"])
+        gi.gardener_import(documents=gi.documents_from_data(body), actor=actor)
+        assert seen == []  # the same report again: nothing recorded, nothing published
+        body["status"]["networking"]["pods"] = ["2001:db8:0:10:4000::/66", "100.97.0.0/16"]
+        gi.gardener_import(documents=gi.documents_from_data(body), actor=actor)
+    finally:
+        unsubscribe("test.drift")
+    shoot = selectors.shoot_get("garden-dev", "os-gep")
+    [envelope] = seen
+    assert envelope.event.subject == f"shoot/{shoot.pk}"
+    assert [(d["network"], d["family"], d["kind"]) for d in envelope.event.differences] == [
+        ("pods", 4, "different")
+    ]

@@ -158,6 +158,26 @@ CASES = [
         lambda: {"name": "ci"},
     ),
     Case("audit write", "post", lambda: "/api/v1/audit-events/", frozenset(), lambda: {"action": "x"}),
+    # outbound events: admins only, reads too (targets and filters are an admin's business)
+    Case(
+        "event subscription list",
+        "get",
+        lambda: "/api/v1/event-subscriptions/",
+        frozenset({"admin", "readonly"}),
+    ),
+    Case("event delivery list", "get", lambda: "/api/v1/event-deliveries/", frozenset({"admin", "readonly"})),
+    Case(
+        "event subscription create",
+        "post",
+        lambda: "/api/v1/event-subscriptions/",
+        frozenset({"admin"}),
+        lambda: {
+            "name": "hook",
+            "target_url": "http://127.0.0.1:9/hook",
+            "event_types": ["shoot.created"],
+            "secret": "a-secret-of-enough-length",
+        },
+    ),
 ]
 
 

@@ -126,6 +126,9 @@ def real_ids() -> dict[str, int]:
         "/api/v1/jobs/": ProvisioningJob.objects.filter(shoot=demo).first().pk,
         # the demo's dry-run account finds nothing to reconcile: an id that does not exist (404)
         "/api/v1/reconcile-findings/": 10**6,
+        # the landscape subscribes no one to outbound events: 404s (tests/notifications covers them)
+        "/api/v1/event-subscriptions/": 10**6,
+        "/api/v1/event-deliveries/": 10**6,
     }
 
 

@@ -167,3 +167,47 @@ def test_an_allowed_keystone_name_resolving_to_loopback_is_refused(
         PermanentProviderError, match=r"auth_url host keystone\.cloud\.example resolves to 127"
     ):
         OpenStackAdapter(config).inventory()
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "refused_because"),
+    [
+        ("https://203.0.113.7/hook", [], "is not public"),  # documentation range: not global
+        ("https://8.8.8.8/hook", [], None),
+        ("http://127.0.0.1:8080/hook", [], "is not public"),
+        ("http://127.0.0.1:8080/hook", ["127.0.0.0/8"], None),
+        ("http://[::1]/hook", [], "is not public"),
+        ("http://[::ffff:169.254.169.254]/latest", [], "is not public"),  # mapped metadata address
+        ("http://10.1.2.3/", ["10.0.0.0/8"], None),
+        ("http://hooks.internal/", ["hooks.internal"], None),
+        ("ftp://8.8.8.8/", [], "must be an http:// or https:// URL"),
+        ("https://u:p@8.8.8.8/", [], "must not carry a user name"),
+    ],
+)
+def test_public_target_problem(
+    settings: Any, url: str, allowed: list[str], refused_because: str | None
+) -> None:
+    from providers.endpoints import public_target_problem
+
+    settings.PROVIDER_ENDPOINT_ALLOWED_HOSTS = allowed
+    problem = public_target_problem(url, resolve=False)
+    if refused_because is None:
+        assert problem is None
+    else:
+        assert problem is not None and refused_because in problem
+
+
+def test_a_public_target_name_resolving_to_loopback_is_refused(settings: Any, monkeypatch: Any) -> None:
+    from providers.endpoints import public_target_problem
+
+    settings.PROVIDER_ENDPOINT_ALLOWED_HOSTS = []
+    answers = {"rebound.example.com": "127.0.0.1", "public.example.com": "8.8.4.4"}
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], 0))],
+    )
+    assert public_target_problem("https://public.example.com/", resolve=True) is None
+    problem = public_target_problem("https://rebound.example.com/", resolve=True)
+    assert problem == "target host rebound.example.com resolves to 127.0.0.1, which is not allowed"
+    assert public_target_problem("https://rebound.example.com/", resolve=False) is None  # saved-time check

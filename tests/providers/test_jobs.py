@@ -381,3 +381,38 @@ def test_an_untranslated_error_is_sanitised_too(
         and "hunter2" not in job.last_error
         and "<" not in job.last_error
     )
+
+
+def test_a_job_that_ends_publishes_job_succeeded_or_job_failed(account: ProviderAccount, monkeypatch) -> None:
+    from ipam_portal.events import Delivery, subscribe, unsubscribe
+    from providers.events import JobFailed, JobSucceeded
+
+    seen: list = []
+    subscribe(JobSucceeded, JobFailed, name="test.jobs", delivery=Delivery.IN_TRANSACTION)(seen.append)
+    try:
+        services.account_update(account=account, credentials_ref="env:IPAM_TEST_NOT_SET", actor=ACTOR)
+        monkeypatch.delenv("IPAM_TEST_NOT_SET", raising=False)
+        failed = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+        assert [type(e.event) for e in seen] == [JobFailed]
+        event = seen[0].event
+        assert (event.job_id, event.action, event.state, event.project, event.provider) == (
+            failed.pk,
+            "provision",
+            "failed",
+            "garden-jobs",
+            account.provider,
+        )
+        assert event.last_error.startswith("credential reference env:IPAM_TEST_NOT_SET")
+        assert seen[0].event.subject == f"job/{failed.pk}"
+
+        services.account_update(account=account, credentials_ref="none", actor=ACTOR)
+        cancelled = ProvisioningJob.objects.get(shoot=new_shoot("other"))
+        services.job_cancel(job=cancelled, actor=ACTOR)
+        assert len(seen) == 1  # a cancelled job publishes nothing
+        services.job_retry(job=failed, actor=ACTOR)
+        done = services.job_run(job_id=failed.pk)
+        assert done.state == JobState.SUCCEEDED
+        assert [type(e.event) for e in seen] == [JobFailed, JobSucceeded]
+        assert seen[1].event.last_error == ""
+    finally:
+        unsubscribe("test.jobs")
