@@ -15,9 +15,10 @@ from typing import Any, cast
 
 from audit.services import Actor
 
-from .. import gardener, layouts, selectors
-from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
+from .. import gardener, layouts, prefixes, selectors
+from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role, Uniqueness
 from ..errors import NoPoolAvailable
+from ..gardener import checks
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
 from .allocate import pool_allocate
@@ -55,6 +56,50 @@ class PendingWrites:
                 pools_insert(pools=rows, actor=actor)
         free_blocks_insert(pools=self.fresh)
         self.stages, self.fresh = [], []
+
+
+def provider_pool(*, provider: str, family: int, actor: Actor) -> Pool:
+    """The pool that records what ``provider`` assigned outside our pools (created on first use).
+
+    IPv6: ``::/0``, globally unique, so two shoots can never record the same
+    provider range. IPv4: ``0.0.0.0/0``, per shoot (private IPv4 ranges are reused by
+    every shoot). Purpose ``general``: shoot allocation never takes from it.
+    """
+    name = f"provider-{provider}-ipv{family}"
+    pool = Pool.objects.filter(name=name, retired_at__isnull=True).first()
+    if pool is not None:
+        return pool
+    return pool_create(
+        name=name,
+        cidr="::/0" if family == 6 else "0.0.0.0/0",
+        kind=PoolKind.PROVIDER,
+        uniqueness=Uniqueness.GLOBAL if family == 6 else Uniqueness.PER_SHOOT,
+        purpose=Purpose.GENERAL,
+        provider=provider,
+        description=f"Ranges {provider} (or Gardener) assigned outside the portal's pools, recorded by import",
+        actor=actor,
+    )
+
+
+def given_ipv4_pool(
+    shoot: Shoot,
+    purpose: str,
+    net: prefixes.IPNetwork,
+    preferred: dict[tuple[str, int], Pool],
+    actor: Actor,
+) -> Pool:
+    """The pool an IPv4 range a shoot already has (``net``, of ``purpose``) is recorded in.
+
+    The shoot's pool of that purpose (``preferred``, :func:`~allocations.selectors.select_pools`)
+    if it contains ``net``, else the most specific owned pool of that purpose that
+    does, else the provider's pool (:func:`provider_pool`).
+    """
+    pool = preferred.get((purpose, 4))
+    if pool is None or not net.subnet_of(pool.network):  # type: ignore[arg-type]
+        pool = checks.owned_pool_containing(net, purposes=[purpose]) or provider_pool(
+            provider=shoot.provider, family=4, actor=actor
+        )
+    return pool
 
 
 def block_pool_name(shoot: Shoot, *, new_shoot: bool = False) -> str:
