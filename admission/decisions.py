@@ -328,6 +328,9 @@ class Decision:
     message: str = ""
     reason: str = ""
     warnings: tuple[str, ...] = ()
+    #: Kubernetes ``status.details.causes``: ``{"reason", "field", "message"}``; the reason is
+    #: the portal error's machine code (``quota_exceeded``, ``pool_exhausted``, …).
+    causes: tuple[dict[str, str], ...] = ()
 
 
 #: Kubernetes ``StatusReason`` for the HTTP statuses the portal's errors carry.
@@ -345,8 +348,14 @@ def allow(*warnings: str, patch: list[dict[str, Any]] | None = None) -> Decision
     return Decision(allowed=True, patch=list(patch or []), warnings=tuple(warnings))
 
 
-def refuse(message: str, *, code: int = 403, reason: str = "") -> Decision:
+def refuse(
+    message: str, *, code: int = 403, reason: str = "", causes: tuple[dict[str, str], ...] = ()
+) -> Decision:
     """A refusal with Kubernetes' ``status.code`` and ``status.reason`` (from the code when not given)."""
     return Decision(
-        allowed=False, code=code, message=message, reason=reason or _REASONS.get(code, "Forbidden")
+        allowed=False,
+        code=code,
+        message=message,
+        reason=reason or _REASONS.get(code, "Forbidden"),
+        causes=causes,
     )

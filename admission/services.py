@@ -27,6 +27,7 @@ from allocations.gardener.export import shoot_gardener_object
 from allocations.gardener.manifests import Document
 from allocations.gardener.specs import ShootSpec
 from allocations.models import Allocation, Seed, Shoot
+from allocations.selectors import shoot_block_pool
 from allocations.services import GivenRanges, shoot_allocate, shoot_change_ip_families, shoot_hold
 from audit.models import AuditEvent
 from audit.services import Actor
@@ -91,7 +92,8 @@ def shoot_review(*, review: ReviewRequest, caller: str) -> d.Decision:
         return d.allow(f"ipam-portal: {exc.message}: ranges not managed by the portal")
     except IpamError as exc:
         message = exc.message if not exc.field or exc.field in exc.message else f"{exc.field}: {exc.message}"
-        return d.refuse(message, code=exc.status)
+        cause = {"reason": exc.code, "field": exc.field or "", "message": exc.message}
+        return d.refuse(message, code=exc.status, causes=(cause,))
     return decision
 
 
@@ -136,7 +138,13 @@ def _admit_create(obj: dict[str, Any], *, project: str, name: str, actor: Actor)
     conflicts = d.given_conflicts(obj, wanted)
     if conflicts:
         raise _Refused(_given_refusal(conflicts))
-    return d.allow(patch=d.fill_patch(obj, wanted))
+    warnings = []
+    if "IPv6" in shoot.ip_families and shoot_block_pool(shoot) is None:
+        warnings.append(
+            f"ipam-portal: {provider} assigns this shoot's IPv6 ranges (layout {shoot.layout}): "
+            "the portal records them when the Shoot reports them"
+        )
+    return d.allow(*warnings, patch=d.fill_patch(obj, wanted))
 
 
 def _given_ranges(

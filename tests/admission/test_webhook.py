@@ -282,6 +282,75 @@ def test_pool_exhausted_is_a_refusal_with_its_code(client, make_pool, actor, adm
     assert "tiny" in out["status"]["message"]
 
 
+def _free_space() -> dict[int, set[tuple[int, bytes]]]:
+    from allocations.models import Pool
+
+    return {
+        p.pk: {(n, bytes(f)) for n, f in p.free_blocks.values_list("prefix_length", "first")}
+        for p in Pool.objects.all()
+    }
+
+
+def _half_written_landscape(make_pool, actor, **v6) -> None:
+    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
+    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
+    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
+    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
+    make_pool(name="v6", purpose=Purpose.SHOOTS, provider="openstack", **v6)
+    services.seed_create(
+        name="seed-os",
+        provider="openstack",
+        region="eu-de-1",
+        ip_families=["IPv4"],
+        nodes=["10.200.0.0/16"],
+        pods=["100.96.0.0/11"],
+        services=["100.64.0.0/13"],
+        actor=actor,
+    )
+
+
+@pytest.mark.parametrize(
+    ("v6", "code", "says"),
+    [
+        ({"cidr": "2001:db8::/64"}, "pool_exhausted", "v6"),
+        ({"cidr": "2001:db8::/56", "project_quota": 1}, "quota_exceeded", "quota"),
+    ],
+    ids=["ipv6-exhausted", "quota"],
+)
+def test_allocation_failing_after_ipv4_was_taken_leaves_nothing(
+    client, make_pool, actor, admission_token, settings, v6, code, says
+) -> None:
+    """IPv4 ranges are taken first; the IPv6 block then fails: nothing of the attempt stays."""
+    from allocations.models import Pool, ProjectUsage
+    from allocations.services import pool_free_space_problems
+
+    settings.ADMISSION_HOLD_UNTIL_SEEN = True
+    _half_written_landscape(make_pool, actor, **v6)
+    admitted(client, openstack_shoot("one", families=["IPv4", "IPv6"]), admission_token)
+    usage = list(ProjectUsage.objects.values_list("pool_id", "project", "units"))
+    before = counts()
+    free_before = _free_space()
+    out = answer(client, review(openstack_shoot("two", families=["IPv4", "IPv6"])), admission_token)
+    assert out["allowed"] is False and out["status"]["code"] == 409 and out["status"]["reason"] == "Conflict"
+    assert says in out["status"]["message"]
+    assert out["status"]["details"]["causes"][0]["reason"] == code
+    # Rolled back: no shoot, no IPv4 range, no hold, no audit or outbox row, free space and quota as before.
+    assert counts() == before
+    assert not Shoot.objects.filter(name="two").exists()
+    assert (
+        not AuditEvent.objects.filter(action__in=["shoot.allocate", "shoot.hold"])
+        .exclude(object_repr__contains="one")
+        .exists()
+    )
+    assert list(ProjectUsage.objects.values_list("pool_id", "project", "units")) == usage
+    assert _free_space() == free_before
+    assert all(pool_free_space_problems(pool=p) == [] for p in Pool.objects.filter(uniqueness="global"))
+    if code == "quota_exceeded":  # the same Shoot again once the quota allows it: admitted whole
+        services.pool_update(pool=Pool.objects.get(name="v6"), actor=actor, project_quota=None)
+        assert admitted(client, openstack_shoot("two", families=["IPv4", "IPv6"]), admission_token)
+        assert Shoot.objects.get(name="two").allocations.filter(family=4).count() == 3
+
+
 def test_ip_families_migration_patches_the_ipv6_side(client, landscape, admission_token) -> None:
     old = admitted(client, openstack_shoot(), admission_token)
     assert "ipv6" not in old["spec"]["provider"]["infrastructureConfig"]["networks"]
@@ -364,9 +433,18 @@ def test_admitted_shoot_is_held_until_seen_when_a_controller_runs(
     assert preview["allowed"] and not Shoot.objects.filter(name="dry").exists()
     assert lapse_holds() == 0  # not due yet
     Shoot.objects.filter(pk=shoot.pk).update(held_until=timezone.now() - dt.timedelta(seconds=1))
+    block = shoot.allocations.get(family=6, role="block").cidr
     assert lapse_holds() == 1
     assert Shoot.objects.get(pk=shoot.pk).state == "deleted"
     assert Shoot.objects.get(name="not-held").state == "active"
+    # Its ranges are back in the free space at once (no quarantine: it never ran) ...
+    assert not shoot.allocations.filter(state__in=["active", "quarantined"]).exists()
+    assert services.pool_free_space_problems(pool=landscape["openstack"]) == []
+    assert AuditEvent.objects.get(action="shoot.hold-lapse").source == "worker"
+    # ... so the next shoot gets the very same block.
+    again = admitted(client, openstack_shoot("next", families=["IPv4", "IPv6"]), admission_token)
+    assert Shoot.objects.get(name="next").allocations.get(family=6, role="block").cidr == block
+    assert again["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"]
 
 
 def test_admission_tokens_come_from_the_token_command(client, landscape) -> None:
