@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,9 +42,13 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn serving the project on the benchmark database, in its own session."""
 
-    def __init__(self, workers: int, threads: int, conn_max_age: int) -> None:
+    def __init__(
+        self, workers: int, threads: int, conn_max_age: int, *, tls: tuple[str, str, str] | None = None
+    ) -> None:
+        """``tls``: (certificate, key, CA file) to serve HTTPS with, as kube-apiserver needs."""
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="bench-api-gunicorn-", suffix=".log")[1])
         env = {
             **os.environ,  # DATABASE_URL: the benchmark database (bench_database set it)
@@ -61,6 +66,8 @@ class Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [str(gunicorn), "ipam_portal.wsgi:application", "-b", f"127.0.0.1:{self.port}"]
         command += ["-w", str(workers), "--threads", str(threads), "--timeout", "120"]
+        if tls:
+            command += ["--certfile", tls[0], "--keyfile", tls[1]]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,
@@ -76,8 +83,11 @@ class Gunicorn:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            context = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
             try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=5) as response:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310 - our own server on loopback
+                    f"{self.base}/healthz", timeout=5, context=context
+                ) as response:
                     if response.status == 200:
                         return
             except (OSError, urllib.error.HTTPError):
