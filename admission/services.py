@@ -27,7 +27,6 @@ from allocations.gardener.export import shoot_gardener_object
 from allocations.gardener.manifests import Document
 from allocations.gardener.specs import ShootSpec
 from allocations.models import Allocation, Seed, Shoot
-from allocations.selectors import shoot_block_pool
 from allocations.services import GivenRanges, shoot_allocate, shoot_change_ip_families, shoot_hold
 from audit.models import AuditEvent
 from audit.services import Actor
@@ -139,7 +138,8 @@ def _admit_create(obj: dict[str, Any], *, project: str, name: str, actor: Actor)
     if conflicts:
         raise _Refused(_given_refusal(conflicts))
     warnings = []
-    if "IPv6" in shoot.ip_families and shoot_block_pool(shoot) is None:
+    planned = d.flatten(wanted)
+    if "IPv6" in shoot.ip_families and not any(".ipv6" in p or ":" in str(v) for p, v in planned.items()):
         warnings.append(
             f"ipam-portal: {provider} assigns this shoot's IPv6 ranges (layout {shoot.layout}): "
             "the portal records them when the Shoot reports them"
