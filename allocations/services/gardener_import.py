@@ -58,7 +58,14 @@ from ..shoot_selectors import IPV4_ROLES
 from .allocate import pool_allocate
 from .pools import pool_create
 from .seeds import seed_create
-from .shoot_ranges import block_pool_name, given_ipv4_pool, planned_role, provider_pool, shoot_range_reserve
+from .shoot_ranges import (
+    block_pool_name,
+    given_ipv4_pool,
+    given_ipv6_source,
+    planned_role,
+    provider_pool,
+    shoot_range_reserve,
+)
 from .shoots import check_families_supported, shoot_audit_snapshot
 from .units import unit_of_work
 
@@ -134,9 +141,7 @@ def _reserve_ipv6(
     """Carve the reported block where it lies (our pool, else the provider pool) and reserve
     the layout's ranges in it, exactly as :func:`shoot_allocate` would have."""
     assert plan.block is not None
-    source = None if layout.provider_assigned else checks.owned_pool_containing(plan.block)
-    if source is None:
-        source = provider_pool(provider=shoot.provider, family=6, actor=actor)
+    source = given_ipv6_source(shoot, plan.block, layout, actor)
     block_pool = pool_create(
         name=block_pool_name(shoot),
         parent=source,
