@@ -15,14 +15,13 @@ import base64
 import copy
 import http.client
 import json
-import multiprocessing
 import ssl
 import time
 import uuid
 from typing import Any
 
 from bench._api_data import WARMUP
-from bench._http import Gunicorn, Run
+from bench._http import Gunicorn, Run, run_processes
 
 NAMESPACE = "garden-bench"  # ADMISSION_PROJECT_NAMESPACE_PATTERN's default garden-{project}
 REVIEW_PATH = "/admission/v1/shoots"
@@ -145,31 +144,9 @@ def run_reviews(
     The first ``WARMUP`` requests of each caller are sent and checked but not timed.
     """
     assert server.tls is not None
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(len(names_per_client) + 1)
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_review_client,
-            args=(server.port, server.tls[2], key, names, barrier, queue),
-            daemon=True,
-        )
-        for names in names_per_client
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        barrier.wait(timeout=300)
-        start = time.perf_counter()
-        outcomes = [queue.get(timeout=1800) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.terminate()
-    broken = [o["error"] for o in outcomes if "error" in o]
-    if broken:
-        raise RuntimeError(f"a client process failed to start: {broken[0]}")
+    outcomes, start = run_processes(
+        _review_client, [(server.port, server.tls[2], key, names) for names in names_per_client]
+    )
     per_client = max(0, min(len(n) for n in names_per_client) - WARMUP)
     run = Run(op, len(names_per_client), 0, per_client)
     run.wall_s = max(o["end"] for o in outcomes) - start

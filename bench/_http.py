@@ -212,19 +212,14 @@ class Run:
         }
 
 
-def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients: int, per_client: int) -> Run:
-    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start."""
+def run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], float]:
+    """One "spawn" process per argument tuple, calling ``target(*args, barrier, queue)``; released
+    together by the barrier. Returns what each put on the queue and the start time (after the barrier)."""
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(clients + 1)
+    barrier = ctx.Barrier(len(args_per_process) + 1)
     queue = ctx.Queue()
-    count = WARMUP + per_client
     procs = [
-        ctx.Process(
-            target=_client,
-            args=(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}", barrier, queue),
-            daemon=True,
-        )
-        for i in range(clients)
+        ctx.Process(target=target, args=(*args, barrier, queue), daemon=True) for args in args_per_process
     ]
     for proc in procs:
         proc.start()
@@ -240,6 +235,15 @@ def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients:
     broken = [o["error"] for o in outcomes if "error" in o]
     if broken:
         raise RuntimeError(f"a client process failed to start: {broken[0]}")
+    return outcomes, start
+
+
+def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients: int, per_client: int) -> Run:
+    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start."""
+    count = WARMUP + per_client
+    outcomes, start = run_processes(
+        _client, [(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}") for i in range(clients)]
+    )
     run = Run(op, clients, 0, per_client)
     run.wall_s = max(o["end"] for o in outcomes) - start
     for o in outcomes:

@@ -148,9 +148,8 @@ def gcp_shoot(name: str = "shoot-g", *, families: list[str] | None = None, docum
     return shoot
 
 
-@pytest.fixture
-def gcp_seed(landscape, actor):
-    """A GCP seed: GCP shoots then take the landscape's IPv4 pools (bound to no provider)."""
+def gcp_seed_create(actor):
+    """A GCP seed in ``europe-west1`` (IPv4: Google assigns IPv6)."""
     return services.seed_create(
         name="seed-gcp",
         provider="gcp",
@@ -161,6 +160,12 @@ def gcp_seed(landscape, actor):
         services=["100.64.0.0/13"],
         actor=actor,
     )
+
+
+@pytest.fixture
+def gcp_seed(landscape, actor):
+    """A GCP seed: GCP shoots then take the landscape's IPv4 pools (bound to no provider)."""
+    return gcp_seed_create(actor)
 
 
 def review(

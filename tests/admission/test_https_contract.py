@@ -25,7 +25,7 @@ from allocations.models import Allocation, Shoot
 from allocations.shoot_selectors import seed_networks, shoot_plan
 from audit.models import AuditEvent
 
-from .conftest import aws_shoot, gcp_shoot, openstack_shoot, review
+from .conftest import aws_shoot, gcp_seed_create, gcp_shoot, openstack_shoot, review
 
 RESERVED = [ip_network("fd8f:6d53:b97a:1::/96"), *(ip_network(f"{n}.0.0.0/8") for n in range(240, 245))]
 
@@ -176,18 +176,7 @@ def test_gcp_shoot_without_a_gcp_seed_is_allowed_unchanged(https_webhook, landsc
 
 
 def test_gcp_shoot_without_ipv4_pools_is_allowed_unchanged(https_webhook, actor, admission_token) -> None:
-    from allocations import services
-
-    services.seed_create(
-        name="seed-gcp",
-        provider="gcp",
-        region="europe-west1",
-        ip_families=["IPv4"],
-        nodes=["10.202.0.0/16"],
-        pods=["100.96.0.0/11"],
-        services=["100.64.0.0/13"],
-        actor=actor,
-    )
+    gcp_seed_create(actor)
     obj = gcp_shoot("gcp-nopool")
     out = _admit(https_webhook, obj, admission_token)
     assert out["allowed"] and "patch" not in out

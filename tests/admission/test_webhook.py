@@ -260,28 +260,6 @@ def test_given_ranges_the_portal_cannot_hold_are_refused(
     assert counts() == before
 
 
-def test_pool_exhausted_is_a_refusal_with_its_code(client, make_pool, actor, admission_token) -> None:
-    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
-    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
-    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
-    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
-    make_pool("2001:db8::/64", name="tiny", purpose=Purpose.SHOOTS, provider="openstack")
-    services.seed_create(
-        name="seed-os",
-        provider="openstack",
-        region="eu-de-1",
-        ip_families=["IPv4"],
-        nodes=["10.200.0.0/16"],
-        pods=["100.96.0.0/11"],
-        services=["100.64.0.0/13"],
-        actor=actor,
-    )
-    admitted(client, openstack_shoot("one", families=["IPv4", "IPv6"]), admission_token)
-    out = answer(client, review(openstack_shoot("two", families=["IPv4", "IPv6"])), admission_token)
-    assert out["allowed"] is False and out["status"]["code"] == 409
-    assert "tiny" in out["status"]["message"]
-
-
 def _free_space() -> dict[int, set[tuple[int, bytes]]]:
     from allocations.models import Pool
 
