@@ -2,7 +2,9 @@
 
 CREATE allocates the shoot's ranges through the shoot service (idempotent for the
 project and name, so kube-apiserver's retries get the same ranges) and answers a
-patch that fills what the Shoot leaves empty; UPDATE lets ``[IPv4]`` →
+patch that fills what the Shoot leaves empty; ranges the Shoot gives are refused
+when the portal holds them for someone else (naming the holder) and otherwise
+reserved as given (:class:`~allocations.services.GivenRanges`); UPDATE lets ``[IPv4]`` →
 ``[IPv4, IPv6]`` (and back) through the migration service and refuses every other
 change of a managed field. Everything runs in one transaction that is rolled back
 for ``dryRun`` and for refusals, so a preview writes nothing — no allocation,
