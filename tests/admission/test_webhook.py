@@ -161,8 +161,16 @@ def given_shoot(name: str = "given") -> dict:
 
 
 def test_given_free_ranges_are_reserved_as_given(client, landscape, admission_token) -> None:
+    from allocations.models import Pool
+
     obj = given_shoot()
+    pools, before = Pool.objects.count(), counts()
+    preview = answer(client, review(obj, dry_run=True), admission_token)
+    assert (
+        preview["allowed"] and counts() == before and Pool.objects.count() == pools
+    )  # not even the provider pool
     patched = admitted(client, obj, admission_token)
+    assert jsonpatch.apply_patch(obj, patch_of(preview)) == patched
     shoot = Shoot.objects.get(project="garden-dev", name="given")
     held = {a.cidr: a for a in shoot.allocations.filter(state="active").select_related("pool")}
     assert held["10.77.0.0/16"].role == "pods" and held["10.77.0.0/16"].pool.name == "v4-pods"
