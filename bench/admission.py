@@ -229,7 +229,10 @@ def print_report(
     targets: list,
 ) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"== bench/admission.py on PostgreSQL {info['version']}, {os.cpu_count()} CPUs, load {load:.1f} ==")
+    print(
+        f"== bench/admission.py on PostgreSQL {info['version']}, {os.cpu_count()} CPUs, "
+        f"load average {fmt3(args.load_at_start)} at start, {load:.1f} now =="
+    )
     print(
         f"gunicorn over TLS (trustme CA), {args.workers} workers x {args.threads} threads, "
         f"DB_CONN_MAX_AGE={args.conn_max_age}, DEBUG off; callers: processes with keep-alive HTTPS connections"
@@ -289,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
     runs: list[Run] = []
     patches: dict[str, dict[str, Any]] = {"create": {}, "retry": {}}
     load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    args.load_at_start = load_at_start
     with (
         tempfile.TemporaryDirectory(prefix="bench-admission-certs-") as certs_dir,
         bench_database("postgres", "bench_admission", pg_url=args.pg_url) as info,
