@@ -89,6 +89,99 @@ def _v6_prefix_lengths(values: Any) -> list[int]:
     return out
 
 
+#: Where a Shoot may give its IPv4 node range when ``spec.networking.nodes`` is empty.
+_NODES_IN_INFRA = ("networks.workers", "networks.vpc.cidr")
+#: The IPv6 ranges a Shoot may give in its InfrastructureConfig (OpenStack, AWS).
+IPV6_GIVEN_PATHS = (
+    "networks.ipv6.nodeCIDR",
+    "networks.ipv6.podCIDR",
+    "networks.ipv6.serviceCIDR",
+    "networks.vpc.ipv6IpamPool.cidrBlock",
+)
+_INFRA = "spec.provider.infrastructureConfig"
+
+
+def _canonical(path: str, value: Any, version: int | None = None) -> tuple[str | None, str | None]:
+    """``(cidr, None)`` for a canonical CIDR (of ``version``), else ``(None, Gardener's refusal)``."""
+    if not isinstance(value, str):
+        return None, invalid(path, value, "must be a CIDR string")
+    try:
+        net = ip_network(value)
+    except ValueError:
+        return None, invalid(path, value, "must be valid canonical CIDR")
+    if str(net) != value:
+        return None, invalid(path, value, "must be valid canonical CIDR")
+    if version is not None and net.version != version:
+        return None, invalid(path, value, f"must be an IPv{version} CIDR")
+    return value, None
+
+
+def given_ipv4(shoot: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The IPv4 ranges a Shoot gives, by role, and Gardener's refusal of each malformed one.
+
+    ``spec.networking.{nodes,pods,services}``; the node range also from the provider's
+    ``InfrastructureConfig`` (OpenStack ``networks.workers``, AWS ``networks.vpc.cidr``)
+    when the spec leaves it empty. An IPv6 value in ``spec.networking`` (IPv6-only
+    shoots, which the portal does not plan) is left to the portal's family check.
+    """
+    ranges: dict[str, str] = {}
+    problems: list[str] = []
+    for role in _NETWORK_KEYS:
+        path = f"spec.networking.{role}"
+        value = get_path(shoot, path)
+        if _empty(value) and role == "nodes":
+            for infra in _NODES_IN_INFRA:
+                if not _empty(get_path(shoot, f"{_INFRA}.{infra}")):
+                    path = f"{_INFRA}.{infra}"
+                    value = get_path(shoot, path)
+                    break
+        if _empty(value):
+            continue
+        if isinstance(value, str) and ":" in value:
+            continue
+        cidr, problem = _canonical(path, value, 4)
+        if cidr is not None:
+            ranges[role] = cidr
+        elif problem:
+            problems.append(problem)
+    return ranges, problems
+
+
+def given_ipv6(shoot: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The IPv6 ranges a Shoot gives in its InfrastructureConfig by path, and Gardener's refusals."""
+    ranges: dict[str, str] = {}
+    problems: list[str] = []
+    for infra in IPV6_GIVEN_PATHS:
+        path = f"{_INFRA}.{infra}"
+        value = get_path(shoot, path)
+        if _empty(value):
+            continue
+        cidr, problem = _canonical(path, value, 6)
+        if cidr is not None:
+            ranges[path] = cidr
+        elif problem:
+            problems.append(problem)
+    return ranges, problems
+
+
+def given_cidrs(shoot: dict[str, Any]) -> dict[str, str]:
+    """Every managed field of the Shoot that holds a CIDR, by path (what a holder may overlap)."""
+    out: dict[str, str] = {}
+    for path, value in managed_view(shoot).items():
+        if isinstance(value, str) and "/" in value:
+            try:
+                ip_network(value)
+            except ValueError:
+                continue
+            out[path] = value
+    return out
+
+
+def gives_ranges(shoot: dict[str, Any]) -> bool:
+    """The Shoot gives a range (or something meant as one) in a field the portal manages."""
+    return bool(given_cidrs(shoot)) or any(given_ipv4(shoot)) or any(given_ipv6(shoot))
+
+
 def portal_fields(rendered: dict[str, Any]) -> dict[str, Any]:
     """The fields the portal manages, taken from its rendered Gardener object of the shoot.
 
@@ -235,6 +328,9 @@ class Decision:
     message: str = ""
     reason: str = ""
     warnings: tuple[str, ...] = ()
+    #: Kubernetes ``status.details.causes``: ``{"reason", "field", "message"}``; the reason is
+    #: the portal error's machine code (``quota_exceeded``, ``pool_exhausted``, …).
+    causes: tuple[dict[str, str], ...] = ()
 
 
 #: Kubernetes ``StatusReason`` for the HTTP statuses the portal's errors carry.
@@ -252,8 +348,14 @@ def allow(*warnings: str, patch: list[dict[str, Any]] | None = None) -> Decision
     return Decision(allowed=True, patch=list(patch or []), warnings=tuple(warnings))
 
 
-def refuse(message: str, *, code: int = 403, reason: str = "") -> Decision:
+def refuse(
+    message: str, *, code: int = 403, reason: str = "", causes: tuple[dict[str, str], ...] = ()
+) -> Decision:
     """A refusal with Kubernetes' ``status.code`` and ``status.reason`` (from the code when not given)."""
     return Decision(
-        allowed=False, code=code, message=message, reason=reason or _REASONS.get(code, "Forbidden")
+        allowed=False,
+        code=code,
+        message=message,
+        reason=reason or _REASONS.get(code, "Forbidden"),
+        causes=causes,
     )

@@ -102,8 +102,10 @@ def review_response(
     message: str = "",
     reason: str = "",
     warnings: list[str] | tuple[str, ...] = (),
+    causes: list[dict[str, str]] | tuple[dict[str, str], ...] = (),
 ) -> dict[str, Any]:
-    """The AdmissionReview answer: ``uid`` echoed, the patch base64-encoded, or the refusal's status."""
+    """The AdmissionReview answer: ``uid`` echoed, the patch base64-encoded, or the refusal's status
+    (with ``details.causes`` when given)."""
     response: dict[str, Any] = {"uid": uid, "allowed": allowed}
     if patch:
         response["patchType"] = "JSONPatch"
@@ -112,6 +114,8 @@ def review_response(
         status: dict[str, Any] = {"code": code or (403 if not allowed else 200), "message": message}
         if reason:
             status["reason"] = reason
+        if causes:
+            status["details"] = {"causes": [dict(cause) for cause in causes]}
         response["status"] = status
     if warnings:
         response["warnings"] = list(warnings)

@@ -67,5 +67,6 @@ def shoot_review(request: HttpRequest) -> JsonResponse:
             message=decision.message,
             reason=decision.reason,
             warnings=decision.warnings,
+            causes=decision.causes,
         )
     )

@@ -52,15 +52,11 @@ def load_fragmented(pool: Any, n: int) -> int:
     return pool_rebuild_free_space(pool=pool, actor=bench_actor(ACTOR))
 
 
-def prepare(existing: int, clients: int) -> dict[str, Any]:
-    """Pools, seed, N existing /64s in both measured pools, and one API token per client."""
-    from django.contrib.auth import get_user_model
-
-    from accounts.services import token_create
+def prepare_landscape(actor: Any) -> Any:
+    """The per-shoot IPv4 pools, the dual-stack seed ``SEED`` and the OpenStack shoots pool (returned)."""
     from allocations import services
     from allocations.choices import Purpose, Uniqueness
 
-    actor = bench_actor(ACTOR)
     per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private", "actor": actor}
     services.pool_create(
         name="ipv4-nodes", cidr="100.0.0.0/16", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot
@@ -85,7 +81,7 @@ def prepare(existing: int, clients: int) -> dict[str, Any]:
         services=["100.64.0.0/13", "fd00:5eed:2::/112"],
         actor=actor,
     )
-    shoots = services.pool_create(
+    return services.pool_create(
         name="bench-shoots",
         cidr=SHOOTS_CIDR,
         purpose=Purpose.SHOOTS,
@@ -93,6 +89,17 @@ def prepare(existing: int, clients: int) -> dict[str, Any]:
         region="eu-de-1",
         actor=actor,
     )
+
+
+def prepare(existing: int, clients: int) -> dict[str, Any]:
+    """Pools, seed, N existing /64s in both measured pools, and one API token per client."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.services import token_create
+    from allocations import services
+
+    actor = bench_actor(ACTOR)
+    shoots = prepare_landscape(actor)
     alloc = services.pool_create(
         name="bench-alloc", cidr=ALLOC_CIDR, default_prefix_length=LENGTH, actor=actor
     )

@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,9 +42,13 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn serving the project on the benchmark database, in its own session."""
 
-    def __init__(self, workers: int, threads: int, conn_max_age: int) -> None:
+    def __init__(
+        self, workers: int, threads: int, conn_max_age: int, *, tls: tuple[str, str, str] | None = None
+    ) -> None:
+        """``tls``: (certificate, key, CA file) to serve HTTPS with, as kube-apiserver needs."""
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="bench-api-gunicorn-", suffix=".log")[1])
         env = {
             **os.environ,  # DATABASE_URL: the benchmark database (bench_database set it)
@@ -61,6 +66,8 @@ class Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         command = [str(gunicorn), "ipam_portal.wsgi:application", "-b", f"127.0.0.1:{self.port}"]
         command += ["-w", str(workers), "--threads", str(threads), "--timeout", "120"]
+        if tls:
+            command += ["--certfile", tls[0], "--keyfile", tls[1]]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,
@@ -76,8 +83,11 @@ class Gunicorn:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            context = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
             try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=5) as response:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310 - our own server on loopback
+                    f"{self.base}/healthz", timeout=5, context=context
+                ) as response:
                     if response.status == 200:
                         return
             except (OSError, urllib.error.HTTPError):
@@ -202,19 +212,14 @@ class Run:
         }
 
 
-def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients: int, per_client: int) -> Run:
-    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start."""
+def run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], float]:
+    """One "spawn" process per argument tuple, calling ``target(*args, barrier, queue)``; released
+    together by the barrier. Returns what each put on the queue and the start time (after the barrier)."""
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(clients + 1)
+    barrier = ctx.Barrier(len(args_per_process) + 1)
     queue = ctx.Queue()
-    count = WARMUP + per_client
     procs = [
-        ctx.Process(
-            target=_client,
-            args=(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}", barrier, queue),
-            daemon=True,
-        )
-        for i in range(clients)
+        ctx.Process(target=target, args=(*args, barrier, queue), daemon=True) for args in args_per_process
     ]
     for proc in procs:
         proc.start()
@@ -230,6 +235,15 @@ def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients:
     broken = [o["error"] for o in outcomes if "error" in o]
     if broken:
         raise RuntimeError(f"a client process failed to start: {broken[0]}")
+    return outcomes, start
+
+
+def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients: int, per_client: int) -> Run:
+    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start."""
+    count = WARMUP + per_client
+    outcomes, start = run_processes(
+        _client, [(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}") for i in range(clients)]
+    )
     run = Run(op, clients, 0, per_client)
     run.wall_s = max(o["end"] for o in outcomes) - start
     for o in outcomes:

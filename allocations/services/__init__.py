@@ -12,6 +12,7 @@ from .pools import (
 from .quota import quota_units
 from .reclaim import pool_reclaim, quarantine_purge, reclaim_all
 from .seeds import seed_create
+from .shoot_ranges import GivenRanges
 from .shoots import (
     shoot_adopt_ipv6_block,
     shoot_allocate,
@@ -24,6 +25,7 @@ from .shoots import (
 )
 
 __all__ = [
+    "GivenRanges",
     "allocation_release",
     "node_register",
     "node_remove",

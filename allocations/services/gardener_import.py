@@ -45,10 +45,8 @@ from .. import events, gardener, layouts, prefixes, selectors
 from ..choices import (
     LIVE_STATES,
     OwnerType,
-    PoolKind,
     Purpose,
     ShootState,
-    Uniqueness,
 )
 from ..errors import AlreadyExists, ImportConflict, InvalidManifest, IpamError, NotFound
 from ..gardener import checks, drift
@@ -61,7 +59,14 @@ from ..shoot_selectors import IPV4_ROLES
 from .allocate import pool_allocate
 from .pools import pool_create
 from .seeds import seed_create
-from .shoot_ranges import block_pool_name, planned_role, shoot_range_reserve
+from .shoot_ranges import (
+    block_pool_name,
+    given_ipv4_pool,
+    given_ipv6_source,
+    planned_role,
+    provider_pool,
+    shoot_range_reserve,
+)
 from .shoots import check_families_supported, shoot_audit_snapshot
 from .units import unit_of_work
 
@@ -85,29 +90,6 @@ class _DocumentConflicts(Exception):  # an internal signal carrying several Ipam
 
 
 # --------------------------------------------------------------------------- pools
-
-
-def provider_pool(*, provider: str, family: int, actor: Actor) -> Pool:
-    """The pool that records what ``provider`` assigned outside our pools (created on first use).
-
-    IPv6: ``::/0``, globally unique, so two shoots can never record the same
-    provider range. IPv4: ``0.0.0.0/0``, per shoot (private IPv4 ranges are reused by
-    every shoot). Purpose ``general``: shoot allocation never takes from it.
-    """
-    name = f"provider-{provider}-ipv{family}"
-    pool = Pool.objects.filter(name=name, retired_at__isnull=True).first()
-    if pool is not None:
-        return pool
-    return pool_create(
-        name=name,
-        cidr="::/0" if family == 6 else "0.0.0.0/0",
-        kind=PoolKind.PROVIDER,
-        uniqueness=Uniqueness.GLOBAL if family == 6 else Uniqueness.PER_SHOOT,
-        purpose=Purpose.GENERAL,
-        provider=provider,
-        description=f"Ranges {provider} (or Gardener) assigned outside the portal's pools, recorded by import",
-        actor=actor,
-    )
 
 
 # --------------------------------------------------------------------------- seeds
@@ -160,9 +142,7 @@ def _reserve_ipv6(
     """Carve the reported block where it lies (our pool, else the provider pool) and reserve
     the layout's ranges in it, exactly as :func:`shoot_allocate` would have."""
     assert plan.block is not None
-    source = None if layout.provider_assigned else checks.owned_pool_containing(plan.block)
-    if source is None:
-        source = provider_pool(provider=shoot.provider, family=6, actor=actor)
+    source = given_ipv6_source(shoot, plan.block, layout, actor)
     block_pool = pool_create(
         name=block_pool_name(shoot),
         parent=source,
@@ -208,12 +188,7 @@ def _reserve_ipv4(shoot: Shoot, ipv4: dict[str, str], actor: Actor) -> list[dict
     for role, purpose in IPV4_ROLES:
         if role not in ipv4:
             continue
-        net = prefixes.parse_prefix(ipv4[role])
-        pool = preferred.get((purpose, 4))
-        if pool is None or not net.subnet_of(pool.network):  # type: ignore[arg-type]
-            pool = checks.owned_pool_containing(net, purposes=[purpose]) or provider_pool(
-                provider=shoot.provider, family=4, actor=actor
-            )
+        pool = given_ipv4_pool(shoot, purpose, prefixes.parse_prefix(ipv4[role]), preferred, actor)
         pool_allocate(
             pool=pool,
             actor=actor,

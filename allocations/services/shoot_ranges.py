@@ -10,19 +10,37 @@ checked against Gardener's rules before anything is written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, cast
 
 from audit.services import Actor
 
-from .. import gardener, layouts, selectors
-from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
+from .. import gardener, layouts, prefixes, selectors
+from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role, Uniqueness
 from ..errors import NoPoolAvailable
+from ..gardener import checks
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
 from .allocate import pool_allocate
 from .pools import new_pool, pool_create
 from .staged import StagedPool, allocations_insert, free_blocks_insert, pool_allocate_staged, pools_insert
+
+
+@dataclass(frozen=True)
+class GivenRanges:
+    """Ranges a new shoot already names (a Shoot's user gave them): reserved as given.
+
+    ``ipv4``: CIDRs by role (``nodes``, ``pods``, ``services``); the other roles are
+    chosen by the portal. ``ipv6_block``: the block whose layout plan reproduces the
+    IPv6 ranges the shoot gives (:meth:`~allocations.gardener.specs.ShootSpec.ipv6_plan`).
+    """
+
+    ipv4: dict[str, str] = field(default_factory=dict)
+    ipv6_block: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.ipv4) or self.ipv6_block is not None
 
 
 class PendingWrites:
@@ -57,6 +75,50 @@ class PendingWrites:
         self.stages, self.fresh = [], []
 
 
+def provider_pool(*, provider: str, family: int, actor: Actor) -> Pool:
+    """The pool that records what ``provider`` assigned outside our pools (created on first use).
+
+    IPv6: ``::/0``, globally unique, so two shoots can never record the same
+    provider range. IPv4: ``0.0.0.0/0``, per shoot (private IPv4 ranges are reused by
+    every shoot). Purpose ``general``: shoot allocation never takes from it.
+    """
+    name = f"provider-{provider}-ipv{family}"
+    pool = Pool.objects.filter(name=name, retired_at__isnull=True).first()
+    if pool is not None:
+        return pool
+    return pool_create(
+        name=name,
+        cidr="::/0" if family == 6 else "0.0.0.0/0",
+        kind=PoolKind.PROVIDER,
+        uniqueness=Uniqueness.GLOBAL if family == 6 else Uniqueness.PER_SHOOT,
+        purpose=Purpose.GENERAL,
+        provider=provider,
+        description=f"Ranges {provider} (or Gardener) assigned outside the portal's pools, recorded by import",
+        actor=actor,
+    )
+
+
+def given_ipv4_pool(
+    shoot: Shoot,
+    purpose: str,
+    net: prefixes.IPNetwork,
+    preferred: dict[tuple[str, int], Pool],
+    actor: Actor,
+) -> Pool:
+    """The pool an IPv4 range a shoot already has (``net``, of ``purpose``) is recorded in.
+
+    The shoot's pool of that purpose (``preferred``, :func:`~allocations.selectors.select_pools`)
+    if it contains ``net``, else the most specific owned pool of that purpose that
+    does, else the provider's pool (:func:`provider_pool`).
+    """
+    pool = preferred.get((purpose, 4))
+    if pool is None or not net.subnet_of(pool.network):  # type: ignore[arg-type]
+        pool = checks.owned_pool_containing(net, purposes=[purpose]) or provider_pool(
+            provider=shoot.provider, family=4, actor=actor
+        )
+    return pool
+
+
 def block_pool_name(shoot: Shoot, *, new_shoot: bool = False) -> str:
     """The name of the shoot's next block pool: ``project/name#pk``, then ``.1``, ``.2``, ….
 
@@ -82,15 +144,22 @@ def shoot_ranges_allocate(
     families: tuple[str, ...],
     actor: Actor,
     writes: PendingWrites,
+    given: GivenRanges | None = None,
 ) -> tuple[list[Allocation], layouts.ShootPlan | None]:
     """Take every range of a new shoot (IPv4, IPv6 block and its layout) into ``writes``.
 
     Only the block's claim in the shoots pool touches the database here; the rows
     are written by ``writes`` (see :class:`PendingWrites`). Gardener's rules are
     checked before anything is written. Returns the shoot's allocations and IPv6 plan.
+
+    ``given``: ranges reserved as given instead of chosen — an IPv4 range in the
+    shoot's pool of its purpose if it lies there, else where the import would record
+    it (:func:`given_ipv4_pool`); the IPv6 block in the shoots pool if it lies there,
+    else in :func:`given_ipv6_source`'s pool.
     """
+    given = given or GivenRanges()
     pools = shoot_pools(shoot.provider, shoot.region)
-    ipv4 = _take_ipv4(shoot, pools, actor)
+    ipv4 = _take_ipv4(shoot, pools, actor, given.ipv4)
     ipv4_nets = gardener.ShootNetworks(
         nodes=(ipv4["nodes"].network,), pods=(ipv4["pods"].network,), services=(ipv4["services"].network,)
     )
@@ -105,15 +174,42 @@ def shoot_ranges_allocate(
             node_mask_ipv4=gardener.IPV4_NODE_MASK,
         )
         return rows, None
-    ipv6, plan = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, writes=writes, new_shoot=True)
+    source = None
+    if given.ipv6_block is not None:
+        block = prefixes.parse_prefix(given.ipv6_block, family=6)
+        source = pools.get((Purpose.SHOOTS, 6))
+        if source is None or not block.subnet_of(source.network):  # type: ignore[arg-type]
+            source = given_ipv6_source(shoot, block, layout, actor)
+    ipv6, plan = shoot_ipv6_allocate(
+        shoot,
+        layout,
+        families,
+        ipv4_nets,
+        actor,
+        cidr=given.ipv6_block,
+        writes=writes,
+        new_shoot=True,
+        source=source,
+    )
     return rows + ipv6, plan
 
 
-def _take_ipv4(shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor) -> dict[str, Allocation]:
-    """The shoot's IPv4 nodes, pods and services ranges, taken but not written yet."""
+def given_ipv6_source(shoot: Shoot, block: prefixes.IPNetwork, layout: layouts.Layout, actor: Actor) -> Pool:
+    """The pool an IPv6 block a shoot already has is carved from: the most specific owned
+    pool containing it, else (and always for a provider-assigned layout) the provider's pool."""
+    source = None if layout.provider_assigned else checks.owned_pool_containing(block)
+    return source or provider_pool(provider=shoot.provider, family=6, actor=actor)
+
+
+def _take_ipv4(
+    shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor, given: dict[str, str]
+) -> dict[str, Allocation]:
+    """The shoot's IPv4 nodes, pods and services ranges (``given`` ones as given), taken but not written yet."""
     chosen: dict[str, Pool] = {}
     for role, purpose in IPV4_ROLES:
         pool = pools.get((purpose, 4))
+        if role in given:
+            pool = given_ipv4_pool(shoot, purpose, prefixes.parse_prefix(given[role], family=4), pools, actor)
         if pool is None:
             raise NoPoolAvailable(
                 f"no IPv4 {purpose} pool for {shoot.provider} {shoot.region}: create one with purpose={purpose}",
@@ -133,6 +229,7 @@ def _take_ipv4(shoot: Shoot, pools: dict[tuple[str, int], Pool], actor: Actor) -
             shoot=shoot,
             project=shoot.project,
             label=role,
+            cidr=given.get(role),
             live=live.get(pool.pk),
         )
         for role, pool in chosen.items()
@@ -157,6 +254,7 @@ def shoot_ipv6_allocate(
     cidr: str | None = None,
     writes: PendingWrites | None = None,
     new_shoot: bool = False,
+    source: Pool | None = None,
 ) -> tuple[list[Allocation], layouts.ShootPlan | None]:
     """Carve the shoot's IPv6 block (``cidr``, or the next free one) and lay it out.
 
@@ -164,14 +262,15 @@ def shoot_ipv6_allocate(
 
     ``writes``: where the rows go (written by the caller); without it they are
     written before this returns. ``new_shoot``: the shoot was created in this unit
-    (it has no earlier block). A step of a unit of work.
+    (it has no earlier block). ``source``: the pool the block is taken from, when
+    not the shoot's IPv6 shoots pool (a given block outside it). A step of a unit of work.
     """
     if writes is None:
         writes = PendingWrites()
-        done = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot)
+        done = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot, source)
         writes.write(actor)
         return done
-    source = shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
+    source = source or shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
     if source is None:
         raise NoPoolAvailable(
             f"no IPv6 shoots pool for {shoot.provider} {shoot.region}: create one with purpose=shoots",

@@ -26,7 +26,13 @@ from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..names import check_name, check_provider
 from .allocate import allocation_release
 from .reclaim import quarantine_purge
-from .shoot_ranges import PendingWrites, shoot_ipv4_networks, shoot_ipv6_allocate, shoot_ranges_allocate
+from .shoot_ranges import (
+    GivenRanges,
+    PendingWrites,
+    shoot_ipv4_networks,
+    shoot_ipv6_allocate,
+    shoot_ranges_allocate,
+)
 from .units import in_unit_of_work, unit_of_work
 
 
@@ -74,12 +80,18 @@ def shoot_allocate(
     ip_families: Sequence[str] = ("IPv4", "IPv6"),
     layout: str | None = None,
     zones: int = 1,
+    given: GivenRanges | None = None,
 ) -> tuple[Shoot, bool]:
     """Allocate every range of a shoot, all or nothing; returns ``(shoot, created)``.
 
     Idempotent for (project, name): the same request again returns the same
     shoot and ranges (``created`` False); the same name with other parameters is
     refused (:class:`AlreadyExists` naming the first differing field).
+
+    ``given``: ranges the shoot already names (a Shoot admitted with them), reserved
+    as given instead of chosen, checked by the same rules; they must be free (a taken
+    one fails the whole allocation). An existing shoot is returned as it is: whether
+    its ranges are the given ones is the caller's comparison.
     """
     return _shoot_allocate(
         project=project,
@@ -91,6 +103,7 @@ def shoot_allocate(
         ip_families=ip_families,
         layout=layout,
         zones=zones,
+        given=given,
     )
 
 
@@ -110,6 +123,7 @@ def _shoot_allocate(
     zones: int = 1,
     existing: Any = _LOOK_IT_UP,
     pending: PendingWrites | None = None,
+    given: GivenRanges | None = None,
 ) -> tuple[Shoot, bool]:
     """:func:`shoot_allocate`; ``existing``: the live shoot (project, name) or None, if already read.
 
@@ -151,18 +165,18 @@ def _shoot_allocate(
             shoot = Shoot(project=project, name=name, created_by=actor.name, **wanted)
             shoot.save()
             writes = pending if pending is not None else PendingWrites()
-            created, plan = shoot_ranges_allocate(shoot, chosen, families, actor, writes)
+            created, plan = shoot_ranges_allocate(shoot, chosen, families, actor, writes, given)
             if pending is None:
                 writes.write(actor)
             ipv4 = {a.role: a.cidr for a in created if a.family == 4}
             selectors.shoot_networking_known(shoot, ipv4, plan)  # the API's answer needs no query
-            audit_record(
-                actor=actor,
-                action="shoot.allocate",
-                obj=shoot,
-                after=shoot_audit_snapshot(shoot, created),
-                project=project,
-            )
+            after = shoot_audit_snapshot(shoot, created)
+            if given:
+                after["given"] = {
+                    **given.ipv4,
+                    **({"ipv6_block": given.ipv6_block} if given.ipv6_block else {}),
+                }
+            audit_record(actor=actor, action="shoot.allocate", obj=shoot, after=after, project=project)
             publish(events.ShootCreated.of(shoot), actor=actor)
     except IntegrityError:
         # The live shoot (project, name) exists: asked again, or a concurrent request won the race.

@@ -109,6 +109,65 @@ def aws_shoot(name: str = "shoot-b", *, families: list[str] | None = None, zones
     return shoot
 
 
+def gcp_shoot(name: str = "shoot-g", *, families: list[str] | None = None, documented: bool = False) -> dict:
+    """A GCP Shoot as gardener-extension-provider-gcp documents it (docs/usage/usage.md).
+
+    ``documented``: with the example's own ``networking.nodes`` and ``networks.workers``
+    (``10.250.0.0/16``); otherwise they are left for the portal to fill.
+    """
+    shoot = openstack_shoot(name, families=families)
+    shoot["spec"]["region"] = "europe-west1"
+    shoot["spec"]["cloudProfile"] = {"name": "gcp"}
+    shoot["spec"].pop("secretBindingName")
+    shoot["spec"]["credentialsBindingName"] = "core-gcp"
+    shoot["spec"]["provider"] = {
+        "type": "gcp",
+        "infrastructureConfig": {
+            "apiVersion": "gcp.provider.extensions.gardener.cloud/v1alpha1",
+            "kind": "InfrastructureConfig",
+            "networks": {"workers": "10.250.0.0/16"} if documented else {},
+        },
+        "controlPlaneConfig": {
+            "apiVersion": "gcp.provider.extensions.gardener.cloud/v1alpha1",
+            "kind": "ControlPlaneConfig",
+            "zone": "europe-west1-b",
+        },
+        "workers": [
+            {
+                "name": "worker-xoluy",
+                "machine": {"type": "n1-standard-4"},
+                "minimum": 2,
+                "maximum": 2,
+                "volume": {"size": "50Gi", "type": "pd-standard"},
+                "zones": ["europe-west1-b"],
+            }
+        ],
+    }
+    if documented:
+        shoot["spec"]["networking"]["nodes"] = "10.250.0.0/16"
+    return shoot
+
+
+def gcp_seed_create(actor):
+    """A GCP seed in ``europe-west1`` (IPv4: Google assigns IPv6)."""
+    return services.seed_create(
+        name="seed-gcp",
+        provider="gcp",
+        region="europe-west1",
+        ip_families=["IPv4"],
+        nodes=["10.202.0.0/16"],
+        pods=["100.96.0.0/11"],
+        services=["100.64.0.0/13"],
+        actor=actor,
+    )
+
+
+@pytest.fixture
+def gcp_seed(landscape, actor):
+    """A GCP seed: GCP shoots then take the landscape's IPv4 pools (bound to no provider)."""
+    return gcp_seed_create(actor)
+
+
 def review(
     obj: dict | None,
     *,

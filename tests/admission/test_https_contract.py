@@ -25,7 +25,7 @@ from allocations.models import Allocation, Shoot
 from allocations.shoot_selectors import seed_networks, shoot_plan
 from audit.models import AuditEvent
 
-from .conftest import aws_shoot, openstack_shoot, review
+from .conftest import aws_shoot, gcp_seed_create, gcp_shoot, openstack_shoot, review
 
 RESERVED = [ip_network("fd8f:6d53:b97a:1::/96"), *(ip_network(f"{n}.0.0.0/8") for n in range(240, 245))]
 
@@ -78,6 +78,17 @@ def _independent_check(patched: dict) -> None:
     masks = patched["spec"]["kubernetes"].get("kubeControllerManager", {})
     if "nodeCIDRMaskSizeIPv6" in masks:
         assert masks["nodeCIDRMaskSizeIPv6"] - ipv6["podCIDR"].prefixlen <= 16
+    if "nodeCIDRMaskSize" in masks:  # Gardener: 16-28, and at least the pods network's length
+        assert 16 <= masks["nodeCIDRMaskSize"] <= 28 and masks["nodeCIDRMaskSize"] >= ipv4["pods"].prefixlen
+    # OpenStack and GCP: the worker subnet lies in the shoot's node network.
+    if isinstance(infra.get("workers"), str):
+        assert ip_network(infra["workers"]).subnet_of(ipv4["nodes"])
+    if isinstance(vpc.get("cidr"), str):  # AWS: the VPC is the node network, zones carved from it
+        assert ip_network(vpc["cidr"]) == ipv4["nodes"]
+        for zone in infra.get("zones", []):
+            for kind in ("workers", "internal", "public"):
+                if kind in zone:
+                    assert ip_network(zone[kind]).subnet_of(ipv4["nodes"])
 
 
 def _portal_rules(patched: dict) -> None:
@@ -124,6 +135,55 @@ def test_patched_shoot_passes_gardeners_rules(https_webhook, landscape, admissio
         assert pool["id"] == "ipam-pool-0123456789abcdef0" and ip_network(pool["cidrBlock"]).prefixlen == 56
 
 
+@pytest.mark.parametrize("families", [None, ["IPv4", "IPv6"]], ids=["ipv4", "dual-stack"])
+def test_gcp_shoot_is_patched_when_the_portal_has_pools(
+    https_webhook, gcp_seed, admission_token, families
+) -> None:
+    """GCP: the portal fills the IPv4 ranges; Google assigns IPv6, so nothing IPv6 is patched."""
+    obj = gcp_shoot("gcp", families=families)
+    out = _admit(https_webhook, obj, admission_token)
+    patched = _valid(obj, out)
+    infra = patched["spec"]["provider"]["infrastructureConfig"]
+    assert infra["networks"] == {"workers": patched["spec"]["networking"]["nodes"]}
+    assert infra["apiVersion"] == "gcp.provider.extensions.gardener.cloud/v1alpha1"
+    assert patched["spec"]["provider"]["controlPlaneConfig"] == obj["spec"]["provider"]["controlPlaneConfig"]
+    kcm = patched["spec"]["kubernetes"]["kubeControllerManager"]
+    assert "nodeCIDRMaskSizeIPv6" not in kcm
+    shoot = _shoot(patched)
+    assert shoot.layout == "gcp" and not shoot.allocations.filter(family=6).exists()
+    if families:
+        assert any("gcp assigns this shoot's IPv6 ranges" in w for w in out["warnings"])
+    else:
+        assert "warnings" not in out
+
+
+def test_documented_gcp_shoot_keeps_its_own_node_range(https_webhook, gcp_seed, admission_token) -> None:
+    obj = gcp_shoot("gcp-doc", documented=True)
+    patched = _valid(obj, _admit(https_webhook, obj, admission_token))
+    assert patched["spec"]["networking"]["nodes"] == "10.250.0.0/16"  # reserved as given
+    assert patched["spec"]["provider"]["infrastructureConfig"]["networks"] == {"workers": "10.250.0.0/16"}
+    held = _shoot(patched).allocations.get(family=4, role="nodes")
+    assert held.cidr == "10.250.0.0/16" and held.pool.name == "v4-nodes"
+
+
+def test_gcp_shoot_without_a_gcp_seed_is_allowed_unchanged(https_webhook, landscape, admission_token) -> None:
+    obj = gcp_shoot("gcp-none", families=["IPv4", "IPv6"])
+    out = _admit(https_webhook, obj, admission_token)
+    assert out["allowed"] and "patch" not in out
+    assert out["warnings"] == ["ipam-portal: no seed of gcp europe-west1 in the portal: ranges not managed"]
+    assert not Shoot.objects.filter(name="gcp-none").exists()
+    assert not AuditEvent.objects.filter(source="admission").exists()
+
+
+def test_gcp_shoot_without_ipv4_pools_is_allowed_unchanged(https_webhook, actor, admission_token) -> None:
+    gcp_seed_create(actor)
+    obj = gcp_shoot("gcp-nopool")
+    out = _admit(https_webhook, obj, admission_token)
+    assert out["allowed"] and "patch" not in out
+    assert "no IPv4 nodes pool for gcp europe-west1" in out["warnings"][0]
+    assert not Shoot.objects.filter(name="gcp-nopool").exists()
+
+
 def test_many_shoots_get_pairwise_disjoint_ipv6(https_webhook, landscape, admission_token) -> None:
     blocks = []
     for i in range(4):
@@ -166,6 +226,35 @@ def test_user_given_ranges_over_https(https_webhook, landscape, admission_token)
     assert out["allowed"] is False and out["status"]["code"] == 409
     assert "shoot garden-dev/given-a" in out["status"]["message"]
     assert not Shoot.objects.filter(name="given-b").exists()
+
+
+def test_free_user_given_ranges_are_reserved_as_given_over_https(
+    https_webhook, landscape, admission_token
+) -> None:
+    """OpenStack and AWS Shoots naming their own free ranges: kept as given, the rest filled."""
+    openstack = openstack_shoot("os-given", families=["IPv4", "IPv6"], nodes="10.250.64.0/24")
+    openstack["spec"]["provider"]["infrastructureConfig"]["networks"]["ipv6"] = {
+        "nodeCIDR": "2001:db8:0:cd00::/64",
+        "podCIDR": "2001:db8:0:cd01::/64",
+        "serviceCIDR": "2001:db8:0:cd02::/64",
+    }
+    aws = aws_shoot("aws-given", families=["IPv4", "IPv6"], zones=2)
+    aws["spec"]["provider"]["infrastructureConfig"]["networks"]["vpc"] = {
+        "ipv6IpamPool": {"id": "ipam-pool-0123456789abcdef0", "cidrBlock": "2001:db8:1ff:ff00::/56"}
+    }
+    for obj in (openstack, aws):
+        patched = _valid(obj, _admit(https_webhook, obj, admission_token))
+        assert jsonpatch.make_patch(obj, patched).patch == [
+            op for op in jsonpatch.make_patch(obj, patched).patch if op["op"] == "add"
+        ]  # nothing given was replaced or removed
+        held = set(_shoot(patched).allocations.filter(state="active").values_list("cidr", flat=True))
+        if obj is openstack:
+            assert patched["spec"]["networking"]["nodes"] == "10.250.64.0/24"
+            assert {"10.250.64.0/24", "2001:db8:0:cd00::/62", "2001:db8:0:cd01::/64"} <= held
+        else:
+            vpc = patched["spec"]["provider"]["infrastructureConfig"]["networks"]["vpc"]
+            assert vpc["ipv6IpamPool"]["cidrBlock"] == "2001:db8:1ff:ff00::/56" and vpc["cidr"]
+            assert "2001:db8:1ff:ff00::/56" in held
 
 
 def test_ip_families_migration_over_https(https_webhook, landscape, admission_token) -> None:
