@@ -308,6 +308,10 @@ PROVISIONING_EAGER_BACKOFF_CAP_SECONDS = env_int("PROVISIONING_EAGER_BACKOFF_CAP
 PROVISIONING_STALE_SECONDS = env_int("PROVISIONING_STALE_SECONDS", 300)
 # A job waiting for an earlier job of its shoot looks again after this many seconds.
 PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
+# A sync-routes job starts this many seconds after it is created; every node registered or
+# removed meanwhile joins it (100 nodes joining at once: one route sync). 0: at once.
+PROVISIONING_SYNC_ROUTES_DELAY_SECONDS = env_int("PROVISIONING_SYNC_ROUTES_DELAY_SECONDS", 5)
+
 # Soft time limit of one attempt (the hard limit is 30 s later).
 PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
 
