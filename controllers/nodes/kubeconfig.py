@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 from django.conf import settings
-from kubernetes import client, config
+from kubernetes.client import ApiClient
+from kubernetes.config import new_client_from_config_dict
 
 from allocations.errors import IpamError
 from allocations.models import Shoot
@@ -49,10 +50,10 @@ class Kubeconfig:
     digest: str
     content: dict[str, Any]
 
-    def api_client(self) -> client.ApiClient:
+    def api_client(self) -> ApiClient:
         """A Kubernetes API client for the kubeconfig's current context."""
         try:
-            return config.new_client_from_config_dict(config_dict=self.content)
+            return new_client_from_config_dict(config_dict=self.content)
         except Exception as exc:  # noqa: BLE001 - the loader raises many kinds; all mean unusable
             raise KubeconfigError(f"kubeconfig {self.ref} is not usable ({exc.__class__.__name__})") from None
 
