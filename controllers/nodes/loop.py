@@ -269,12 +269,16 @@ class NodeController:
         self.stopping = threading.Event()
         self.last_loop_at = time.monotonic()
         self._next_scan = 0.0
+        self.scanned = False
 
     # --- readiness ----------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """Every shoot with a kubeconfig is watched and synced (none to watch is ready too)."""
-        return all(s.synced for s in self.status.values() if s.watching)
+        """A first scan is done and every shoot with a kubeconfig is watched and synced.
+
+        No shoot to watch is ready too; a process that has not read the portal yet is not.
+        """
+        return self.scanned and all(s.synced for s in self.status.values() if s.watching)
 
     def report(self) -> dict[str, Any]:
         return {
@@ -322,6 +326,7 @@ class NodeController:
                         backoff_cap=self.backoff_cap,
                     )
                     self.watchers[key] = watcher
+                    st.synced = False  # until the new watcher's first pass
                     watcher.start()
                 st.watching, st.problem = True, ""
             except KubeconfigError as exc:
@@ -330,6 +335,7 @@ class NodeController:
                 continue
             self.queue.add(key)  # the periodic resync: decide again even without events
         health.WATCHED.set(sum(1 for s in self.status.values() if s.watching))
+        self.scanned = True
 
     def _stop_watcher(self, key: int) -> None:
         watcher = self.watchers.pop(key, None)
@@ -343,7 +349,6 @@ class NodeController:
         if watcher is None or st is None:
             return
         nodes = watcher.snapshot()
-        st.synced = nodes is not None
         if nodes is None:
             return
         shoot = Shoot.objects.filter(pk=key).first()
@@ -366,7 +371,7 @@ class NodeController:
             except Exception as exc:  # noqa: BLE001 - a connection failure: the next pass tries again
                 sync.refused[patch.name] = f"patch of spec.podCIDRs: {exc.__class__.__name__}"
                 health.ERRORS.labels("patch").inc()
-        st.last_sync, st.last_sync_at = sync.as_dict(), time.time()
+        st.last_sync, st.last_sync_at, st.synced = sync.as_dict(), time.time(), True
         health.DRIFT.labels(st.shoot).set(len(sync.drift))
         health.IGNORED.labels(st.shoot).set(len(sync.ignored))
 

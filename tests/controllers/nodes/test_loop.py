@@ -210,11 +210,12 @@ def test_an_expired_version_answered_as_http_410_lists_again(shoot: Shoot, tmp_p
 
 
 def test_no_kubeconfig_means_not_watched_with_the_reason(shoot: Shoot, controller: NodeController) -> None:
+    assert not controller.ready()  # it has not read the portal yet
     controller.step(timeout=0)
     status = controller.report()["shoots"][str(shoot)]
     assert not status["watching"] and "is not readable" in status["problem"]
     assert status["kubeconfig"].endswith("/shoots/garden-loop/web.kubeconfig")
-    assert controller.ready()  # nothing it could watch is left unsynced
+    assert controller.ready()  # scanned, and nothing it could watch is left unsynced
 
 
 def test_a_released_shoot_is_no_longer_watched(
