@@ -20,6 +20,7 @@ the Prometheus metrics of :mod:`.health`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import random
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = Actor("node-controller", "system")
 LIST_PAGE = 500
+#: A watch that ends sooner than this (without an error) counts as a failure for the backoff.
+MIN_WATCH_SECONDS = 1.0
 
 
 class WorkQueue:
@@ -210,8 +213,14 @@ class ShootWatcher(threading.Thread):
                 if need_list:
                     self._list()
                     need_list = False
+                began = time.monotonic()
                 self._watch_once()
-                failures = 0
+                # a stream the server ends at once, again and again, is a failure too: back off
+                if time.monotonic() - began < MIN_WATCH_SECONDS:
+                    failures += 1
+                    self.last_error = "the watch ended at once"
+                else:
+                    failures = 0
             except ApiException as exc:
                 if exc.status == 410:
                     need_list = True  # the version is too old: read the whole picture again
@@ -226,7 +235,7 @@ class ShootWatcher(threading.Thread):
                 health.ERRORS.labels("watch").inc()
                 log.debug("watch of %s", self.label, exc_info=exc)
             if failures and not self._halt.is_set():
-                log.info("watch of %s failed (%s); again soon", self.label, self.last_error, exc_info=True)
+                log.info("watch of %s failed (%s); again soon", self.label, self.last_error)
                 self._halt.wait(_backoff(failures, self.backoff_base, self.backoff_cap))
 
     def stop(self) -> None:
@@ -301,10 +310,14 @@ class NodeController:
     def scan(self) -> None:
         """Start watchers for the shoots to watch, stop the others, queue every watched shoot."""
         wanted: dict[int, Shoot] = {s.pk: s for s in watched_shoots()}
-        for key in list(self.watchers):
+        for key in set(self.watchers) | set(self.status):
             if key not in wanted:
                 self._stop_watcher(key)
-                self.status.pop(key, None)
+                gone = self.status.pop(key, None)
+                if gone is not None:
+                    for gauge in (health.DRIFT, health.IGNORED):
+                        with contextlib.suppress(KeyError):
+                            gauge.remove(gone.shoot)
         for key, shoot in wanted.items():
             ref = kubeconfig_ref(shoot)
             st = self.status.setdefault(key, ShootStatus(str(shoot), shoot.layout, ref))

@@ -262,3 +262,22 @@ def test_health_readiness_and_metrics(shoot: Shoot, api: KubeAPIServer, controll
         assert fetch(port, "/nothing")[0] == 404
     finally:
         server.shutdown()
+
+
+def test_a_server_that_ends_every_watch_at_once_is_not_hammered(shoot: Shoot, tmp_path: Path) -> None:
+    with KubeAPIServer(max_watch_seconds=0) as api:
+        path = tmp_path / "shoots" / shoot.project / f"{shoot.name}.kubeconfig"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        api.write_kubeconfig(path)
+        controller = NodeController(resync_seconds=3600, watch_timeout=5, backoff_base=0.5, backoff_cap=1)
+        try:
+            api.add(NODES, dual("n1", "10.250.0.1", addr(shoot, 1)))
+            spin(controller, lambda: "n1" in held(shoot))
+            before = sum(1 for r in api.requests if r.watch)
+            time.sleep(2)  # a window to count requests in, not a synchronisation
+            watches = sum(1 for r in api.requests if r.watch) - before
+            assert watches < 15, watches  # ~4 with the backoff; without it, one per round trip
+            assert watcher_of(controller, shoot).last_error == "the watch ended at once"
+        finally:
+            for watcher in controller.watchers.values():
+                watcher.stop()
