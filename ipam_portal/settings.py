@@ -347,8 +347,22 @@ PROVISIONING_EAGER_BACKOFF_CAP_SECONDS = env_int("PROVISIONING_EAGER_BACKOFF_CAP
 PROVISIONING_STALE_SECONDS = env_int("PROVISIONING_STALE_SECONDS", 300)
 # A job waiting for an earlier job of its shoot looks again after this many seconds.
 PROVISIONING_DEFER_SECONDS = env_int("PROVISIONING_DEFER_SECONDS", 5)
+# A sync-routes job starts this many seconds after it is created; every node registered or
+# removed meanwhile joins it (100 nodes joining at once: one route sync). 0: at once.
+PROVISIONING_SYNC_ROUTES_DELAY_SECONDS = env_int("PROVISIONING_SYNC_ROUTES_DELAY_SECONDS", 5)
 # Soft time limit of one attempt (the hard limit is 30 s later).
 PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT", 600)
+
+# Shoot node controller (manage.py ipam_node_controller, docs/controllers.md).
+# Where a shoot's kubeconfig is: a credential reference with {credentials_dir} (the
+# PROVIDER_CREDENTIALS_DIR), {project} and {name}; never stored in the database.
+SHOOT_KUBECONFIG_REF = os.environ.get(
+    "SHOOT_KUBECONFIG_REF", "file:{credentials_dir}/shoots/{project}/{name}.kubeconfig"
+)
+NODE_CONTROLLER_HEALTH_HOST = os.environ.get("NODE_CONTROLLER_HEALTH_HOST", "0.0.0.0")  # noqa: S104 - probes
+NODE_CONTROLLER_HEALTH_PORT = env_int("NODE_CONTROLLER_HEALTH_PORT", 8081)
+NODE_CONTROLLER_RESYNC_SECONDS = env_int("NODE_CONTROLLER_RESYNC_SECONDS", 30)
+NODE_CONTROLLER_WATCH_TIMEOUT_SECONDS = env_int("NODE_CONTROLLER_WATCH_TIMEOUT_SECONDS", 300)
 
 # Provider accounts: where the portal's signed requests and tokens may go. Host names,
 # "*.suffix" patterns and networks (CIDR), comma-separated; checked when an account is saved

@@ -95,6 +95,24 @@ def _read_file(ref: str, name: str) -> str:
         raise unreadable from None
 
 
+def resolve_text(ref: str) -> str:
+    """The raw text an ``env:`` or ``file:`` reference points at (a kubeconfig: YAML, not JSON).
+
+    The same rules as :func:`resolve`: a file inside ``PROVIDER_CREDENTIALS_DIR`` only,
+    one uniform error whatever is wrong with it; the text is never logged.
+    """
+    _check_form(ref)
+    kind, _, name = ref.partition(":")
+    if kind == "env":
+        raw = os.environ.get(name)
+        if raw is None:
+            raise CredentialError(f"credential reference {ref}: environment variable {name} is not set")
+        return raw
+    if kind == "file":
+        return _read_file(ref, name)
+    raise CredentialError(f"credential reference {ref} names no text")
+
+
 def resolve(ref: str) -> dict[str, str]:
     """The credentials a reference points at: a JSON object of strings ({} for ``none``)."""
     _check_form(ref)  # where a file lies is checked when it is read, with the uniform error

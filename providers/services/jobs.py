@@ -81,7 +81,11 @@ def job_create(
     """Create a job for ``shoot`` (or a reconcile of ``account``) and enqueue it after commit.
 
     An equal job that has not started yet is reused: a second ``sync-routes``
-    while one is pending would read the same nodes.
+    while one is pending would read the same nodes. A ``sync-routes`` job is handed
+    to Celery ``PROVISIONING_SYNC_ROUTES_DELAY_SECONDS`` after it is created, so the
+    node changes of a burst (100 nodes joining at once) all join the one pending
+    job and give one route sync; the delay counts from the first change, so a
+    steady stream of changes still syncs at least that often.
     """
     if action not in JobAction.values:
         raise IpamError(f"unknown action {action!r}; known: {', '.join(JobAction.values)}", field="action")
@@ -119,7 +123,12 @@ def job_create(
         after=_job_snapshot(job),
         project=shoot.project if shoot else "",
     )
-    _enqueue(job)
+    _enqueue(
+        job,
+        countdown=settings.PROVISIONING_SYNC_ROUTES_DELAY_SECONDS
+        if action == JobAction.SYNC_ROUTES
+        else None,
+    )
     return job
 
 
