@@ -50,7 +50,7 @@ Namespaced resources are served both cluster-wide (``/apis/g/v/shoots``) and per
   Node's ``spec.podCIDRs`` may only be set from empty — is registered for nodes by default.
 
 Every write (API or test control) bumps one global ``resourceVersion`` (a decimal string, as
-etcd's), sets ``metadata.resourceVersion``, ``uid``, ``creationTimestamp`` and ``generation``
+etcd's; a fresh server is at ``1``, never ``0``, which a watch reads as "any version"), sets ``metadata.resourceVersion``, ``uid``, ``creationTimestamp`` and ``generation``
 (incremented when ``spec`` changes) and appends the event to the history.
 
 **Test controls** (thread-safe; all return the stored object as a copy):
@@ -276,7 +276,7 @@ class KubeAPIServer:
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
         self._events: list[_Event] = []
         self._event_rvs: list[int] = []
-        self._rv = 0
+        self._rv = 1  # as a fresh etcd: "0" means "any version" to a watch, so no list may answer it
         self._compacted_through = 0
         self._cuts: list[_Cut] = []
         self._faults: list[_Fault] = []

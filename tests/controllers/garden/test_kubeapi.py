@@ -63,7 +63,7 @@ def test_list_carries_the_resource_version_and_paginates(
         api.add(SHOOTS, shoot(f"s{i}", namespace="garden-a" if i % 2 else "garden-b"))
     whole = custom.list_cluster_custom_object("core.gardener.cloud", "v1beta1", "shoots")
     assert whole["kind"] == "ShootList"
-    assert whole["metadata"]["resourceVersion"] == api.resource_version == "5"
+    assert whole["metadata"]["resourceVersion"] == api.resource_version == "6"
     assert sorted(o["metadata"]["name"] for o in whole["items"]) == ["s0", "s1", "s2", "s3", "s4"]
 
     page = custom.list_cluster_custom_object("core.gardener.cloud", "v1beta1", "shoots", limit=2)
@@ -74,7 +74,7 @@ def test_list_carries_the_resource_version_and_paginates(
             "core.gardener.cloud", "v1beta1", "shoots", limit=2, _continue=page["metadata"]["continue"]
         )
         names += [o["metadata"]["name"] for o in page["items"]]
-        assert page["metadata"]["resourceVersion"] == "5"
+        assert page["metadata"]["resourceVersion"] == "6"
     assert sorted(names) == ["s0", "s1", "s2", "s3", "s4"]
 
     ns = custom.list_namespaced_custom_object("core.gardener.cloud", "v1beta1", "garden-a", "shoots")
@@ -114,7 +114,7 @@ def test_watch_from_a_resource_version_streams_the_changes_after_it(
         ("ADDED", "b"),
         ("DELETED", "b"),
     ]
-    assert [e["object"]["metadata"]["resourceVersion"] for e in events] == ["2", "3", "4"]
+    assert [e["object"]["metadata"]["resourceVersion"] for e in events] == ["3", "4", "5"]
     assert events[0]["object"]["status"]["networking"]["pods"] == ["10.0.0.0/16"]
 
 
@@ -155,7 +155,7 @@ def test_the_client_watch_follows_live_writes_and_bookmarks(
     api.add(SHOOTS, shoot("b"))
     reader.join(timeout=10)
     assert seen == [("ADDED", "a"), ("BOOKMARK", ""), ("ADDED", "b")]
-    assert w.resource_version == "2"
+    assert w.resource_version == "3"
 
 
 def test_a_too_old_watch_gets_an_error_event_with_410(
@@ -164,7 +164,7 @@ def test_a_too_old_watch_gets_an_error_event_with_410(
     api.add(SHOOTS, shoot("a"))
     api.add(SHOOTS, shoot("b"))
     api.compact()
-    events = raw_watch(custom, resource_version="1", timeout_seconds=1)
+    events = raw_watch(custom, resource_version="2", timeout_seconds=1)
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
     # the client's own Watch turns it into ApiException(410) after its one retry
@@ -188,7 +188,7 @@ def test_history_limit_compacts_and_http_410_mode() -> None:
             api.add(SHOOTS, shoot(name))
         assert [
             e["object"]["metadata"]["name"]
-            for e in raw_watch(custom, resource_version="2", timeout_seconds=1)
+            for e in raw_watch(custom, resource_version="3", timeout_seconds=1)
         ] == ["c", "d"]
         with pytest.raises(ApiException) as exc:
             raw_watch(custom, resource_version="1", timeout_seconds=1)
