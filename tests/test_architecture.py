@@ -26,6 +26,8 @@ MODULES = (
     "allocations/layouts.py",
     "providers/__init__.py",
     "admission/__init__.py",
+    "controllers/__init__.py",
+    "notifications/__init__.py",
     "providers/models.py",
     "providers/tasks.py",
     "providers/api/__init__.py",
