@@ -64,6 +64,20 @@ class Stopped(Exception):
     """Told to stop (leadership lost, or shutting down)."""
 
 
+def _drop_broken_connection(*, obsolete_only: bool = False) -> None:
+    """Close this thread's database connection if broken (or past its age), so the next query reconnects.
+
+    Not inside an atomic block: the loop never runs in one, except under a test's transaction,
+    which closing would end.
+    """
+    if connection.in_atomic_block:
+        return
+    if obsolete_only:
+        close_old_connections()
+    else:
+        connection.close()
+
+
 def backoff_delay(failures: int, *, base: float, cap: float) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base·2^(failures-1))]."""
     return random.uniform(0, min(cap, base * 2 ** max(0, failures - 1)))
@@ -147,11 +161,11 @@ class ResourceWatcher:
                 delay = backoff_delay(failures, base=self.backoff_base, cap=self.backoff_cap)
                 log.warning("%s: %s; retrying in %.1fs", self.resource.name, _describe(exc), delay)
                 if isinstance(exc, DatabaseError):
-                    connection.close()  # a broken connection is not reused
+                    _drop_broken_connection()  # a broken connection is not reused
                 try:
                     self.recorder.error("watch", f"{self.resource.name}: {_describe(exc)}")
                 except DatabaseError:
-                    connection.close()
+                    _drop_broken_connection()
                 if self._stop.wait(delay):
                     return
             except Exception as exc:
@@ -160,7 +174,7 @@ class ResourceWatcher:
                 failures += 1
                 delay = backoff_delay(failures, base=self.backoff_base, cap=self.backoff_cap)
                 log.exception("%s: handling failed; retrying in %.1fs", self.resource.name, delay)
-                connection.close()
+                _drop_broken_connection()
                 self.recorder.error("handler", f"{self.resource.name}: {_describe(exc)}")
                 if self._stop.wait(delay):
                     return
@@ -232,7 +246,7 @@ class ResourceWatcher:
 
     def _handle(self, kind: str, obj: dict[str, Any]) -> None:
         started = time.monotonic()
-        close_old_connections()
+        _drop_broken_connection(obsolete_only=True)
         outcomes = self.handle(self.resource.name, kind, obj)
         controller = self.recorder.name
         EVENTS.labels(controller, self.resource.name, kind).inc()

@@ -305,3 +305,23 @@ def test_seeds_are_imported_shoots_recorded_with_their_drift_and_unknown_shoots_
     run.until = lambda: False
     run.watcher.sync()
     assert AuditEvent.objects.filter(action="shoot.gardener-report").count() == reports
+
+
+def test_a_shoot_gone_from_the_garden_is_deprovisioned_where_an_account_serves_it(api) -> None:
+    """The release publishes ShootDeleted; providers' subscriber creates the deprovisioning job."""
+    from providers.choices import JobAction
+    from providers.models import ProvisioningJob
+    from tests.support.factories import demo_landscape
+
+    demo_landscape()  # an OpenStack shoot in eu-de-1, served by the demo's dry-run account
+    shoot = Shoot.objects.get(project="garden-demo", name="openstack-ds", state=ShootState.ACTIVE)
+    api.add(kubeapi.SHOOTS, garden_shoot(shoot, status=True))
+    run = Run(api)
+    rv = run.watcher.sync()
+    api.delete(kubeapi.SHOOTS, shoot.name, shoot.project)
+    api.remove_finalizers(kubeapi.SHOOTS, shoot.name, shoot.project)
+    run.run(lambda: ("DELETED", shoot.name) in run.handled, resource_version=rv)
+    shoot.refresh_from_db()
+    assert shoot.state == ShootState.DELETED
+    jobs = ProvisioningJob.objects.filter(shoot=shoot, action=JobAction.DEPROVISION)
+    assert jobs.count() == 1 and jobs.get().created_by == "garden-controller"
