@@ -115,7 +115,7 @@ class Run:
         return outcomes
 
     def run(
-        self, until: Callable[[], bool], *, resource_version: str | None = None, timeout: float = 40
+        self, until: Callable[[], bool], *, resource_version: str | None = None, timeout: float = 120
     ) -> None:
         self.until = until
         self.deadline = time.monotonic() + timeout
@@ -151,7 +151,7 @@ def test_a_burst_of_shoot_events_confirms_and_releases_every_range_exactly_once(
             api.remove_finalizers(kubeapi.SHOOTS, obj["metadata"]["name"], "garden-dev")
 
     producer = in_background(garden)
-    run.run(lambda: len(run.handled) == 2 * BURST, resource_version=rv)
+    run.run(lambda: len(run.handled) == 2 * BURST, resource_version=rv, timeout=400)
     producer.join()
     assert Counter(kind for kind, _ in run.handled) == {"ADDED": BURST, "MODIFIED": HALF, "DELETED": HALF}
     ids = [str(s.pk) for s in shoots]

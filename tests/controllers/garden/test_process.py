@@ -150,3 +150,10 @@ def test_the_portal_healthz_says_whether_the_controller_leads_and_when_it_synced
     assert Client().get("/healthz").json()["controllers"]["garden"]["leading"] is False
     recorder.leading(False)
     assert ControllerStatus.objects.get(name="garden").leading is False
+
+
+def test_a_missing_kubeconfig_is_a_clear_error(tmp_path) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="cannot load the garden's kubeconfig"):
+        call_command("ipam_garden_controller", "--kubeconfig", str(tmp_path / "absent"), "--health-port", "0")
