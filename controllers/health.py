@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from django.db import close_old_connections
+from django.db.models import F
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -60,6 +61,8 @@ class StatusRecorder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.holder = holder_name()
+        # the watchers of one process share the row: read-modify-write of its JSON one at a time
+        self._lock = threading.Lock()
 
     def _row(self) -> ControllerStatus:
         row, _ = ControllerStatus.objects.get_or_create(name=self.name)
@@ -87,21 +90,23 @@ class StatusRecorder:
         """Record progress: the resourceVersion handled for ``resource`` (and ``events`` more handled)."""
         now = timezone.now()
         LAST_SYNC.labels(self.name).set(time.time())
-        row = self._row()
-        versions = dict(row.resource_versions or {})
-        versions[resource] = resource_version
-        row.resource_versions = versions
-        row.last_sync_at = now
-        row.heartbeat_at = now
-        row.events_handled += events
-        row.save(update_fields=["resource_versions", "last_sync_at", "heartbeat_at", "events_handled"])
+        with self._lock:
+            row = self._row()
+            versions = dict(row.resource_versions or {})
+            versions[resource] = resource_version
+            ControllerStatus.objects.filter(pk=row.pk).update(
+                resource_versions=versions,
+                last_sync_at=now,
+                heartbeat_at=now,
+                events_handled=F("events_handled") + events,
+            )
 
     def error(self, kind: str, message: str) -> None:
         ERRORS.labels(self.name, kind).inc()
-        row = self._row()
-        row.errors += 1
-        row.last_error = f"{timezone.now().isoformat()} {kind}: {message}"[:2000]
-        row.save(update_fields=["errors", "last_error"])
+        with self._lock:
+            ControllerStatus.objects.filter(pk=self._row().pk).update(
+                errors=F("errors") + 1, last_error=f"{timezone.now().isoformat()} {kind}: {message}"[:2000]
+            )
 
 
 def portal_health() -> tuple[bool, Any]:

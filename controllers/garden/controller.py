@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from django.db import close_old_connections, connection
@@ -51,12 +52,14 @@ class GardenController:
         self.synced = threading.Event()  # set once the first sync of every resource is done
         self.loop_at = 0.0  # monotonic time the main loop last ran (liveness)
         self._watchers: list[ResourceWatcher] = []
+        self._syncing = False
 
     # -- probes -------------------------------------------------------------------------------
 
     def alive(self) -> bool:
-        import time
-
+        """The main loop ran recently, or a first sync is under way (its requests have timeouts)."""
+        if self._syncing:
+            return True
         return time.monotonic() - self.loop_at < max(30.0, 3 * self.elect_seconds)
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
@@ -74,8 +77,6 @@ class GardenController:
 
     def run(self) -> None:
         """Elect, lead, hand over; until :meth:`stop`."""
-        import time
-
         try:
             while not self.stopping.is_set():
                 self.loop_at = time.monotonic()
@@ -104,8 +105,6 @@ class GardenController:
         return not self.stopping.is_set() and self.leader.leading
 
     def _lead(self) -> None:
-        import time
-
         self.recorder.leading(True)
         versions = self.recorder.resource_versions()
         self._watchers = [
@@ -120,13 +119,18 @@ class GardenController:
             for resource in self.resources
         ]
         # First sync in order, in this thread (a shoot names its seed): resume or list.
-        for watcher in self._watchers:
-            if not self._leading():
-                return
-            saved = versions.get(watcher.resource.name)
-            watcher.resource_version = saved or None
-            if not saved:
-                watcher.resource_version = watcher.sync()
+        self._syncing = True
+        try:
+            for watcher in self._watchers:
+                if not self._leading():
+                    return
+                saved = versions.get(watcher.resource.name)
+                watcher.resource_version = saved or None
+                if not saved:
+                    watcher.resource_version = watcher.sync()
+        finally:
+            self._syncing = False
+        self.loop_at = time.monotonic()
         self.synced.set()
         threads = [
             threading.Thread(target=self._watch, args=(w,), name=f"watch-{w.resource.name}", daemon=True)
