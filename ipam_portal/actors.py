@@ -22,6 +22,7 @@ class Source(models.TextChoices):
     WORKER = "worker", "Worker"
     SYSTEM = "system", "System"
     ADMISSION = "admission", "Admission webhook"
+    CONTROLLER = "controller", "Kubernetes controller"
 
 
 @dataclass(frozen=True)

@@ -406,6 +406,12 @@ ADMISSION_HOLD_SECONDS = env_int("ADMISSION_HOLD_SECONDS", 3600)
 # Hold admitted ranges until seen (only where a garden controller confirms shoots); without
 # one the admission's allocation stands (DESIGN §9).
 ADMISSION_HOLD_UNTIL_SEEN = env_bool("ADMISSION_HOLD_UNTIL_SEEN", False)
+# Garden controller (controllers/, docs/controllers.md): the garden cluster's kubeconfig (empty:
+# in-cluster config in a pod, else ~/.kube/config); how long one watch request runs before it is
+# renewed; how often a standby tries to take the lead.
+GARDEN_KUBECONFIG = os.environ.get("GARDEN_KUBECONFIG", "")
+CONTROLLER_WATCH_SECONDS = env_int("CONTROLLER_WATCH_SECONDS", 300)
+CONTROLLER_ELECT_SECONDS = float(os.environ.get("CONTROLLER_ELECT_SECONDS", "5"))
 # Client certificates (verified by gunicorn against its --ca-certs) whose subject CN may call
 # the webhook; empty: only tokens with the admission scope.
 ADMISSION_CLIENT_CERT_NAMES = env_list("ADMISSION_CLIENT_CERT_NAMES", "")
