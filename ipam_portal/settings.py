@@ -115,6 +115,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% load ipam %}: readable numbers and wrapping IPv6 (the kernel is no app)
+            "libraries": {"ipam": "ipam_portal.templatetags.ipam"},
         },
     },
 ]

@@ -26,14 +26,13 @@ def pool_rows(pools: list[Pool]) -> list[dict[str, Any]]:
     def walk(parent: int | None, depth: int) -> None:
         for pool in by_parent.get(parent, []):
             util = selectors.pool_utilisation(pool)
-            width = float(util.allocated_fraction * 100)
             rows.append(
                 {
                     "pool": pool,
                     "util": util,
                     "depth": depth,
                     "indent": depth * 1.25,
-                    "bar": max(width, 0.5) if util.allocated else 0,
+                    "bar": util.bar_percent,
                 }
             )
             walk(pool.pk, depth + 1)

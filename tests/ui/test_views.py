@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from allocations import selectors, services
+from allocations.choices import LIVE_STATES
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
@@ -200,7 +202,8 @@ def test_pool_list_shows_tree_and_exact_utilisation(ui: dict[str, Client], root_
     # the child holds one /64 shoot block: 1/65536 of a /48, counted in /64s
     row = next(r for r in rows if r["pool"] == child)
     assert row["util"].allocated_percent == "0.001526 %"
-    assert b"65535 free /64 of 65536" in response.content
+    assert row["util"].free_text == "65\u202f535 × /64 free of 65\u202f536"
+    assert row["util"].free_text in response.content.decode()
 
 
 def test_pool_create(ui: dict[str, Client]) -> None:
@@ -267,12 +270,12 @@ def test_pool_detail_shows_map_free_blocks_and_form(ui: dict[str, Client], root_
     response = ui["admin"].get(url("ui:pool-detail", root_pool.pk))
     content = response.content.decode()
     assert response.status_code == 200
-    assert '<svg class="addrmap" role="img"' in content
+    assert '<svg class="addrmap" role="group"' in content
     for label in ("allocated", "child pool", "reserved (hold)", "quarantined", "free"):
         assert f"</span>{label}</li>" in content
     # the two /48 child pools lie in the first /40 cell: aggregated, the cell zooms in
     assert f'href="/pools/{root_pool.pk}/?at=2001:db8::/40#map"' in content
-    assert "2001:db8:2::/47" in content  # a free block
+    assert "2001:db8:2::/47" in content.replace("<wbr>", "")  # a free block (IPv6 wraps at colons)
     assert 'id="id_prefix_length"' in content and 'placeholder="48"' in content
 
 
@@ -282,7 +285,11 @@ def test_pool_map_zoom(ui: dict[str, Client], root_pool: Pool) -> None:
     content = response.content.decode()
     # zoomed in: /48 cells, the child pools' cells link to the pools
     assert response.context["map"].cell_length == 48
-    assert f'<a href="/pools/{child.pk}/" class="cell cell-pool" data-cidr="{child.cidr}">' in content
+    assert re.search(
+        rf'<a href="/pools/{child.pk}/" aria-label="[^"]*open the child pool" class="cell cell-pool" '
+        rf'data-cidr="{child.cidr}">',
+        content,
+    )
     bad = ui["auditor"].get(url("ui:pool-detail", root_pool.pk) + "?at=3fff::/40")
     assert "is not inside" in bad.content.decode() and bad.context["map"].view == root_pool.network
 
@@ -522,15 +529,26 @@ def test_search(ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot) -> No
     c = ui["auditor"]
     node = Node.objects.get(shoot=demo_shoot, name="node-a")
     search = lambda q: c.get(url("ui:search"), {"q": q})  # noqa: E731
-    # an address: the most specific allocation containing it
-    assert search("2001:db8::4000:0:0:5")["Location"] == url("ui:allocation-detail", node.pod_allocation.pk)
-    # a pool's own prefix, its name; a shoot by project/name and by name
-    assert search("2001:db8::/32")["Location"] == url("ui:pool-detail", root_pool.pk)
+    # an address: every allocation containing it, most specific first, and its node
+    found = search("2001:db8::4000:0:0:5")
+    assert found.status_code == 200
+    chain = [a.cidr for a in found.context["found"].allocations]
+    assert chain[0] == node.pod_allocation.cidr and chain == sorted(
+        chain, key=lambda c: -int(c.split("/")[1])
+    )
+    assert node in found.context["found"].nodes and demo_shoot in found.context["found"].shoots
+    assert found.context["found"].free_in is None
+    # a pool's own prefix is among the matches
+    assert root_pool in search("2001:db8::/32").context["found"].pools
+    # names that name one object still go there
     assert search("gua-2001-db8")["Location"] == url("ui:pool-detail", root_pool.pk)
     assert search("garden-demo/openstack-ds")["Location"] == url("ui:shoot-detail", demo_shoot.pk)
     assert search("openstack-ds")["Location"] == url("ui:shoot-detail", demo_shoot.pk)
-    # an address in a pool but in no allocation goes to the pool
-    assert search("2001:db8:ffff::1")["Location"] == url("ui:pool-detail", root_pool.pk)
+    # an address in a pool but in no allocation: free there, with a link that marks it on the map
+    free = search("2001:db8:ffff::1")
+    assert free.context["found"].free_in == root_pool
+    assert b"is free in pool" in free.content
+    assert f"/pools/{root_pool.pk}/?mark=2001%3Adb8%3Affff%3A%3A1/128#map".encode() in free.content
     # nothing: a page that says so, with candidates for partial names
     nothing = search("3fff::1")
     assert nothing.status_code == 200 and b"No pool or allocation contains" in nothing.content
@@ -538,6 +556,26 @@ def test_search(ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot) -> No
     assert partial.status_code == 200
     assert {s.name for s in partial.context["shoots"]} == {"openstack-ds", "aws-ds"}
     assert search("").status_code == 200
+
+
+def test_search_lists_every_shoot_holding_a_per_shoot_range(ui: dict[str, Client], demo: None) -> None:
+    # 10.0.0.0/16 is the pods range of every demo shoot in the per-shoot IPv4 pool
+    holders = {a.shoot for a in Allocation.objects.filter(cidr="10.0.0.0/16", state__in=LIVE_STATES)}
+    assert len(holders) >= 2
+    found = ui["auditor"].get(url("ui:search"), {"q": "10.0.5.5"}).context["found"]
+    assert {shoot for shoot, _ in found.per_shoot} == holders
+    assert all(a.cidr == "10.0.0.0/16" for _, ranges in found.per_shoot for a in ranges)
+    assert not found.allocations and found.free_in is None  # per-shoot space is never "free in" it
+    assert found.pools[0].name == "ipv4-pods"
+
+
+def test_pool_map_marks_the_searched_address(ui: dict[str, Client], root_pool: Pool) -> None:
+    content = ui["auditor"].get(url("ui:pool-detail", root_pool.pk), {"mark": "2001:db8:ffff::1"}).content
+    assert re.search(rb'data-cidr="2001:db8:ff00::/40" data-marked="1"', content)
+    assert content.count(b'data-marked="1"') == 1
+    # an address outside the view marks nothing (and is no error)
+    other = ui["auditor"].get(url("ui:pool-detail", root_pool.pk), {"mark": "3fff::1"})
+    assert other.status_code == 200 and b"data-marked" not in other.content
 
 
 def test_search_reads_project_name_like_the_commands(ui: dict[str, Client], demo_shoot: Shoot) -> None:
@@ -649,3 +687,37 @@ def test_pool_list_hides_the_shoots_own_pools_unless_asked(ui: dict[str, Client]
     assert "shoot-block" not in shown and "node-pods" not in shown
     every = ui["auditor"].get(url("ui:pool-list") + "?all=1").context["pool_rows"]
     assert {"shoot-block", "node-pods"} <= {r["pool"].purpose for r in every}
+
+
+def test_pool_map_free_cell_allocates_with_a_prefilled_form(ui: dict[str, Client], root_pool: Pool) -> None:
+    page = ui["admin"].get(url("ui:pool-detail", root_pool.pk)).content.decode()
+    free_link = f'href="/pools/{root_pool.pk}/?allocate=2001:db8:ff00::/40#allocate"'
+    assert free_link in page
+    # row and column labels, inside the SVG so they scale with it
+    assert '<text class="row-label"' in page and ">+f</text>" in page
+    form = ui["admin"].get(url("ui:pool-detail", root_pool.pk), {"allocate": "2001:db8:ff00::/40"})
+    assert form.context["form"]["cidr"].value() == "2001:db8:ff00::/40"
+    assert 'value="2001:db8:ff00::/40"' in form.content.decode()
+    # garbage is ignored, not echoed
+    assert ui["admin"].get(url("ui:pool-detail", root_pool.pk), {"allocate": "x<y"}).context["form"][
+        "cidr"
+    ].value() in (None, "")
+    # a reader who may not allocate gets no allocate links on free cells
+    assert "?allocate=" not in ui["auditor"].get(url("ui:pool-detail", root_pool.pk)).content.decode()
+
+
+def test_pool_map_colours_a_carved_allocation_as_the_child_pool(ui: dict[str, Client], demo: None) -> None:
+    provider = Pool.objects.get(name="aws-eu-central-1")
+    block = Pool.objects.get(parent=provider)  # the aws shoot's /56, carved as a pool
+    response = ui["auditor"].get(url("ui:pool-detail", provider.pk))
+    cell = next(c for c in response.context["map"].cells if c.cidr.overlaps(block.network))
+    assert set(cell.used) == {"pool"} and cell.pool_id == block.pk
+    kinds = dict((a.cidr, kind) for a, kind in response.context["allocation_rows"])
+    assert kinds[block.cidr] == "pool"  # the list below the map says the same
+
+
+def test_pool_map_small_use_stays_visible(ui: dict[str, Client], make_pool: Any) -> None:
+    pool = make_pool("3fff:300::/32", default_prefix_length=64)
+    services.pool_allocate(pool=pool, actor=SETUP, cidr="3fff:300::/64")  # 2**-24 of its /40 cell
+    svg = ui["auditor"].get(url("ui:pool-detail", pool.pk)).content.decode()
+    assert re.search(r'height="6\.00" class="k-allocated"', svg)
