@@ -469,8 +469,15 @@ def allocation_parents(allocation: Allocation) -> list[Allocation]:
 
     Its chain of parents: e.g. a node's pod /112 ← the shoot's pods /66 ← the shoot
     block /64 ← the provider pool's /48. Exact-key probes (see :func:`containing_keys`).
+    Containment counts within the allocation's scope only: global allocations are
+    everyone's parents, but in a per-shoot pool another shoot's equal range is no
+    parent of this shoot's.
     """
-    return list(allocations_containing(allocation.network).exclude(pk=allocation.pk))
+    return list(
+        allocations_containing(allocation.network)
+        .filter(scope__in={"", allocation.scope})
+        .exclude(pk=allocation.pk)
+    )
 
 
 SEARCH_LIMIT = 200

@@ -721,3 +721,17 @@ def test_pool_map_small_use_stays_visible(ui: dict[str, Client], make_pool: Any)
     services.pool_allocate(pool=pool, actor=SETUP, cidr="3fff:300::/64")  # 2**-24 of its /40 cell
     svg = ui["auditor"].get(url("ui:pool-detail", pool.pk)).content.decode()
     assert re.search(r'height="6\.00" class="k-allocated"', svg)
+
+
+def test_allocation_parents_stay_in_their_scope(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    mine = Allocation.objects.get(cidr="10.0.0.0/16", shoot=demo_shoot, state__in=LIVE_STATES)
+    others = Allocation.objects.filter(cidr="10.0.0.0/16", state__in=LIVE_STATES).exclude(pk=mine.pk)
+    assert others.exists()  # the other demo shoots hold the same range in the per-shoot pool
+    response = ui["auditor"].get(url("ui:allocation-detail", mine.pk))
+    assert response.context["parents"] == []
+    assert [p.name for p in response.context["pools"]] == ["ipv4-pods"]
+    # a global chain is untouched: the node's pod range has its shoot's ranges and blocks as parents
+    node = Node.objects.get(shoot=demo_shoot, name="node-a")
+    parents = ui["auditor"].get(url("ui:allocation-detail", node.pod_allocation.pk)).context["parents"]
+    assert parents and all(p.scope == "" for p in parents)
+    assert [p.prefix_length for p in parents] == sorted((p.prefix_length for p in parents), reverse=True)
