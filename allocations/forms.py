@@ -12,13 +12,21 @@ from typing import Any, cast
 
 from django import forms
 
-from . import layouts
+from . import layouts, names, selectors
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
 from .pool_rules import PoolRules
 
 FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
+
+
+def _domain_check(check: Any, value: str, field: str) -> str:
+    """Run a domain rule (``check(value, field)``) and turn its :class:`IpamError` into a field error."""
+    try:
+        return cast(str, check(value, field))
+    except IpamError as exc:
+        raise forms.ValidationError(exc.message) from None
 
 
 def add_service_error(form: forms.Form, exc: IpamError) -> None:
@@ -147,7 +155,7 @@ class ShootCreateForm(forms.Form):
     name = forms.CharField(max_length=63)
     seed = forms.ModelChoiceField(queryset=Seed.objects.order_by("name"))
     provider = forms.ChoiceField(choices=Provider.choices)
-    region = forms.CharField(max_length=64)
+    region = forms.ChoiceField(help_text="The regions that have a pool for shoots")
     ip_families = forms.ChoiceField(choices=FAMILY_CHOICES, label="IP families")
     layout = forms.ChoiceField(required=False, help_text="Empty: the provider's default layout")
     zones = forms.IntegerField(min_value=1, max_value=layouts.AWS_MAX_ZONES, initial=1)
@@ -156,6 +164,28 @@ class ShootCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         names = sorted(layouts.LAYOUTS)
         cast(forms.ChoiceField, self.fields["layout"]).choices = [("", "default"), *((n, n) for n in names)]
+        regions = selectors.shoot_regions()
+        cast(forms.ChoiceField, self.fields["region"]).choices = [
+            ("", "—"),
+            *((region, f"{region} ({', '.join(providers)})") for region, providers in regions.items()),
+        ]
+
+    # The rules the service applies before it touches the database, checked here too so
+    # that every wrong field is reported at once (same functions, same words).
+    def clean_project(self) -> str:
+        return _domain_check(names.check_name, self.cleaned_data["project"], "project")
+
+    def clean_name(self) -> str:
+        return _domain_check(names.check_name, self.cleaned_data["name"], "name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        provider, layout = data.get("provider"), data.get("layout")
+        if provider and layout:
+            chosen = layouts.get_layout(layout)
+            if chosen.provider != provider:
+                self.add_error("layout", f"layout {chosen.name} is for {chosen.provider}, not {provider}")
+        return data
 
     def service_kwargs(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)

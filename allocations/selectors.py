@@ -15,7 +15,7 @@ from django.db.models import Count, Q, QuerySet
 from ipam_portal import numbers
 
 from . import freespace, prefixes
-from .choices import LIVE_STATES, AllocationState, OwnerType
+from .choices import LIVE_STATES, AllocationState, OwnerType, Purpose
 from .errors import PrefixLengthNotAllowed
 
 # Re-exported: the Gardener export has a module of its own; callers read it here.
@@ -550,6 +550,21 @@ def address_search(net: prefixes.IPNetwork) -> AddressSearch:
         free_in=free_in,
         truncated=truncated,
     )
+
+
+def shoot_regions() -> dict[str, list[str]]:
+    """Region → providers, for the regions that have a live pool for shoots (the form's choices)."""
+    regions: dict[str, list[str]] = {}
+    rows = (
+        Pool.objects.filter(retired_at__isnull=True, purpose=Purpose.SHOOTS)
+        .exclude(region="")
+        .values_list("region", "provider")
+        .distinct()
+        .order_by("region", "provider")
+    )
+    for region, provider in rows:
+        regions.setdefault(region, []).append(provider)
+    return regions
 
 
 def quarantine_ending(limit: int = 10) -> QuerySet[Allocation]:

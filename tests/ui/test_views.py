@@ -467,7 +467,7 @@ def test_shoot_create_and_page(ui: dict[str, Client]) -> None:
         ({"name": "Bad_Name"}, "name", ""),
         ({"project": "other"}, "project", "member"),
         ({"zones": "0"}, "zones", "greater than"),
-        ({"region": "nowhere"}, "region", "no IPv6 shoots pool"),
+        ({"region": "nowhere"}, "region", "valid choice"),
     ],
 )
 def test_shoot_create_errors_on_field(
@@ -479,6 +479,36 @@ def test_shoot_create_errors_on_field(
     form = response.context["form"]
     errors = form.non_field_errors() if field is None else form.errors.get(field, [])
     assert errors and text in errors[0], form.errors
+
+
+def test_shoot_create_reports_every_error_at_once(ui: dict[str, Client]) -> None:
+    data = shoot_data(project="other", name="Bad_Name", layout="aws", zones="0")
+    with nothing_written():
+        response = ui["op-in"].post(url("ui:shoot-create"), data)
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert set(form.errors) == {"project", "name", "layout", "zones"}, form.errors
+    assert 'value="Bad_Name"' in response.content.decode()  # the input is kept
+
+
+def test_shoot_form_offers_the_regions_of_shoot_pools(ui: dict[str, Client]) -> None:
+    form = ui["op-in"].get(url("ui:shoot-create")).context["form"]
+    regions = {value for value, _ in form.fields["region"].choices if value}
+    expected = set(
+        Pool.objects.filter(purpose="shoots", retired_at__isnull=True)
+        .exclude(region="")
+        .values_list("region", flat=True)
+    )
+    assert regions == expected and "eu-de-1" in regions
+
+
+def test_confirmation_checkbox_sits_next_to_its_label(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    content = ui["op-in"].get(url("ui:shoot-release", demo_shoot.pk)).content.decode()
+    assert re.search(
+        r'<span class="check-row"><input type="checkbox" name="confirm"[^>]*> <label for="id_confirm">',
+        content,
+    )
+    assert "10.0.0.0/16" in content  # the consequences: every range it releases, listed
 
 
 def test_shoot_release(ui: dict[str, Client], demo_shoot: Shoot) -> None:
@@ -502,8 +532,15 @@ def test_shoot_nodes_and_routes(ui: dict[str, Client], demo_shoot: Shoot) -> Non
     bad = ui["op-in"].post(
         url("ui:node-register", demo_shoot.pk), {"name": "node-d", "ipv6_address": "3fff::1"}
     )
-    assert bad.status_code == 302
-    assert any("not inside the node range" in m for m in messages_of(bad))
+    # the error on its field, the input kept, nothing in a banner
+    assert bad.status_code == 400
+    form = bad.context["node_form"]
+    assert "not inside the node range" in form.errors["ipv6_address"][0]
+    content = bad.content.decode()
+    assert 'value="node-d"' in content and 'value="3fff::1"' in content
+    assert 'id="id_ipv6_address_errors"' in content
+    assert not any("not inside" in m for m in messages_of(bad))  # no banner
+    assert not Node.objects.filter(shoot=demo_shoot, name="node-d").exists()
 
 
 def test_shoot_list_filters(ui: dict[str, Client]) -> None:
