@@ -772,3 +772,40 @@ def test_allocation_parents_stay_in_their_scope(ui: dict[str, Client], demo_shoo
     parents = ui["auditor"].get(url("ui:allocation-detail", node.pod_allocation.pk)).context["parents"]
     assert parents and all(p.scope == "" for p in parents)
     assert [p.prefix_length for p in parents] == sorted((p.prefix_length for p in parents), reverse=True)
+
+
+def test_audit_log_in_human_words(ui: dict[str, Client], root_pool: Pool) -> None:
+    allocation = services.pool_allocate(pool=root_pool, actor=SETUP, prefix_length=48)
+    content = (
+        ui["auditor"].get(url("audit:event-list"), {"object_type": "allocations.allocation"}).content.decode()
+    )
+    # the object by its name, linked to its page; the action in words
+    assert f'<a href="{url("ui:allocation-detail", allocation.pk)}">{allocation.cidr} (' in content
+    assert ">allocated</td>" in content and "allocations.allocation #" not in content
+    event = AuditEvent.objects.filter(
+        object_type="allocations.allocation", object_id=str(allocation.pk)
+    ).first()
+    detail = ui["auditor"].get(url("audit:event-detail", event.pk)).content.decode()
+    assert "<h1>Allocated: " in detail and "[" not in detail.split("<tbody>")[1].split("</tbody>")[0]
+    dashboard = ui["auditor"].get(url("ui:dashboard")).content.decode()
+    assert (
+        f'datetime="{event.created_at:%Y-%m-%d}' in dashboard
+        and f">{event.created_at:%Y-%m-%d %H:%M}</time>" in dashboard
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("zz::/64", "'zz::' is not an IPv4 or IPv6 address"),
+        ("10.0.0.0/33", "an IPv4 prefix length is 0 to 32"),
+        ("2001:db8::/129", "an IPv6 prefix length is 0 to 128"),
+    ],
+)
+def test_garbage_cidr_is_explained_in_plain_words(
+    ui: dict[str, Client], root_pool: Pool, text: str, reason: str
+) -> None:
+    response = ui["admin"].post(url("ui:pool-allocate", root_pool.pk), {"cidr": text})
+    assert response.status_code == 400
+    error = response.context["form"].errors["cidr"][0]
+    assert reason in error and "does not appear" not in error
