@@ -373,4 +373,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" a console handler of its own; it propagates to
+    # the root's as well, so every line was printed twice. One handler: the root's.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

@@ -809,3 +809,17 @@ def test_garbage_cidr_is_explained_in_plain_words(
     assert response.status_code == 400
     error = response.context["form"].errors["cidr"][0]
     assert reason in error and "does not appear" not in error
+
+
+def test_favicon_is_answered(ui: dict[str, Client]) -> None:
+    response = ui["anonymous"].get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("ipam/favicon.svg")
+    assert b'rel="icon"' in ui["auditor"].get(url("ui:dashboard")).content
+
+
+def test_log_lines_have_one_handler() -> None:
+    import logging
+
+    # Django's own "django" handler printed every line a second time beside the root's.
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate and logging.getLogger().handlers
