@@ -14,6 +14,7 @@ urlpatterns = [
     path("pools/<int:pk>/", pools.pool_detail, name="pool-detail"),
     path("pools/<int:pk>/allocate/", pools.pool_allocate, name="pool-allocate"),
     path("pools/<int:pk>/history/", pools.pool_history, name="pool-history"),
+    path("allocations/", pools.allocation_list, name="allocation-list"),
     path("allocations/<int:pk>/", pools.allocation_detail, name="allocation-detail"),
     path("allocations/<int:pk>/release/", pools.allocation_release, name="allocation-release"),
     path("allocations/<int:pk>/history/", pools.allocation_history, name="allocation-history"),

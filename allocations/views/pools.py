@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import django_filters
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -28,12 +29,13 @@ from ipam_portal.ui import (
 )
 
 from .. import prefixes, selectors, services
+from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
 from ..forms import AllocateForm, PoolCreateForm, ReleaseForm, add_service_error
 from ..models import Allocation, Node, Pool
 from . import address_map
-from .common import events_of, history_page, pool_rows
+from .common import events_of, filtered, history_page, pool_rows
 
 CHILDREN_SHOWN = 50
 
@@ -210,6 +212,40 @@ def pool_history(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 # --- allocations ---------------------------------------------------------------------
+
+
+class AllocationListFilterSet(AllocationFilterSet):
+    """The API's allocation filters, the pool picked by its name."""
+
+    pool = django_filters.ModelChoiceFilter(
+        queryset=Pool.objects.filter(retired_at__isnull=True).order_by("family", "first", "prefix_length"),
+        label="Pool",
+    )
+
+
+@reader
+def allocation_list(request: HttpRequest) -> HttpResponse:
+    """Every allocation, filtered like the API's ``/allocations/`` (pool by name), paginated."""
+    filterset = AllocationListFilterSet(
+        request.GET or None,
+        queryset=Allocation.objects.select_related("pool", "shoot").order_by(
+            "family", "first", "prefix_length", "id"
+        ),
+    )
+    qs = filtered(filterset, default=filterset.queryset.filter(state__in=LIVE_STATES))
+    query = request.GET.copy()
+    query.pop("page", None)
+    page_obj = paginate(request, qs)
+    return page(
+        request,
+        "ipam/allocation_list.html",
+        {
+            "filter": filterset,
+            "page_obj": page_obj,
+            "rows": selectors.allocation_kinds(list(page_obj)),
+            "query": query.urlencode(),
+        },
+    )
 
 
 @reader

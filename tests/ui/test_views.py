@@ -823,3 +823,23 @@ def test_log_lines_have_one_handler() -> None:
     # Django's own "django" handler printed every line a second time beside the root's.
     assert logging.getLogger("django").handlers == []
     assert logging.getLogger("django").propagate and logging.getLogger().handlers
+
+
+def test_allocation_list_with_the_api_filters(
+    ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot
+) -> None:
+    c = ui["auditor"]
+    rows = lambda **q: [a for a, _ in c.get(url("ui:allocation-list"), q).context["rows"]]  # noqa: E731
+    everything = rows()
+    assert everything and all(a.state in LIVE_STATES for a in everything)
+    in_root = rows(pool=root_pool.pk)
+    assert {a.cidr for a in in_root} == {"2001:db8::/48", "2001:db8:1::/48"}
+    assert all(a.shoot == demo_shoot for a in rows(shoot=f"{demo_shoot.project}/{demo_shoot.name}"))
+    assert [a.cidr for a in rows(contains="2001:db8::4000:0:0:5", family="6")][0].endswith("/112")
+    bad = c.get(url("ui:allocation-list"), {"contains": "garbage"})
+    assert bad.status_code == 200 and not bad.context["rows"] and bad.context["filter"].errors
+    # the pool is picked by its name
+    assert (
+        f'<option value="{root_pool.pk}">{root_pool.name}'
+        in c.get(url("ui:allocation-list")).content.decode()
+    )
