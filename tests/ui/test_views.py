@@ -835,7 +835,7 @@ def test_allocation_list_with_the_api_filters(
     in_root = rows(pool=root_pool.pk)
     assert {a.cidr for a in in_root} == {"2001:db8::/48", "2001:db8:1::/48"}
     assert all(a.shoot == demo_shoot for a in rows(shoot=f"{demo_shoot.project}/{demo_shoot.name}"))
-    assert [a.cidr for a in rows(contains="2001:db8::4000:0:0:5", family="6")][0].endswith("/112")
+    assert next(a.cidr for a in rows(contains="2001:db8::4000:0:0:5", family="6")).endswith("/112")
     bad = c.get(url("ui:allocation-list"), {"contains": "garbage"})
     assert bad.status_code == 200 and not bad.context["rows"] and bad.context["filter"].errors
     # the pool is picked by its name
