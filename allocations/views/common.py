@@ -69,9 +69,7 @@ def filtered(filterset: django_filters.FilterSet, default: QuerySet[Any]) -> Que
     try:
         qs = filterset.qs
     except ValidationError as exc:
-        detail: dict[str | None, Any] = (
-            dict(exc.detail) if isinstance(exc.detail, dict) else {None: exc.detail}
-        )
+        detail: dict[str, Any] = dict(exc.detail) if isinstance(exc.detail, dict) else {"": exc.detail}
         for field, errors in detail.items():
             for error in errors if isinstance(errors, list) else [errors]:
                 filterset.form.add_error(field if field in filterset.form.fields else None, str(error))
