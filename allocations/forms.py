@@ -16,7 +16,7 @@ from . import layouts, names, selectors
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
-from .pool_rules import PoolRules
+from .pool_rules import UPDATABLE, PoolRules
 
 FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
 
@@ -90,6 +90,27 @@ class PoolCreateForm(forms.Form):
         data["delegated_projects"] = comma_list(data["delegated_projects"])
         rules, rest = PoolRules.split({k: v for k, v in data.items() if v is not None})
         return {**rest, "rules": rules}
+
+
+class PoolEditForm(PoolCreateForm):
+    """Input of :func:`allocations.services.pool_update`: the rules that may change (not name or prefix)."""
+
+    FIXED = ("name", "cidr", "parent", "prefix_length", "uniqueness")
+
+    def __init__(self, *args: Any, pool: Pool, **kwargs: Any) -> None:
+        kwargs["initial"] = {
+            **{name: getattr(pool, name) for name in PoolRules.of(pool).updatable()},
+            "delegated_projects": ", ".join(pool.delegated_projects or []),
+        }
+        super().__init__(*args, **kwargs)
+        for name in self.FIXED:
+            del self.fields[name]
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The ``pool_update`` keywords: every rule of the form (an emptied length clears it)."""
+        data = dict(self.cleaned_data)
+        data["delegated_projects"] = comma_list(data["delegated_projects"])
+        return {k: v for k, v in data.items() if k in UPDATABLE}
 
 
 class AllocateForm(forms.Form):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("pools/", pools.pool_list, name="pool-list"),
     path("pools/new/", pools.pool_create, name="pool-create"),
     path("pools/<int:pk>/", pools.pool_detail, name="pool-detail"),
+    path("pools/<int:pk>/edit/", pools.pool_edit, name="pool-edit"),
     path("pools/<int:pk>/allocate/", pools.pool_allocate, name="pool-allocate"),
     path("pools/<int:pk>/history/", pools.pool_history, name="pool-history"),
     path("allocations/", pools.allocation_list, name="allocation-list"),

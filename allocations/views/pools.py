@@ -32,7 +32,7 @@ from .. import prefixes, selectors, services
 from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
-from ..forms import AllocateForm, PoolCreateForm, ReleaseForm, add_service_error
+from ..forms import AllocateForm, PoolCreateForm, PoolEditForm, ReleaseForm, add_service_error
 from ..models import Allocation, Node, Pool
 from . import address_map
 from .common import events_of, filtered, history_page, pool_rows
@@ -77,6 +77,26 @@ def pool_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Pool {pool.name} ({pool.cidr}) created.")
             return redirect("ui:pool-detail", pk=pool.pk)
     return page(request, "ipam/pool_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a pool's rules (admins; ``pool_update``): name, prefix and uniqueness stay."""
+    require_admin(request)
+    pool = get_object_or_404(Pool, pk=pk, retired_at__isnull=True)
+    form = PoolEditForm(request.POST if request.method == "POST" else None, pool=pool)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.pool_update(pool=pool, actor=ui_actor(request), **form.service_kwargs())
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Pool {pool.name} changed.")
+            return redirect("ui:pool-detail", pk=pool.pk)
+    return page(
+        request, "ipam/pool_form.html", {"form": form, "pool": pool}, status=400 if form.errors else 200
+    )
 
 
 def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:

@@ -843,3 +843,33 @@ def test_allocation_list_with_the_api_filters(
         f'<option value="{root_pool.pk}">{root_pool.name}'
         in c.get(url("ui:allocation-list")).content.decode()
     )
+
+
+def test_pool_edit(ui: dict[str, Client], root_pool: Pool) -> None:
+    edit = url("ui:pool-edit", root_pool.pk)
+    form = ui["admin"].get(edit).context["form"]
+    assert (
+        form["default_prefix_length"].value() == 48
+        and "name" not in form.fields
+        and "cidr" not in form.fields
+    )
+    data = {name: form[name].value() or "" for name in form.fields}
+    # a refused rule: the error on its field, the input kept, nothing written
+    with nothing_written():
+        bad = ui["admin"].post(edit, {**data, "min_prefix_length": "60", "max_prefix_length": "50"})
+    assert bad.status_code == 400 and bad.context["form"].errors
+    assert 'value="60"' in bad.content.decode()
+    ok = ui["admin"].post(
+        edit, {**data, "default_prefix_length": "56", "delegated_projects": "garden-demo, other"}
+    )
+    assert ok.status_code == 302 and ok["Location"] == url("ui:pool-detail", root_pool.pk)
+    root_pool.refresh_from_db()
+    assert root_pool.default_prefix_length == 56 and root_pool.delegated_projects == ["garden-demo", "other"]
+    event = AuditEvent.objects.filter(action="pool.update", object_id=str(root_pool.pk)).get()
+    assert event.actor == "admin" and event.source == "ui"
+    # nothing offered to, and nothing accepted from, anyone else
+    assert b"Edit pool" not in ui["auditor"].get(url("ui:pool-detail", root_pool.pk)).content
+    assert b"Edit pool" in ui["admin"].get(url("ui:pool-detail", root_pool.pk)).content
+    for role in ("auditor", "op-in"):
+        assert ui[role].get(edit).status_code == 403
+        assert ui[role].post(edit, data).status_code == 403
