@@ -143,6 +143,17 @@ class AllocateForm(forms.Form):
         return {k: v for k, v in data.items() if v is not None}
 
 
+class RelabelForm(forms.Form):
+    """Input of :func:`allocations.services.allocation_relabel`."""
+
+    label = forms.CharField(required=False, max_length=100)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, allocation: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"label": allocation.label, "description": allocation.description})
+        super().__init__(*args, **kwargs)
+
+
 class ReleaseForm(forms.Form):
     """Confirmation of a release; admins may choose the quarantine (others get the service's default)."""
 

@@ -17,6 +17,7 @@ urlpatterns = [
     path("pools/<int:pk>/history/", pools.pool_history, name="pool-history"),
     path("allocations/", pools.allocation_list, name="allocation-list"),
     path("allocations/<int:pk>/", pools.allocation_detail, name="allocation-detail"),
+    path("allocations/<int:pk>/label/", pools.allocation_relabel, name="allocation-relabel"),
     path("allocations/<int:pk>/release/", pools.allocation_release, name="allocation-release"),
     path("allocations/<int:pk>/history/", pools.allocation_history, name="allocation-history"),
     path("shoots/", shoots.shoot_list, name="shoot-list"),

@@ -32,7 +32,7 @@ from .. import prefixes, selectors, services
 from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
-from ..forms import AllocateForm, PoolCreateForm, PoolEditForm, ReleaseForm, add_service_error
+from ..forms import AllocateForm, PoolCreateForm, PoolEditForm, RelabelForm, ReleaseForm, add_service_error
 from ..models import Allocation, Node, Pool
 from . import address_map
 from .common import events_of, filtered, history_page, pool_rows
@@ -268,26 +268,47 @@ def allocation_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _allocation_context(
+    request: HttpRequest, allocation: Allocation, label_form: RelabelForm | None = None
+) -> dict[str, Any]:
+    may_write = roles.may_write_project(request.user, allocation.project)
+    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and may_write
+    may_relabel = allocation.is_live and may_write
+    return {
+        "allocation": allocation,
+        "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
+        "pools": selectors.pools_containing(allocation.network),
+        "child_pool": Pool.objects.filter(parent_allocation=allocation).first(),
+        "node": Node.objects.filter(pod_allocation=allocation).first(),
+        "may_release": may_release,
+        "label_form": label_form or (RelabelForm(allocation=allocation) if may_relabel else None),
+    }
+
+
 @reader
 def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One allocation with its chain of parents (the containing allocations and pools)."""
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
-    child_pool = Pool.objects.filter(parent_allocation=allocation).first()
-    node = Node.objects.filter(pod_allocation=allocation).first()
-    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and roles.may_write_project(
-        request.user, allocation.project
-    )
+    return page(request, "ipam/allocation_detail.html", _allocation_context(request, allocation))
+
+
+@reader
+@require_http_methods(["POST"])
+def allocation_relabel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change an allocation's label and description (``allocation_relabel``); errors on their field."""
+    allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
+    require_project_write(request, allocation.project)
+    form = RelabelForm(request.POST, allocation=allocation)
+    if form.is_valid():
+        try:
+            services.allocation_relabel(allocation=allocation, actor=ui_actor(request), **form.cleaned_data)
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Label of {allocation.cidr} saved.")
+            return redirect("ui:allocation-detail", pk=allocation.pk)
     return page(
-        request,
-        "ipam/allocation_detail.html",
-        {
-            "allocation": allocation,
-            "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
-            "pools": selectors.pools_containing(allocation.network),
-            "child_pool": child_pool,
-            "node": node,
-            "may_release": may_release,
-        },
+        request, "ipam/allocation_detail.html", _allocation_context(request, allocation, form), status=400
     )
 
 

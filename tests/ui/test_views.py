@@ -873,3 +873,23 @@ def test_pool_edit(ui: dict[str, Client], root_pool: Pool) -> None:
     for role in ("auditor", "op-in"):
         assert ui[role].get(edit).status_code == 403
         assert ui[role].post(edit, data).status_code == 403
+
+
+def test_allocation_relabel(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    allocation = Allocation.objects.filter(shoot=demo_shoot, state="active", family=6).first()
+    relabel = url("ui:allocation-relabel", allocation.pk)
+    with nothing_written():
+        bad = ui["op-in"].post(relabel, {"label": "x" * 101, "description": "kept"})
+    assert bad.status_code == 400 and bad.context["label_form"].errors["label"]
+    assert "kept</textarea>" in bad.content.decode()
+    ok = ui["op-in"].post(relabel, {"label": "uplink", "description": "to the router"})
+    assert ok.status_code == 302
+    allocation.refresh_from_db()
+    assert (allocation.label, allocation.description) == ("uplink", "to the router")
+    event = AuditEvent.objects.get(action="allocation.update", object_id=str(allocation.pk))
+    assert event.before["label"] != "uplink" and event.after["label"] == "uplink" and event.source == "ui"
+    # nothing offered to, and nothing accepted from, those who may not change the project
+    for role in ("auditor", "op-out"):
+        assert b"Save label" not in ui[role].get(url("ui:allocation-detail", allocation.pk)).content
+        assert ui[role].post(relabel, {"label": "forged"}).status_code == 403
+    assert b"Save label" in ui["op-in"].get(url("ui:allocation-detail", allocation.pk)).content
