@@ -52,7 +52,7 @@ run-webhook: venv
 ## CELERY_BROKER_URL (without one, `make run` runs jobs in-process and needs no worker).
 BROKER ?= redis://127.0.0.1:6379/0
 run-worker: venv
-	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(BROKER)} DEBUG=$${DEBUG:-1} $(PY) -m celery -A ipam_portal worker --beat --loglevel=INFO
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(BROKER)} DEBUG=$${DEBUG:-1} sh -c "mkdir -p artifacts && exec $(PY) -m celery -A ipam_portal worker --beat --schedule=artifacts/celerybeat-schedule --loglevel=INFO"
 
 ## Run the whole suite (SQLite by default; set DATABASE_URL for PostgreSQL): lint, types, import
 ## contracts, Django checks, then every test.

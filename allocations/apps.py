@@ -9,7 +9,8 @@ class AllocationsConfig(AppConfig):
     def ready(self) -> None:
         # Here, not at the top: they need the loaded apps. The kernel and the audit app
         # know no domain; these tell them about pools and shoots.
-        from . import history, metrics
+        from . import history, metrics, ui_words
 
         metrics.install()
         history.install()
+        ui_words.install()

@@ -12,13 +12,21 @@ from typing import Any, cast
 
 from django import forms
 
-from . import layouts
+from . import layouts, names, selectors
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
-from .pool_rules import PoolRules
+from .pool_rules import UPDATABLE, PoolRules
 
 FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
+
+
+def _domain_check(check: Any, value: str, field: str) -> str:
+    """Run a domain rule (``check(value, field)``) and turn its :class:`IpamError` into a field error."""
+    try:
+        return cast(str, check(value, field))
+    except IpamError as exc:
+        raise forms.ValidationError(exc.message) from None
 
 
 def add_service_error(form: forms.Form, exc: IpamError) -> None:
@@ -84,6 +92,27 @@ class PoolCreateForm(forms.Form):
         return {**rest, "rules": rules}
 
 
+class PoolEditForm(PoolCreateForm):
+    """Input of :func:`allocations.services.pool_update`: the rules that may change (not name or prefix)."""
+
+    FIXED = ("name", "cidr", "parent", "prefix_length", "uniqueness")
+
+    def __init__(self, *args: Any, pool: Pool, **kwargs: Any) -> None:
+        kwargs["initial"] = {
+            **{name: getattr(pool, name) for name in PoolRules.of(pool).updatable()},
+            "delegated_projects": ", ".join(pool.delegated_projects or []),
+        }
+        super().__init__(*args, **kwargs)
+        for name in self.FIXED:
+            del self.fields[name]
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """The ``pool_update`` keywords: every rule of the form (an emptied length clears it)."""
+        data = dict(self.cleaned_data)
+        data["delegated_projects"] = comma_list(data["delegated_projects"])
+        return {k: v for k, v in data.items() if k in UPDATABLE}
+
+
 class AllocateForm(forms.Form):
     """Input of :func:`allocations.services.pool_allocate`: next free /N, or a given CIDR."""
 
@@ -112,6 +141,17 @@ class AllocateForm(forms.Form):
         else:
             del data["cidr"]
         return {k: v for k, v in data.items() if v is not None}
+
+
+class RelabelForm(forms.Form):
+    """Input of :func:`allocations.services.allocation_relabel`."""
+
+    label = forms.CharField(required=False, max_length=100)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, allocation: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"label": allocation.label, "description": allocation.description})
+        super().__init__(*args, **kwargs)
 
 
 class ReleaseForm(forms.Form):
@@ -147,7 +187,7 @@ class ShootCreateForm(forms.Form):
     name = forms.CharField(max_length=63)
     seed = forms.ModelChoiceField(queryset=Seed.objects.order_by("name"))
     provider = forms.ChoiceField(choices=Provider.choices)
-    region = forms.CharField(max_length=64)
+    region = forms.ChoiceField(help_text="The regions that have a pool for shoots")
     ip_families = forms.ChoiceField(choices=FAMILY_CHOICES, label="IP families")
     layout = forms.ChoiceField(required=False, help_text="Empty: the provider's default layout")
     zones = forms.IntegerField(min_value=1, max_value=layouts.AWS_MAX_ZONES, initial=1)
@@ -156,6 +196,28 @@ class ShootCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         names = sorted(layouts.LAYOUTS)
         cast(forms.ChoiceField, self.fields["layout"]).choices = [("", "default"), *((n, n) for n in names)]
+        regions = selectors.shoot_regions()
+        cast(forms.ChoiceField, self.fields["region"]).choices = [
+            ("", "—"),
+            *((region, f"{region} ({', '.join(providers)})") for region, providers in regions.items()),
+        ]
+
+    # The rules the service applies before it touches the database, checked here too so
+    # that every wrong field is reported at once (same functions, same words).
+    def clean_project(self) -> str:
+        return _domain_check(names.check_name, self.cleaned_data["project"], "project")
+
+    def clean_name(self) -> str:
+        return _domain_check(names.check_name, self.cleaned_data["name"], "name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        provider, layout = data.get("provider"), data.get("layout")
+        if provider and layout:
+            chosen = layouts.get_layout(layout)
+            if chosen.provider != provider:
+                self.add_error("layout", f"layout {chosen.name} is for {chosen.provider}, not {provider}")
+        return data
 
     def service_kwargs(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)

@@ -62,9 +62,20 @@ def parse_prefix(value: object, *, field: str = "cidr", family: int | None = Non
     if not length.isdigit():
         raise InvalidPrefix(f"{text!r}: the prefix length must be a number", field=field)
     try:
+        address = ipaddress.ip_address(addr)
+    except ValueError:
+        raise InvalidPrefix(
+            f"{text!r} is not an IP prefix: {addr!r} is not an IPv4 or IPv6 address", field=field
+        ) from None
+    if int(length) > address.max_prefixlen:
+        raise InvalidPrefix(
+            f"{text!r} is not an IP prefix: an IPv{address.version} prefix length is 0 to {address.max_prefixlen}",
+            field=field,
+        )
+    try:
         net = ipaddress.ip_network(text, strict=False)
-    except ValueError as exc:
-        raise InvalidPrefix(f"{text!r} is not an IP prefix: {exc}", field=field) from None
+    except ValueError:
+        raise InvalidPrefix(f"{text!r} is not an IP prefix (address/length)", field=field) from None
     if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
         raise InvalidPrefix(f"{text!r}: IPv4-mapped IPv6 prefixes are not allowed", field=field)
     if ipaddress.ip_address(addr) != net.network_address:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
+from ipam_portal import numbers
+
 from . import freespace, prefixes
-from .choices import LIVE_STATES, AllocationState, OwnerType
+from .choices import LIVE_STATES, AllocationState, OwnerType, Purpose
 from .errors import PrefixLengthNotAllowed
 
 # Re-exported: the Gardener export has a module of its own; callers read it here.
@@ -62,10 +65,39 @@ class Utilisation:
     total_units: int
     allocations_by_length: dict[int, int] = field(default_factory=dict)
     free_blocks_by_length: dict[int, int] = field(default_factory=dict)
+    family: int = 6
+    quarantined_by_length: dict[int, int] = field(default_factory=dict)
 
     @property
     def allocated_percent(self) -> str:
         return percent(self.allocated_fraction)
+
+    @property
+    def bar_percent(self) -> float:
+        """Width of the utilisation bar in percent: what is allocated, at least a visible sliver."""
+        return max(float(self.allocated_fraction * 100), 0.5) if self.allocated else 0.0
+
+    @property
+    def free_text(self) -> str:
+        """Free space in the pool's unit (``2⁴⁶ × /112 free of 2⁴⁶``), or its largest free blocks.
+
+        When no whole unit is free but space is (a /66 free in a /64 counted in /64s),
+        the free blocks are named, so the text agrees with the bar.
+        """
+        if self.free_units or not self.free:
+            total = numbers.amount(self.total_units)
+            return f"{numbers.blocks(self.free_units, self.unit_length, self.family)} free of {total}"
+        return f"{numbers.blocks_by_length(self.free_blocks_by_length, self.family)} free"
+
+    @property
+    def quarantined_text(self) -> str:
+        """Quarantined prefixes by length (``1 × /56``), ``none`` when nothing is."""
+        return numbers.blocks_by_length(self.quarantined_by_length, self.family)
+
+    @property
+    def allocated_text(self) -> str:
+        """Live allocations by length (``2 × /48, 1 × /64``)."""
+        return numbers.blocks_by_length(self.allocations_by_length, self.family)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -87,19 +119,9 @@ class Utilisation:
         }
 
 
-def percent(fraction: Fraction, digits: int = 4) -> str:
-    """A percentage that is never rounded to a misleading 0 or 100."""
-    if fraction == 0:
-        return "0 %"
-    if fraction == 1:
-        return "100 %"
-    value = fraction * 100
-    text = f"{float(value):.{digits}g}"
-    if float(text) == 0 or "e" in text:
-        return f"{float(value):.3e} %"
-    if float(text) >= 100:
-        return "99.99… %"
-    return f"{text} %"
+def percent(fraction: Fraction) -> str:
+    """A percentage that is never rounded to a misleading 0 or 100 (:func:`ipam_portal.numbers.percent`)."""
+    return numbers.percent(fraction)
 
 
 def pool_unit_length(pool: Pool) -> int:
@@ -114,6 +136,7 @@ def pool_utilisation(pool: Pool) -> Utilisation:
     bits = pool.bits
     size = 1 << (bits - pool.prefix_length)
     by_length: dict[int, int] = {}
+    quarantined_by_length: dict[int, int] = {}
     allocated = quarantined = held = 0
     rows = (
         Allocation.objects.filter(pool=pool, state__in=LIVE_STATES, scope="")
@@ -126,6 +149,8 @@ def pool_utilisation(pool: Pool) -> Utilisation:
         allocated += block * row["n"]
         if row["state"] == AllocationState.QUARANTINED:
             quarantined += block * row["n"]
+            length = row["prefix_length"]
+            quarantined_by_length[length] = quarantined_by_length.get(length, 0) + row["n"]
         elif row["owner_type"] == OwnerType.RESERVATION:
             held += block * row["n"]
     unit = pool_unit_length(pool)
@@ -138,6 +163,7 @@ def pool_utilisation(pool: Pool) -> Utilisation:
         free_by_length = {pool.prefix_length: 1}
         free, free_units = size, 1 << (unit - pool.prefix_length)
         allocated = quarantined = held = 0
+        by_length, quarantined_by_length = {}, {}
     return Utilisation(
         pool_id=pool.pk,
         cidr=pool.cidr,
@@ -153,6 +179,8 @@ def pool_utilisation(pool: Pool) -> Utilisation:
         total_units=1 << (unit - pool.prefix_length),
         allocations_by_length=by_length,
         free_blocks_by_length=free_by_length,
+        family=pool.family,
+        quarantined_by_length=quarantined_by_length,
     )
 
 
@@ -312,6 +340,20 @@ def _map_category(state: str, owner_type: str) -> str:
     return "allocated"
 
 
+def allocation_kinds(allocations: list[Allocation]) -> list[tuple[Allocation, str]]:
+    """Each allocation with the kind the address map colours it (one query for the child pools)."""
+    carved = set(
+        Pool.objects.filter(parent_allocation_id__in=[a.pk for a in allocations]).values_list(
+            "parent_allocation_id", flat=True
+        )
+    )
+    out = []
+    for a in allocations:
+        kind = _map_category(a.state, a.owner_type)
+        out.append((a, "pool" if a.pk in carved and kind != "quarantined" else kind))
+    return out
+
+
 def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> AddressMap:
     """Aggregate a pool's live allocations into the cells of its address-space map.
 
@@ -346,18 +388,44 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
     live = Allocation.objects.filter(pool=pool, scope="", state__in=LIVE_STATES)
 
     # 1. Allocations as big as a cell or bigger (including one containing the whole view).
-    big = live.filter(
-        (within_keys(view) & Q(prefix_length__lte=cell_length)) | containing_keys(view)
-    ).values_list("id", "first", "prefix_length", "state", "owner_type")
+    big = list(
+        live.filter(
+            (within_keys(view) & Q(prefix_length__lte=cell_length)) | containing_keys(view)
+        ).values_list("id", "first", "prefix_length", "state", "owner_type")
+    )
+    # Allocations that carry a child pool are drawn as the child pool they are (the
+    # pool's own list shows them so): the big ones by id, the small ones by range.
+    carves = {
+        alloc_pk: (pool_pk, first_key, length, _map_category(state, owner))
+        for pool_pk, alloc_pk, first_key, length, state, owner in Pool.objects.filter(
+            Q(parent_allocation_id__in=[row[0] for row in big])
+            | Q(
+                parent_allocation__first__gte=prefixes.to_key(view_first),
+                parent_allocation__first__lte=prefixes.to_key(view_last),
+            ),
+            parent=pool,
+            parent_allocation__state__in=LIVE_STATES,
+        ).values_list(
+            "pk",
+            "parent_allocation_id",
+            "parent_allocation__first",
+            "parent_allocation__prefix_length",
+            "parent_allocation__state",
+            "parent_allocation__owner_type",
+        )
+    }
     for pk, first_key, length, state, owner in big:
         start = prefixes.from_key(first_key)
         first = max(start, view_first)
         last = min(prefixes.block_last(start, length, bits), view_last)
-        category = _map_category(state, owner)
+        category = (
+            "pool" if pk in carves and state != AllocationState.QUARANTINED else _map_category(state, owner)
+        )
         for i in range((first - view_first) // cell_size, (last - view_first) // cell_size + 1):
             cell = cells[i]
             cell.used[category] = cell.size
             cell.count, cell.allocation_id, cell.whole = 1, pk, True
+            cell.pool_id = carves[pk][0] if pk in carves else None
         if start >= view_first and length >= view.prefixlen:
             amap.within_count += 1
 
@@ -380,15 +448,19 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
         cell.allocation_id = row["min_id"] if cell.count == 1 else None
         amap.within_count += row["n"]
 
-    # 3. Cells that are one child pool's prefix link to that pool.
-    carved = {c.allocation_id: c for c in cells if c.allocation_id is not None and c.used.get("pool")}
-    if carved:
-        for pool_pk, alloc_pk in Pool.objects.filter(parent_allocation_id__in=list(carved)).values_list(
-            "pk", "parent_allocation_id"
-        ):
-            for c in cells:
-                if c.allocation_id == alloc_pk:
-                    c.pool_id = pool_pk
+    # 3. Small carved allocations move from their owner's kind to "pool"; a cell holding
+    #    only one of them links to that pool.
+    for alloc_pk, (pool_pk, first_key, length, category) in carves.items():
+        if length <= cell_length or category == "quarantined":
+            continue
+        cell = cells[(prefixes.from_key(first_key) - view_first) // cell_size]
+        size = 1 << (bits - length)
+        cell.used[category] = cell.used.get(category, 0) - size
+        if cell.used[category] <= 0:
+            del cell.used[category]
+        cell.used["pool"] = cell.used.get("pool", 0) + size
+        if cell.allocation_id == alloc_pk:
+            cell.pool_id = pool_pk
     return amap
 
 
@@ -397,8 +469,102 @@ def allocation_parents(allocation: Allocation) -> list[Allocation]:
 
     Its chain of parents: e.g. a node's pod /112 ← the shoot's pods /66 ← the shoot
     block /64 ← the provider pool's /48. Exact-key probes (see :func:`containing_keys`).
+    Containment counts within the allocation's scope only: global allocations are
+    everyone's parents, but in a per-shoot pool another shoot's equal range is no
+    parent of this shoot's.
     """
-    return list(allocations_containing(allocation.network).exclude(pk=allocation.pk))
+    return list(
+        allocations_containing(allocation.network)
+        .filter(scope__in={"", allocation.scope})
+        .exclude(pk=allocation.pk)
+    )
+
+
+SEARCH_LIMIT = 200
+
+
+@dataclass
+class AddressSearch:
+    """Everything an address or prefix search finds, most specific first.
+
+    ``allocations`` are the live global-scope allocations containing the prefix;
+    ``per_shoot`` maps each shoot to its live ranges containing it in per-shoot pools
+    (every shoot may hold the same range there); ``free_in`` is the most specific
+    global pool that contains the prefix while none of its allocations does (the
+    prefix is free there). ``truncated`` says that more than :data:`SEARCH_LIMIT`
+    allocations matched and only the first are listed.
+    """
+
+    net: prefixes.IPNetwork
+    pools: list[Pool]
+    allocations: list[Allocation]
+    per_shoot: list[tuple[Any, list[Allocation]]]
+    nodes: list[Any]
+    shoots: list[Any]
+    free_in: Pool | None
+    truncated: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.pools or self.allocations or self.per_shoot or self.nodes)
+
+
+def address_search(net: prefixes.IPNetwork) -> AddressSearch:
+    """Every pool, allocation, node and shoot an address or prefix search matches.
+
+    Exact-key probes for the containing pools and allocations (:func:`containing_keys`),
+    one look-up of nodes by address or pod range; bounded by :data:`SEARCH_LIMIT`.
+    """
+    from .models import Node
+
+    pools = pools_containing(net)
+    found = list(allocations_containing(net).order_by("-prefix_length", "scope", "id")[: SEARCH_LIMIT + 1])
+    truncated = len(found) > SEARCH_LIMIT
+    found = found[:SEARCH_LIMIT]
+    global_ = [a for a in found if not a.scope]
+    per_shoot: dict[Any, list[Allocation]] = {}
+    for allocation in found:
+        if allocation.scope:
+            per_shoot.setdefault(allocation.shoot, []).append(allocation)
+    node_filter = Q(pod_allocation_id__in=[a.pk for a in found])
+    if net.prefixlen == prefixes.family_bits(net.version) and net.version == 6:
+        node_filter |= Q(ipv6_address=str(net.network_address))
+    nodes = list(Node.objects.filter(node_filter).select_related("shoot", "pod_allocation").order_by("name"))
+    shoots: dict[int, Any] = {}
+    for allocation in found:
+        if allocation.shoot is not None:
+            shoots.setdefault(allocation.shoot.pk, allocation.shoot)
+    for node in nodes:
+        shoots.setdefault(node.shoot.pk, node.shoot)
+    free_in = None
+    specific = next((p for p in pools if p.is_global), None)
+    if specific is not None and not any(a.pool_id == specific.pk for a in global_):
+        free_in = specific
+    return AddressSearch(
+        net=net,
+        pools=pools,
+        allocations=global_,
+        per_shoot=sorted(per_shoot.items(), key=lambda item: str(item[0])),
+        nodes=nodes,
+        shoots=list(shoots.values()),
+        free_in=free_in,
+        truncated=truncated,
+    )
+
+
+def shoot_regions() -> dict[str, list[str]]:
+    """Region → providers, for the regions that have a live pool for shoots (the form's choices)."""
+    regions: dict[str, list[str]] = {}
+    rows = (
+        Pool.objects.filter(retired_at__isnull=True, purpose=Purpose.SHOOTS)
+        .exclude(region="")
+        .values_list("region", "provider")
+        .distinct()
+        .order_by("region", "provider")
+    )
+    for region, provider in rows:
+        regions.setdefault(region, []).append(provider)
+    return regions
 
 
 def quarantine_ending(limit: int = 10) -> QuerySet[Allocation]:

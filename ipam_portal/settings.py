@@ -117,6 +117,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% load ipam %}: readable numbers and wrapping IPv6 (the kernel is no app)
+            "libraries": {"ipam": "ipam_portal.templatetags.ipam"},
         },
     },
 ]
@@ -430,4 +432,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" a console handler of its own; it propagates to
+    # the root's as well, so every line was printed twice. One handler: the root's.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

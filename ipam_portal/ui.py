@@ -36,6 +36,8 @@ View = Callable[..., HttpResponseBase]  # streamed responses (CSV exports) are v
 ContextContributor = Callable[..., dict[str, Any]]
 
 _contributors: dict[str, list[ContextContributor]] = {}
+_object_pages: dict[str, str] = {}
+_action_labels: dict[str, str] = {}
 
 
 # --- access --------------------------------------------------------------------------
@@ -120,3 +122,31 @@ def contributions(panel: str, request: HttpRequest, **objects: Any) -> dict[str,
     for contributor in _contributors.get(panel, ()):
         context.update(contributor(request, **objects))
     return context
+
+
+# --- human words for audit events ------------------------------------------------------
+
+
+def register_object_page(object_type: str, url_name: str) -> None:
+    """Link audit events about ``object_type`` (``app.model``) to ``url_name`` (one ``pk`` argument)."""
+    _object_pages[object_type] = url_name
+
+
+def object_page(object_type: str, object_id: str) -> str | None:
+    """The UI page of an audited object, or None when its app registered none."""
+    url_name = _object_pages.get(object_type)
+    if url_name is None or not str(object_id).isdigit():
+        return None
+    from django.urls import reverse
+
+    return reverse(url_name, args=[int(object_id)])
+
+
+def register_action_labels(labels: dict[str, str]) -> None:
+    """Words for audit actions (``allocation.allocate`` → ``allocated``); call from ``ready()``."""
+    _action_labels.update(labels)
+
+
+def action_label(action: str) -> str:
+    """The registered words for ``action``, else the action made readable (``job.retry`` → ``job retry``)."""
+    return _action_labels.get(action) or action.replace(".", " ").replace("_", " ")

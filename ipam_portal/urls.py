@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -9,6 +11,12 @@ from .health import healthz
 from .metrics import metrics_view
 
 handler500 = "ipam_portal.api.errors.server_error"
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico whatever the page links: the icon, not a 404 on every page."""
+    return HttpResponsePermanentRedirect(static("ipam/favicon.svg"))  # hashed name: resolved per request
+
 
 urlpatterns = [
     path("", include("allocations.urls")),
@@ -33,6 +41,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="prometheus-django-metrics"),
 ]

@@ -1,6 +1,6 @@
 """Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
 
-from .allocate import allocation_release, pool_allocate
+from .allocate import allocation_relabel, allocation_release, pool_allocate
 from .nodes import node_register, node_remove
 from .pools import (
     pool_create,
@@ -26,6 +26,7 @@ from .shoots import (
 
 __all__ = [
     "GivenRanges",
+    "allocation_relabel",
     "allocation_release",
     "node_register",
     "node_remove",

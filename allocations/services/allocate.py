@@ -385,3 +385,37 @@ def _pool_retire(pool: Pool, actor: Actor) -> None:
     pools_changed([pool])
     audit_record(actor=actor, action="pool.retire", obj=pool, before=before, after=pool_snapshot(pool))
     publish(events.PoolChanged.of(pool, "retired"), actor=actor)
+
+
+LABEL_MAX = 100  # Allocation.label's max_length
+
+
+def allocation_relabel(
+    *, allocation: Allocation, actor: Actor, label: str, description: str = ""
+) -> Allocation:
+    """Change what people call a live allocation (label, description); its prefix, owner and state stay.
+
+    Refused on a released allocation (history is not rewritten) and for a label
+    longer than :data:`LABEL_MAX`. An unchanged value leaves no audit event.
+    """
+    label, description = (label or "").strip(), (description or "").strip()
+    if len(label) > LABEL_MAX:
+        raise IpamError(f"a label has at most {LABEL_MAX} characters", field="label")
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+        if not allocation.is_live:
+            raise InvalidState(f"{allocation.cidr} is released; its label stays as it was", field="label")
+        before = {**allocation.snapshot(), "description": allocation.description}
+        allocation.label, allocation.description = label, description
+        after = {**allocation.snapshot(), "description": allocation.description}
+        if after != before:
+            allocation.save(update_fields=["label", "description"])
+            audit_record(
+                actor=actor,
+                action="allocation.update",
+                obj=allocation,
+                before=before,
+                after=after,
+                project=allocation.project,
+            )
+    return allocation

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from rest_framework.exceptions import ValidationError
 
 from audit.models import AuditEvent
 from ipam_portal.ui import page, paginate
@@ -26,14 +28,13 @@ def pool_rows(pools: list[Pool]) -> list[dict[str, Any]]:
     def walk(parent: int | None, depth: int) -> None:
         for pool in by_parent.get(parent, []):
             util = selectors.pool_utilisation(pool)
-            width = float(util.allocated_fraction * 100)
             rows.append(
                 {
                     "pool": pool,
                     "util": util,
                     "depth": depth,
                     "indent": depth * 1.25,
-                    "bar": max(width, 0.5) if util.allocated else 0,
+                    "bar": util.bar_percent,
                 }
             )
             walk(pool.pk, depth + 1)
@@ -53,3 +54,24 @@ def history_page(request: HttpRequest, events: QuerySet[AuditEvent], obj: Any, b
 
 def events_of(obj: Any) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+
+
+def filtered(filterset: django_filters.FilterSet, default: QuerySet[Any]) -> QuerySet[Any]:
+    """The rows of a bound, valid filter set; ``default`` unbound; none (errors on the form) if invalid.
+
+    The API's filter methods refuse a bad value (an address that is none) with DRF's
+    ``ValidationError`` while building the query: here it becomes the field's error.
+    """
+    if not filterset.is_bound:
+        return default
+    if not filterset.is_valid():
+        return filterset.queryset.none()
+    try:
+        qs = filterset.qs
+    except ValidationError as exc:
+        detail: dict[str, Any] = dict(exc.detail) if isinstance(exc.detail, dict) else {"": exc.detail}
+        for field, errors in detail.items():
+            for error in errors if isinstance(errors, list) else [errors]:
+                filterset.form.add_error(field if field in filterset.form.fields else None, str(error))
+        return filterset.queryset.none()
+    return qs

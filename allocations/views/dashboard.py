@@ -52,7 +52,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def _search_target(q: str) -> tuple[str | None, dict[str, Any]]:
-    """Where a search goes: an allocation, pool or shoot URL, or None and the candidates."""
+    """Where a search goes: a URL when a name names one object, else the page's context.
+
+    An address or prefix always gets the page of every match (:func:`selectors.address_search`):
+    several shoots may hold the same range in a per-shoot pool, and a free address
+    is worth saying so.
+    """
     try:
         net = prefixes.parse_address_or_prefix(q, field="q")
     except IpamError as exc:
@@ -60,16 +65,7 @@ def _search_target(q: str) -> tuple[str | None, dict[str, Any]]:
     else:
         error = ""
     if net is not None:
-        exact_pool = Pool.objects.filter(cidr=str(net), retired_at__isnull=True).first()
-        found = selectors.allocations_containing(net).first()
-        if exact_pool is not None and (found is None or found.prefix_length <= exact_pool.prefix_length):
-            return reverse("ui:pool-detail", args=[exact_pool.pk]), {}
-        if found is not None:
-            return reverse("ui:allocation-detail", args=[found.pk]), {}
-        pools = selectors.pools_containing(net)
-        if pools:
-            return reverse("ui:pool-detail", args=[pools[0].pk]), {}
-        return None, {"net": net, "pools": [], "shoots": []}
+        return None, {"found": selectors.address_search(net)}
     key = split_shoot_key(q)
     if key is not None:
         shoot = Shoot.objects.filter(project=key[0], name=key[1]).order_by("state", "-pk").first()

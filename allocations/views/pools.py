@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import django_filters
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from accounts import roles
@@ -30,11 +29,13 @@ from ipam_portal.ui import (
 )
 
 from .. import prefixes, selectors, services
+from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
-from ..forms import AllocateForm, PoolCreateForm, ReleaseForm, add_service_error
+from ..forms import AllocateForm, PoolCreateForm, PoolEditForm, RelabelForm, ReleaseForm, add_service_error
 from ..models import Allocation, Node, Pool
-from .common import events_of, history_page, pool_rows
+from . import address_map
+from .common import events_of, filtered, history_page, pool_rows
 
 CHILDREN_SHOWN = 50
 
@@ -78,6 +79,26 @@ def pool_create(request: HttpRequest) -> HttpResponse:
     return page(request, "ipam/pool_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@reader
+@require_http_methods(["GET", "POST"])
+def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a pool's rules (admins; ``pool_update``): name, prefix and uniqueness stay."""
+    require_admin(request)
+    pool = get_object_or_404(Pool, pk=pk, retired_at__isnull=True)
+    form = PoolEditForm(request.POST if request.method == "POST" else None, pool=pool)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.pool_update(pool=pool, actor=ui_actor(request), **form.service_kwargs())
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Pool {pool.name} changed.")
+            return redirect("ui:pool-detail", pk=pool.pk)
+    return page(
+        request, "ipam/pool_form.html", {"form": form, "pool": pool}, status=400 if form.errors else 200
+    )
+
+
 def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:
     """The prefix the map shows (``?at=``, inside the pool) and an error text if ``at`` was refused."""
     if not at:
@@ -94,36 +115,64 @@ def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:
 def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = None) -> dict[str, Any]:
     view, at_error = _map_view(pool, request.GET.get("at", ""))
     amap = selectors.pool_address_map(pool, view)
+    mark = _map_mark(amap, request.GET.get("mark", ""))
     allocations = (
         pool.allocations.filter(selectors.within_keys(view), state__in=LIVE_STATES)
         .select_related("shoot")
         .order_by("first", "prefix_length", "id")
     )
     util = selectors.pool_utilisation(pool)
+    page_obj = paginate(request, allocations, count=amap.within_count if pool.is_global else None)
     may_allocate = (
         pool.retired_at is None
         and pool.purpose not in SHOOT_OWN_PURPOSES  # a shoot's services allocate there, never a form
         and roles.may_allocate_manually_from(request.user, pool.delegated_projects)
     )
-    columns = 1 << ((amap.cell_bits + 1) // 2)
     return {
         "pool": pool,
         "util": util,
         "map": amap,
-        "map_svg": _map_svg(amap, columns),
+        "map_svg": address_map.map_svg(
+            amap, may_allocate=may_allocate, view_is_pool=view == pool.network, mark=mark
+        ),
+        "mark": mark,
         "at_error": at_error,
         "view_is_pool": view == pool.network,
         "parent_view": _parent_view(pool, view, amap.cell_bits),
         "free_blocks": selectors.pool_free_blocks(pool, limit=20),
         # the map counted the allocations inside the view already (global pools)
-        "page_obj": paginate(request, allocations, count=amap.within_count if pool.is_global else None),
+        "page_obj": page_obj,
+        "allocation_rows": selectors.allocation_kinds(list(page_obj)),
         "children": list(pool.children.filter(retired_at__isnull=True).order_by("first")[:CHILDREN_SHOWN]),
         "children_count": pool.children.filter(retired_at__isnull=True).count(),
-        "form": form or (AllocateForm(pool=pool) if may_allocate else None),
+        "form": form
+        or (AllocateForm(pool=pool, initial=_allocate_initial(request)) if may_allocate else None),
         "may_allocate": may_allocate or form is not None,  # a refused form shows why, on its field
         "chain": _ancestors(pool),
         "query": "" if view == pool.network else urlencode({"at": str(view)}),
     }
+
+
+def _allocate_initial(request: HttpRequest) -> dict[str, str]:
+    """The allocate form pre-filled with the free map cell that was clicked (``?allocate=``)."""
+    try:
+        net = prefixes.parse_prefix(request.GET.get("allocate", ""), field="allocate")
+    except IpamError:
+        return {}
+    return {"cidr": str(net)}
+
+
+def _map_mark(amap: selectors.AddressMap, text: str) -> prefixes.IPNetwork | None:
+    """The searched address or prefix to highlight on the map (``?mark=``), if it lies in the view."""
+    if not text:
+        return None
+    try:
+        net = prefixes.parse_address_or_prefix(text, field="mark")
+    except IpamError:
+        return None
+    if net.version != amap.view.version or not net.subnet_of(amap.view):  # type: ignore[arg-type]
+        return None
+    return net
 
 
 def _ancestors(pool: Pool) -> list[Pool]:
@@ -141,79 +190,6 @@ def _parent_view(pool: Pool, view: prefixes.IPNetwork, cell_bits: int) -> str | 
         return None
     parent = view.supernet(new_prefix=max(pool.prefix_length, view.prefixlen - cell_bits))
     return None if parent == pool.network else str(parent)
-
-
-_MAP_COLOURS = {
-    "allocated": "#2b6cb0",
-    "pool": "#805ad5",
-    "reserved": "#d69e2e",
-    "quarantined": "#c53030",
-}
-
-
-def _cell_link(amap: selectors.AddressMap, cell: selectors.MapCell) -> str | None:
-    if cell.pool_id is not None:
-        return reverse("ui:pool-detail", args=[cell.pool_id])
-    if cell.allocation_id is not None:
-        return reverse("ui:allocation-detail", args=[cell.allocation_id])
-    if cell.count and amap.zoomable:
-        return f"{reverse('ui:pool-detail', args=[amap.pool_id])}?at={cell.cidr}#map"
-    return None
-
-
-def _map_svg(amap: selectors.AddressMap, columns: int) -> dict[str, Any]:
-    """The SVG map as markup: one rectangle per cell, stacked fills per category, a link and a title.
-
-    Built in Python (with escaping) rather than in the template: 256 cells of nested
-    template tags would cost more than the whole aggregation.
-    """
-    cell_w, cell_h, gap = 40, 26, 2
-    rows_n = (len(amap.cells) + columns - 1) // columns
-    width, height = columns * (cell_w + gap), rows_n * (cell_h + gap)
-    title: str = escape(
-        f"Address space of {amap.view}: allocated, child pools, reserved, quarantined and free space"
-    )
-    parts = [
-        f'<svg class="addrmap" role="img" aria-labelledby="map-title" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}"><title id="map-title">{title}</title>'
-    ]
-    for cell in amap.cells:
-        row, col = divmod(cell.index, columns)
-        x, y = col * (cell_w + gap), row * (cell_h + gap)
-        cidr = escape(str(cell.cidr))
-        if cell.count:
-            percent = selectors.percent(prefixes.exact_fraction(cell.size - cell.free, cell.size))
-            plural = "s" if cell.count != 1 else ""
-            title = f"{cidr}: {cell.count} allocation{plural}, {escape(percent)} used"
-        else:
-            title = f"{cidr}: free"
-        link = _cell_link(amap, cell)
-        attrs = f'class="cell cell-{cell.category}" data-cidr="{cidr}"'
-        parts.append(f'<a href="{escape(link)}" {attrs}>' if link else f"<g {attrs}>")
-        parts.append(
-            f'<title>{title}</title><rect x="{x}" y="{y}" width="{cell_w}" height="{cell_h}" class="free"/>'
-        )
-        top: float = y + cell_h
-        for category in selectors.MAP_CATEGORIES:
-            used = cell.used.get(category, 0)
-            if not used:
-                continue
-            fill: float = cell_h if cell.whole else max(2.0, cell_h * used / cell.size)
-            fill = min(fill, top - y)
-            top -= fill
-            parts.append(
-                f'<rect x="{x}" y="{top:.2f}" width="{cell_w}" height="{fill:.2f}" fill="{_MAP_COLOURS[category]}"/>'
-            )
-        parts.append("</a>" if link else "</g>")
-    parts.append("</svg>")
-    row_labels = [str(amap.cells[r * columns].cidr.network_address) for r in range(rows_n)]
-    return {
-        "svg": mark_safe("".join(parts)),  # noqa: S308 - every text above is escaped, the rest are numbers
-        "row_labels": row_labels,
-        "row_height": cell_h + gap,
-        "height": height,
-        "colours": _MAP_COLOURS,
-    }
 
 
 @reader
@@ -258,26 +234,81 @@ def pool_history(request: HttpRequest, pk: int) -> HttpResponse:
 # --- allocations ---------------------------------------------------------------------
 
 
+class AllocationListFilterSet(AllocationFilterSet):
+    """The API's allocation filters, the pool picked by its name."""
+
+    pool = django_filters.ModelChoiceFilter(
+        queryset=Pool.objects.filter(retired_at__isnull=True).order_by("family", "first", "prefix_length"),
+        label="Pool",
+    )
+
+
+@reader
+def allocation_list(request: HttpRequest) -> HttpResponse:
+    """Every allocation, filtered like the API's ``/allocations/`` (pool by name), paginated."""
+    filterset = AllocationListFilterSet(
+        request.GET or None,
+        queryset=Allocation.objects.select_related("pool", "shoot").order_by(
+            "family", "first", "prefix_length", "id"
+        ),
+    )
+    qs = filtered(filterset, default=filterset.queryset.filter(state__in=LIVE_STATES))
+    query = request.GET.copy()
+    query.pop("page", None)
+    page_obj = paginate(request, qs)
+    return page(
+        request,
+        "ipam/allocation_list.html",
+        {
+            "filter": filterset,
+            "page_obj": page_obj,
+            "rows": selectors.allocation_kinds(list(page_obj)),
+            "query": query.urlencode(),
+        },
+    )
+
+
+def _allocation_context(
+    request: HttpRequest, allocation: Allocation, label_form: RelabelForm | None = None
+) -> dict[str, Any]:
+    may_write = roles.may_write_project(request.user, allocation.project)
+    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and may_write
+    may_relabel = allocation.is_live and may_write
+    return {
+        "allocation": allocation,
+        "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
+        "pools": selectors.pools_containing(allocation.network),
+        "child_pool": Pool.objects.filter(parent_allocation=allocation).first(),
+        "node": Node.objects.filter(pod_allocation=allocation).first(),
+        "may_release": may_release,
+        "label_form": label_form or (RelabelForm(allocation=allocation) if may_relabel else None),
+    }
+
+
 @reader
 def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One allocation with its chain of parents (the containing allocations and pools)."""
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
-    child_pool = Pool.objects.filter(parent_allocation=allocation).first()
-    node = Node.objects.filter(pod_allocation=allocation).first()
-    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and roles.may_write_project(
-        request.user, allocation.project
-    )
+    return page(request, "ipam/allocation_detail.html", _allocation_context(request, allocation))
+
+
+@reader
+@require_http_methods(["POST"])
+def allocation_relabel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change an allocation's label and description (``allocation_relabel``); errors on their field."""
+    allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
+    require_project_write(request, allocation.project)
+    form = RelabelForm(request.POST, allocation=allocation)
+    if form.is_valid():
+        try:
+            services.allocation_relabel(allocation=allocation, actor=ui_actor(request), **form.cleaned_data)
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Label of {allocation.cidr} saved.")
+            return redirect("ui:allocation-detail", pk=allocation.pk)
     return page(
-        request,
-        "ipam/allocation_detail.html",
-        {
-            "allocation": allocation,
-            "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
-            "pools": selectors.pools_containing(allocation.network),
-            "child_pool": child_pool,
-            "node": node,
-            "may_release": may_release,
-        },
+        request, "ipam/allocation_detail.html", _allocation_context(request, allocation, form), status=400
     )
 
 

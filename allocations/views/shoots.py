@@ -31,7 +31,7 @@ from ipam_portal.ui import (
 
 from .. import selectors, services
 from ..api.filters import ShootFilterSet
-from ..choices import LIVE_STATES, ShootState
+from ..choices import LIVE_STATES, AllocationState, ShootState
 from ..errors import IpamError
 from ..forms import NodeRegisterForm, ReleaseForm, ShootCreateForm, add_service_error
 from ..history import shoot_events
@@ -63,12 +63,14 @@ def shoot_create(request: HttpRequest) -> HttpResponse:
     """Create a shoot: every range by its provider's layout (``shoot_allocate``)."""
     require_some_write(request, "your role cannot create shoots")
     form = ShootCreateForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        kwargs = form.service_kwargs()
-        refusal = roles.project_write_refusal(request.user, kwargs["project"])
-        if refusal:
+    if request.method == "POST":
+        valid = form.is_valid()
+        project = form.cleaned_data.get("project")
+        refusal = roles.project_write_refusal(request.user, project) if project else ""
+        if refusal:  # with the other fields' errors, not after them
             form.add_error("project", refusal)
-        else:
+        if valid and not refusal:
+            kwargs = form.service_kwargs()
             try:
                 shoot, created = services.shoot_allocate(actor=ui_actor(request), **kwargs)
             except IpamError as exc:
@@ -95,10 +97,9 @@ def _networking_table(networking: dict[str, list[str]]) -> list[dict[str, Any]]:
     return rows
 
 
-@reader
-def shoot_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A shoot: dual-stack ranges side by side, nodes and router routes, jobs, Gardener YAML."""
-    shoot = get_object_or_404(Shoot.objects.select_related("seed"), pk=pk)
+def _shoot_context(
+    request: HttpRequest, shoot: Shoot, node_form: NodeRegisterForm | None = None
+) -> dict[str, Any]:
     live = shoot.state == ShootState.ACTIVE
     manifest = selectors.shoot_gardener_manifest(shoot) if live else None
     allocations = (
@@ -107,21 +108,24 @@ def shoot_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("family", "first", "prefix_length")
     )
     may_change = live and roles.may_write_project(request.user, shoot.project)
-    return page(
-        request,
-        "ipam/shoot_detail.html",
-        {
-            "shoot": shoot,
-            "networking": _networking_table(selectors.shoot_networking(shoot)) if live else [],
-            "plan": selectors.shoot_plan(shoot) if live else None,
-            "nodes": list(shoot.nodes.select_related("pod_allocation").order_by("name")),
-            "allocations": list(allocations),
-            "manifest_yaml": yaml.safe_dump(manifest, sort_keys=False) if manifest else "",
-            "may_change": may_change,
-            "node_form": NodeRegisterForm() if may_change else None,
-            **contributions("shoot-detail", request, shoot=shoot),
-        },
-    )
+    return {
+        "shoot": shoot,
+        "networking": _networking_table(selectors.shoot_networking(shoot)) if live else [],
+        "plan": selectors.shoot_plan(shoot) if live else None,
+        "nodes": list(shoot.nodes.select_related("pod_allocation").order_by("name")),
+        "allocations": list(allocations),
+        "manifest_yaml": yaml.safe_dump(manifest, sort_keys=False) if manifest else "",
+        "may_change": may_change,
+        "node_form": node_form or (NodeRegisterForm() if may_change else None),
+        **contributions("shoot-detail", request, shoot=shoot),
+    }
+
+
+@reader
+def shoot_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A shoot: dual-stack ranges side by side, nodes and router routes, jobs, Gardener YAML."""
+    shoot = get_object_or_404(Shoot.objects.select_related("seed"), pk=pk)
+    return page(request, "ipam/shoot_detail.html", _shoot_context(request, shoot))
 
 
 @reader
@@ -146,6 +150,9 @@ def shoot_release(request: HttpRequest, pk: int) -> HttpResponse:
             "object": shoot,
             "form": form,
             "what": f"shoot {shoot} and all its ranges",
+            "releases": list(
+                shoot.allocations.filter(state=AllocationState.ACTIVE).order_by("family", "first")
+            ),
             "back": reverse("ui:shoot-detail", args=[shoot.pk]),
         },
         status=400 if form.errors else 200,
@@ -156,7 +163,7 @@ def shoot_release(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["POST"])
 def node_register(request: HttpRequest, pk: int) -> HttpResponse:
     """Register a node of the shoot; it gets the next per-node pod range (``node_register``)."""
-    shoot = get_object_or_404(Shoot, pk=pk)
+    shoot = get_object_or_404(Shoot.objects.select_related("seed"), pk=pk)
     require_project_write(request, shoot.project)
     form = NodeRegisterForm(request.POST)
     if form.is_valid():
@@ -170,10 +177,8 @@ def node_register(request: HttpRequest, pk: int) -> HttpResponse:
                 f"Node {node.name} registered: pods {node.pod_allocation.cidr} via {node.ipv6_address}.",
             )
             return redirect(f"{reverse('ui:shoot-detail', args=[shoot.pk])}#nodes")
-    for field, errors in form.errors.items():
-        for error in errors:
-            messages.error(request, f"Node not registered ({field}): {error}")
-    return redirect(f"{reverse('ui:shoot-detail', args=[shoot.pk])}#nodes")
+    # The shoot's page again, the input kept and every error on its field.
+    return page(request, "ipam/shoot_detail.html", _shoot_context(request, shoot, form), status=400)
 
 
 @reader

@@ -235,7 +235,8 @@ def test_utilisation_is_exact(make_pool, actor) -> None:
     use = selectors.pool_utilisation(pool)
     assert use.allocated == 1 << 64
     assert use.allocated_fraction.denominator == 1 << 32 and use.allocated_fraction.numerator == 1
-    assert use.allocated_percent != "0 %" and "e-" in use.allocated_percent
+    assert use.allocated_percent == "< 0.0001 %"  # never "0 %", never scientific notation
+    assert use.allocated_text == "1 × /64"
     assert use.free_units == (1 << 24) - 1  # one /56 is touched by the /64
     assert use.allocations_by_length == {64: 1}
     assert use.free + use.allocated == use.size

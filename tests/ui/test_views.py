@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from allocations import selectors, services
+from allocations.choices import LIVE_STATES
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
@@ -200,7 +202,8 @@ def test_pool_list_shows_tree_and_exact_utilisation(ui: dict[str, Client], root_
     # the child holds one /64 shoot block: 1/65536 of a /48, counted in /64s
     row = next(r for r in rows if r["pool"] == child)
     assert row["util"].allocated_percent == "0.001526 %"
-    assert b"65535 free /64 of 65536" in response.content
+    assert row["util"].free_text == "65\u202f535 × /64 free of 65\u202f536"
+    assert row["util"].free_text in response.content.decode()
 
 
 def test_pool_create(ui: dict[str, Client]) -> None:
@@ -267,12 +270,12 @@ def test_pool_detail_shows_map_free_blocks_and_form(ui: dict[str, Client], root_
     response = ui["admin"].get(url("ui:pool-detail", root_pool.pk))
     content = response.content.decode()
     assert response.status_code == 200
-    assert '<svg class="addrmap" role="img"' in content
+    assert '<svg class="addrmap" role="group"' in content
     for label in ("allocated", "child pool", "reserved (hold)", "quarantined", "free"):
         assert f"</span>{label}</li>" in content
     # the two /48 child pools lie in the first /40 cell: aggregated, the cell zooms in
     assert f'href="/pools/{root_pool.pk}/?at=2001:db8::/40#map"' in content
-    assert "2001:db8:2::/47" in content  # a free block
+    assert "2001:db8:2::/47" in content.replace("<wbr>", "")  # a free block (IPv6 wraps at colons)
     assert 'id="id_prefix_length"' in content and 'placeholder="48"' in content
 
 
@@ -282,7 +285,11 @@ def test_pool_map_zoom(ui: dict[str, Client], root_pool: Pool) -> None:
     content = response.content.decode()
     # zoomed in: /48 cells, the child pools' cells link to the pools
     assert response.context["map"].cell_length == 48
-    assert f'<a href="/pools/{child.pk}/" class="cell cell-pool" data-cidr="{child.cidr}">' in content
+    assert re.search(
+        rf'<a href="/pools/{child.pk}/" aria-label="[^"]*open the child pool" class="cell cell-pool" '
+        rf'data-cidr="{child.cidr}">',
+        content,
+    )
     bad = ui["auditor"].get(url("ui:pool-detail", root_pool.pk) + "?at=3fff::/40")
     assert "is not inside" in bad.content.decode() and bad.context["map"].view == root_pool.network
 
@@ -460,7 +467,7 @@ def test_shoot_create_and_page(ui: dict[str, Client]) -> None:
         ({"name": "Bad_Name"}, "name", ""),
         ({"project": "other"}, "project", "member"),
         ({"zones": "0"}, "zones", "greater than"),
-        ({"region": "nowhere"}, "region", "no IPv6 shoots pool"),
+        ({"region": "nowhere"}, "region", "valid choice"),
     ],
 )
 def test_shoot_create_errors_on_field(
@@ -472,6 +479,36 @@ def test_shoot_create_errors_on_field(
     form = response.context["form"]
     errors = form.non_field_errors() if field is None else form.errors.get(field, [])
     assert errors and text in errors[0], form.errors
+
+
+def test_shoot_create_reports_every_error_at_once(ui: dict[str, Client]) -> None:
+    data = shoot_data(project="other", name="Bad_Name", layout="aws", zones="0")
+    with nothing_written():
+        response = ui["op-in"].post(url("ui:shoot-create"), data)
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert set(form.errors) == {"project", "name", "layout", "zones"}, form.errors
+    assert 'value="Bad_Name"' in response.content.decode()  # the input is kept
+
+
+def test_shoot_form_offers_the_regions_of_shoot_pools(ui: dict[str, Client]) -> None:
+    form = ui["op-in"].get(url("ui:shoot-create")).context["form"]
+    regions = {value for value, _ in form.fields["region"].choices if value}
+    expected = set(
+        Pool.objects.filter(purpose="shoots", retired_at__isnull=True)
+        .exclude(region="")
+        .values_list("region", flat=True)
+    )
+    assert regions == expected and "eu-de-1" in regions
+
+
+def test_confirmation_checkbox_sits_next_to_its_label(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    content = ui["op-in"].get(url("ui:shoot-release", demo_shoot.pk)).content.decode()
+    assert re.search(
+        r'<span class="check-row"><input type="checkbox" name="confirm"[^>]*> <label for="id_confirm">',
+        content,
+    )
+    assert "10.0.0.0/16" in content  # the consequences: every range it releases, listed
 
 
 def test_shoot_release(ui: dict[str, Client], demo_shoot: Shoot) -> None:
@@ -495,8 +532,15 @@ def test_shoot_nodes_and_routes(ui: dict[str, Client], demo_shoot: Shoot) -> Non
     bad = ui["op-in"].post(
         url("ui:node-register", demo_shoot.pk), {"name": "node-d", "ipv6_address": "3fff::1"}
     )
-    assert bad.status_code == 302
-    assert any("not inside the node range" in m for m in messages_of(bad))
+    # the error on its field, the input kept, nothing in a banner
+    assert bad.status_code == 400
+    form = bad.context["node_form"]
+    assert "not inside the node range" in form.errors["ipv6_address"][0]
+    content = bad.content.decode()
+    assert 'value="node-d"' in content and 'value="3fff::1"' in content
+    assert 'id="id_ipv6_address_errors"' in content
+    assert not any("not inside" in m for m in messages_of(bad))  # no banner
+    assert not Node.objects.filter(shoot=demo_shoot, name="node-d").exists()
 
 
 def test_shoot_list_filters(ui: dict[str, Client]) -> None:
@@ -522,15 +566,26 @@ def test_search(ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot) -> No
     c = ui["auditor"]
     node = Node.objects.get(shoot=demo_shoot, name="node-a")
     search = lambda q: c.get(url("ui:search"), {"q": q})  # noqa: E731
-    # an address: the most specific allocation containing it
-    assert search("2001:db8::4000:0:0:5")["Location"] == url("ui:allocation-detail", node.pod_allocation.pk)
-    # a pool's own prefix, its name; a shoot by project/name and by name
-    assert search("2001:db8::/32")["Location"] == url("ui:pool-detail", root_pool.pk)
+    # an address: every allocation containing it, most specific first, and its node
+    found = search("2001:db8::4000:0:0:5")
+    assert found.status_code == 200
+    chain = [a.cidr for a in found.context["found"].allocations]
+    assert chain[0] == node.pod_allocation.cidr and chain == sorted(
+        chain, key=lambda c: -int(c.split("/")[1])
+    )
+    assert node in found.context["found"].nodes and demo_shoot in found.context["found"].shoots
+    assert found.context["found"].free_in is None
+    # a pool's own prefix is among the matches
+    assert root_pool in search("2001:db8::/32").context["found"].pools
+    # names that name one object still go there
     assert search("gua-2001-db8")["Location"] == url("ui:pool-detail", root_pool.pk)
     assert search("garden-demo/openstack-ds")["Location"] == url("ui:shoot-detail", demo_shoot.pk)
     assert search("openstack-ds")["Location"] == url("ui:shoot-detail", demo_shoot.pk)
-    # an address in a pool but in no allocation goes to the pool
-    assert search("2001:db8:ffff::1")["Location"] == url("ui:pool-detail", root_pool.pk)
+    # an address in a pool but in no allocation: free there, with a link that marks it on the map
+    free = search("2001:db8:ffff::1")
+    assert free.context["found"].free_in == root_pool
+    assert b"is free in pool" in free.content
+    assert f"/pools/{root_pool.pk}/?mark=2001%3Adb8%3Affff%3A%3A1/128#map".encode() in free.content
     # nothing: a page that says so, with candidates for partial names
     nothing = search("3fff::1")
     assert nothing.status_code == 200 and b"No pool or allocation contains" in nothing.content
@@ -538,6 +593,26 @@ def test_search(ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot) -> No
     assert partial.status_code == 200
     assert {s.name for s in partial.context["shoots"]} == {"openstack-ds", "aws-ds"}
     assert search("").status_code == 200
+
+
+def test_search_lists_every_shoot_holding_a_per_shoot_range(ui: dict[str, Client], demo: None) -> None:
+    # 10.0.0.0/16 is the pods range of every demo shoot in the per-shoot IPv4 pool
+    holders = {a.shoot for a in Allocation.objects.filter(cidr="10.0.0.0/16", state__in=LIVE_STATES)}
+    assert len(holders) >= 2
+    found = ui["auditor"].get(url("ui:search"), {"q": "10.0.5.5"}).context["found"]
+    assert {shoot for shoot, _ in found.per_shoot} == holders
+    assert all(a.cidr == "10.0.0.0/16" for _, ranges in found.per_shoot for a in ranges)
+    assert not found.allocations and found.free_in is None  # per-shoot space is never "free in" it
+    assert found.pools[0].name == "ipv4-pods"
+
+
+def test_pool_map_marks_the_searched_address(ui: dict[str, Client], root_pool: Pool) -> None:
+    content = ui["auditor"].get(url("ui:pool-detail", root_pool.pk), {"mark": "2001:db8:ffff::1"}).content
+    assert re.search(rb'data-cidr="2001:db8:ff00::/40" data-marked="1"', content)
+    assert content.count(b'data-marked="1"') == 1
+    # an address outside the view marks nothing (and is no error)
+    other = ui["auditor"].get(url("ui:pool-detail", root_pool.pk), {"mark": "3fff::1"})
+    assert other.status_code == 200 and b"data-marked" not in other.content
 
 
 def test_search_reads_project_name_like_the_commands(ui: dict[str, Client], demo_shoot: Shoot) -> None:
@@ -649,3 +724,172 @@ def test_pool_list_hides_the_shoots_own_pools_unless_asked(ui: dict[str, Client]
     assert "shoot-block" not in shown and "node-pods" not in shown
     every = ui["auditor"].get(url("ui:pool-list") + "?all=1").context["pool_rows"]
     assert {"shoot-block", "node-pods"} <= {r["pool"].purpose for r in every}
+
+
+def test_pool_map_free_cell_allocates_with_a_prefilled_form(ui: dict[str, Client], root_pool: Pool) -> None:
+    page = ui["admin"].get(url("ui:pool-detail", root_pool.pk)).content.decode()
+    free_link = f'href="/pools/{root_pool.pk}/?allocate=2001:db8:ff00::/40#allocate"'
+    assert free_link in page
+    # row and column labels, inside the SVG so they scale with it
+    assert '<text class="row-label"' in page and ">+f</text>" in page
+    form = ui["admin"].get(url("ui:pool-detail", root_pool.pk), {"allocate": "2001:db8:ff00::/40"})
+    assert form.context["form"]["cidr"].value() == "2001:db8:ff00::/40"
+    assert 'value="2001:db8:ff00::/40"' in form.content.decode()
+    # garbage is ignored, not echoed
+    assert ui["admin"].get(url("ui:pool-detail", root_pool.pk), {"allocate": "x<y"}).context["form"][
+        "cidr"
+    ].value() in (None, "")
+    # a reader who may not allocate gets no allocate links on free cells
+    assert "?allocate=" not in ui["auditor"].get(url("ui:pool-detail", root_pool.pk)).content.decode()
+
+
+def test_pool_map_colours_a_carved_allocation_as_the_child_pool(ui: dict[str, Client], demo: None) -> None:
+    provider = Pool.objects.get(name="aws-eu-central-1")
+    block = Pool.objects.get(parent=provider)  # the aws shoot's /56, carved as a pool
+    response = ui["auditor"].get(url("ui:pool-detail", provider.pk))
+    cell = next(c for c in response.context["map"].cells if c.cidr.overlaps(block.network))
+    assert set(cell.used) == {"pool"} and cell.pool_id == block.pk
+    kinds = dict((a.cidr, kind) for a, kind in response.context["allocation_rows"])
+    assert kinds[block.cidr] == "pool"  # the list below the map says the same
+
+
+def test_pool_map_small_use_stays_visible(ui: dict[str, Client], make_pool: Any) -> None:
+    pool = make_pool("3fff:300::/32", default_prefix_length=64)
+    services.pool_allocate(pool=pool, actor=SETUP, cidr="3fff:300::/64")  # 2**-24 of its /40 cell
+    svg = ui["auditor"].get(url("ui:pool-detail", pool.pk)).content.decode()
+    assert re.search(r'height="6\.00" class="k-allocated"', svg)
+
+
+def test_allocation_parents_stay_in_their_scope(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    mine = Allocation.objects.get(cidr="10.0.0.0/16", shoot=demo_shoot, state__in=LIVE_STATES)
+    others = Allocation.objects.filter(cidr="10.0.0.0/16", state__in=LIVE_STATES).exclude(pk=mine.pk)
+    assert others.exists()  # the other demo shoots hold the same range in the per-shoot pool
+    response = ui["auditor"].get(url("ui:allocation-detail", mine.pk))
+    assert response.context["parents"] == []
+    assert [p.name for p in response.context["pools"]] == ["ipv4-pods"]
+    # a global chain is untouched: the node's pod range has its shoot's ranges and blocks as parents
+    node = Node.objects.get(shoot=demo_shoot, name="node-a")
+    parents = ui["auditor"].get(url("ui:allocation-detail", node.pod_allocation.pk)).context["parents"]
+    assert parents and all(p.scope == "" for p in parents)
+    assert [p.prefix_length for p in parents] == sorted((p.prefix_length for p in parents), reverse=True)
+
+
+def test_audit_log_in_human_words(ui: dict[str, Client], root_pool: Pool) -> None:
+    allocation = services.pool_allocate(pool=root_pool, actor=SETUP, prefix_length=48)
+    content = (
+        ui["auditor"].get(url("audit:event-list"), {"object_type": "allocations.allocation"}).content.decode()
+    )
+    # the object by its name, linked to its page; the action in words
+    assert f'<a href="{url("ui:allocation-detail", allocation.pk)}">{allocation.cidr} (' in content
+    assert ">allocated</td>" in content and "allocations.allocation #" not in content
+    event = AuditEvent.objects.filter(
+        object_type="allocations.allocation", object_id=str(allocation.pk)
+    ).first()
+    detail = ui["auditor"].get(url("audit:event-detail", event.pk)).content.decode()
+    assert "<h1>Allocated: " in detail and "[" not in detail.split("<tbody>")[1].split("</tbody>")[0]
+    dashboard = ui["auditor"].get(url("ui:dashboard")).content.decode()
+    assert (
+        f'datetime="{event.created_at:%Y-%m-%d}' in dashboard
+        and f">{event.created_at:%Y-%m-%d %H:%M}</time>" in dashboard
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("zz::/64", "'zz::' is not an IPv4 or IPv6 address"),
+        ("10.0.0.0/33", "an IPv4 prefix length is 0 to 32"),
+        ("2001:db8::/129", "an IPv6 prefix length is 0 to 128"),
+    ],
+)
+def test_garbage_cidr_is_explained_in_plain_words(
+    ui: dict[str, Client], root_pool: Pool, text: str, reason: str
+) -> None:
+    response = ui["admin"].post(url("ui:pool-allocate", root_pool.pk), {"cidr": text})
+    assert response.status_code == 400
+    error = response.context["form"].errors["cidr"][0]
+    assert reason in error and "does not appear" not in error
+
+
+def test_favicon_is_answered(ui: dict[str, Client]) -> None:
+    response = ui["anonymous"].get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("ipam/favicon.svg")
+    assert b'rel="icon"' in ui["auditor"].get(url("ui:dashboard")).content
+
+
+def test_log_lines_have_one_handler() -> None:
+    import logging
+
+    # Django's own "django" handler printed every line a second time beside the root's.
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate and logging.getLogger().handlers
+
+
+def test_allocation_list_with_the_api_filters(
+    ui: dict[str, Client], root_pool: Pool, demo_shoot: Shoot
+) -> None:
+    c = ui["auditor"]
+    rows = lambda **q: [a for a, _ in c.get(url("ui:allocation-list"), q).context["rows"]]  # noqa: E731
+    everything = rows()
+    assert everything and all(a.state in LIVE_STATES for a in everything)
+    in_root = rows(pool=root_pool.pk)
+    assert {a.cidr for a in in_root} == {"2001:db8::/48", "2001:db8:1::/48"}
+    assert all(a.shoot == demo_shoot for a in rows(shoot=f"{demo_shoot.project}/{demo_shoot.name}"))
+    assert next(a.cidr for a in rows(contains="2001:db8::4000:0:0:5", family="6")).endswith("/112")
+    bad = c.get(url("ui:allocation-list"), {"contains": "garbage"})
+    assert bad.status_code == 200 and not bad.context["rows"] and bad.context["filter"].errors
+    # the pool is picked by its name
+    assert (
+        f'<option value="{root_pool.pk}">{root_pool.name}'
+        in c.get(url("ui:allocation-list")).content.decode()
+    )
+
+
+def test_pool_edit(ui: dict[str, Client], root_pool: Pool) -> None:
+    edit = url("ui:pool-edit", root_pool.pk)
+    form = ui["admin"].get(edit).context["form"]
+    assert (
+        form["default_prefix_length"].value() == 48
+        and "name" not in form.fields
+        and "cidr" not in form.fields
+    )
+    data = {name: form[name].value() or "" for name in form.fields}
+    # a refused rule: the error on its field, the input kept, nothing written
+    with nothing_written():
+        bad = ui["admin"].post(edit, {**data, "min_prefix_length": "60", "max_prefix_length": "50"})
+    assert bad.status_code == 400 and bad.context["form"].errors
+    assert 'value="60"' in bad.content.decode()
+    ok = ui["admin"].post(
+        edit, {**data, "default_prefix_length": "56", "delegated_projects": "garden-demo, other"}
+    )
+    assert ok.status_code == 302 and ok["Location"] == url("ui:pool-detail", root_pool.pk)
+    root_pool.refresh_from_db()
+    assert root_pool.default_prefix_length == 56 and root_pool.delegated_projects == ["garden-demo", "other"]
+    event = AuditEvent.objects.filter(action="pool.update", object_id=str(root_pool.pk)).get()
+    assert event.actor == "admin" and event.source == "ui"
+    # nothing offered to, and nothing accepted from, anyone else
+    assert b"Edit pool" not in ui["auditor"].get(url("ui:pool-detail", root_pool.pk)).content
+    assert b"Edit pool" in ui["admin"].get(url("ui:pool-detail", root_pool.pk)).content
+    for role in ("auditor", "op-in"):
+        assert ui[role].get(edit).status_code == 403
+        assert ui[role].post(edit, data).status_code == 403
+
+
+def test_allocation_relabel(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    allocation = Allocation.objects.filter(shoot=demo_shoot, state="active", family=6).first()
+    relabel = url("ui:allocation-relabel", allocation.pk)
+    with nothing_written():
+        bad = ui["op-in"].post(relabel, {"label": "x" * 101, "description": "kept"})
+    assert bad.status_code == 400 and bad.context["label_form"].errors["label"]
+    assert "kept</textarea>" in bad.content.decode()
+    ok = ui["op-in"].post(relabel, {"label": "uplink", "description": "to the router"})
+    assert ok.status_code == 302
+    allocation.refresh_from_db()
+    assert (allocation.label, allocation.description) == ("uplink", "to the router")
+    event = AuditEvent.objects.get(action="allocation.update", object_id=str(allocation.pk))
+    assert event.before["label"] != "uplink" and event.after["label"] == "uplink" and event.source == "ui"
+    # nothing offered to, and nothing accepted from, those who may not change the project
+    for role in ("auditor", "op-out"):
+        assert b"Save label" not in ui[role].get(url("ui:allocation-detail", allocation.pk)).content
+        assert ui[role].post(relabel, {"label": "forged"}).status_code == 403
+    assert b"Save label" in ui["op-in"].get(url("ui:allocation-detail", allocation.pk)).content
