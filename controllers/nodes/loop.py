@@ -46,7 +46,7 @@ from .services import shoot_nodes_sync
 
 log = logging.getLogger(__name__)
 
-ACTOR = Actor("node-controller", "system")
+ACTOR = Actor("node-controller", "controller")
 LIST_PAGE = 500
 #: A watch that ends sooner than this (without an error) counts as a failure for the backoff.
 MIN_WATCH_SECONDS = 1.0

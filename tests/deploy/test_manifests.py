@@ -656,16 +656,13 @@ def test_rbac_is_get_list_watch_of_shoots_seeds_and_managedseeds_only() -> None:
 
 # --- alerts use the metrics the portal exports ----------------------------------------------
 
-#: Exported by the controllers and the audit branches of this wave (their contract); they are
-#: looked up in the code like every other metric once those branches are merged.
-PROVIDED_BY_OTHER_BRANCHES = {"ipam_controller_leading": {"controller"}, "ipam_audit_chain_ok": {"chain"}}
-
-
 def _exported_metrics() -> dict[str, set[str]]:
     """Metric name -> label names, from the collectors the portal registers."""
     import prometheus_client
 
     import allocations.metrics
+    import audit.metrics
+    import controllers.health
     import ipam_portal.events.metrics
     import ipam_portal.metrics as kernel
 
@@ -673,9 +670,11 @@ def _exported_metrics() -> dict[str, set[str]]:
     for counter in (kernel.ALLOCATIONS, kernel.RELEASES, kernel.JOBS, ipam_portal.events.metrics.DELIVERIES):
         assert isinstance(counter, prometheus_client.Counter)
         exported[f"{counter._name}_total"] = set(counter._labelnames)
-    exported[allocations.metrics.POOL_RATIO.name] = {allocations.metrics.POOL_RATIO.label}
+    for gauge in (allocations.metrics.POOL_RATIO, audit.metrics.CHAIN_OK, audit.metrics.CHAIN_CHECKED):
+        exported[gauge.name] = {gauge.label}
+    for plain in (controllers.health.LEADING, controllers.health.LAST_SYNC):
+        exported[plain._name] = set(plain._labelnames)
     exported["up"] = {"job"}
-    exported.update(PROVIDED_BY_OTHER_BRANCHES)
     return exported
 
 
