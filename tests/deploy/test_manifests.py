@@ -656,6 +656,7 @@ def test_rbac_is_get_list_watch_of_shoots_seeds_and_managedseeds_only() -> None:
 
 # --- alerts use the metrics the portal exports ----------------------------------------------
 
+
 def _exported_metrics() -> dict[str, set[str]]:
     """Metric name -> label names, from the collectors the portal registers."""
     import prometheus_client
@@ -665,12 +666,19 @@ def _exported_metrics() -> dict[str, set[str]]:
     import controllers.health
     import ipam_portal.events.metrics
     import ipam_portal.metrics as kernel
+    import providers.metrics
 
     exported: dict[str, set[str]] = {}
     for counter in (kernel.ALLOCATIONS, kernel.RELEASES, kernel.JOBS, ipam_portal.events.metrics.DELIVERIES):
         assert isinstance(counter, prometheus_client.Counter)
         exported[f"{counter._name}_total"] = set(counter._labelnames)
-    for gauge in (allocations.metrics.POOL_RATIO, audit.metrics.CHAIN_OK, audit.metrics.CHAIN_CHECKED):
+    gauges = (
+        allocations.metrics.POOL_RATIO,
+        audit.metrics.CHAIN_OK,
+        audit.metrics.CHAIN_CHECKED,
+        providers.metrics.JOBS_FAILED,
+    )
+    for gauge in gauges:
         exported[gauge.name] = {gauge.label}
     for plain in (controllers.health.LEADING, controllers.health.LAST_SYNC):
         exported[plain._name] = set(plain._labelnames)
@@ -702,7 +710,9 @@ def test_alerts_use_metric_and_label_names_the_portal_exports() -> None:
                 assert any(label.strip() in exported[m] for m in metrics), f"{alert}: label {label}"
         for label, _value in re.findall(r"([a-z_]+)=\"([^\"]*)\"", expr):
             assert any(label in exported[m] for m in metrics), f"{alert}: label {label}"
-    assert 'outcome="failed"' in alerts["IpamProvisioningJobsFailing"] and JobState.FAILED.value == "failed"
+    # read from the database, so it holds whichever worker failed the job
+    assert "ipam_jobs_failed" in alerts["IpamProvisioningJobsFailing"] and JobState.FAILED.value == "failed"
+    assert "ipam_audit_chain_checked_timestamp_seconds" in alerts["IpamAuditChainNotVerified"]
     assert f'outcome="{PoolExhausted.code}"' in alerts["IpamAllocationsRefusedExhausted"]
 
 

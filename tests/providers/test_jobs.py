@@ -416,3 +416,27 @@ def test_a_job_that_ends_publishes_job_succeeded_or_job_failed(account: Provider
         assert seen[1].event.last_error == ""
     finally:
         unsubscribe("test.jobs")
+
+
+def test_failed_jobs_are_reported_from_the_database_whichever_process_failed_them(
+    account: ProviderAccount, monkeypatch, settings
+) -> None:
+    """``ipam_jobs_failed{action}``: the alert must see jobs that Celery workers failed."""
+    import prometheus_client
+
+    from providers import metrics
+
+    settings.METRICS_POOL_CACHE_SECONDS = 0
+    metrics.install()
+
+    def failed(action: str) -> float | None:
+        return prometheus_client.REGISTRY.get_sample_value("ipam_jobs_failed", {"action": action})
+
+    assert failed(JobAction.PROVISION) is None
+    services.account_update(account=account, credentials_ref="env:IPAM_TEST_NOT_SET", actor=ACTOR)
+    monkeypatch.delenv("IPAM_TEST_NOT_SET", raising=False)
+    job = services.job_run(job_id=ProvisioningJob.objects.get(shoot=new_shoot()).pk)
+    assert job.state == JobState.FAILED
+    assert failed(JobAction.PROVISION) == 1.0
+    services.job_retry(job=job, actor=ACTOR)  # an admin's retry: no longer failed
+    assert failed(JobAction.PROVISION) is None
