@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar, TypedDict, cast
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
@@ -113,6 +115,7 @@ class PoolSerializer(PrebuiltOutputSerializer):
             "region",
             "description",
             "tags",
+            "sticky",
             "created_at",
             "updated_at",
             "retired_at",
@@ -156,6 +159,11 @@ def _pool_rules_fields(*, create: bool) -> dict[str, serializers.Field]:
         "description": serializers.CharField(allow_blank=True, max_length=10000, **given("description")),
         "tags": serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, max_length=100
+        ),
+        "sticky": serializers.BooleanField(
+            required=False,
+            allow_null=True,
+            help_text="A recreated shoot gets its old ranges back (null: on for shoots pools)",
         ),
     }
     assert tuple(fields) == pool_rules.NAMES, "every pool rule has one API field, in the rules' order"
@@ -252,9 +260,62 @@ class PrefixLengthQuerySerializer(StrictSerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
+class PointInTimeField(serializers.DateTimeField):
+    """An instant: ISO 8601 with a time (no zone: UTC), or a date alone (its midnight, UTC)."""
+
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        if isinstance(value, str) and len(value.strip()) == 10:
+            try:
+                day = dt.date.fromisoformat(value.strip())
+            except ValueError:
+                pass
+            else:
+                return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        parsed = super().to_internal_value(value)
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt.UTC)
+        return parsed
+
+
+AT_HELP = "ISO 8601 instant (e.g. 2026-03-01T12:00:00Z) or a date (its midnight, UTC)"
+
+
 class LookupQuerySerializer(StrictSerializer):
     strict_types = False
     q = serializers.CharField(max_length=100, help_text="An address or a prefix")
+    at = PointInTimeField(required=False, help_text=f"What held it then: {AT_HELP}")
+
+
+class PrefixHistoryQuerySerializer(StrictSerializer):
+    """``q``, and the optional bounds ``from`` (a Python keyword: declared in get_fields) and ``until``."""
+
+    strict_types = False
+    q = serializers.CharField(max_length=100, help_text="A prefix or an address")
+    until = PointInTimeField(required=False, help_text=f"Intervals that began before this: {AT_HELP}")
+    limit = serializers.IntegerField(
+        required=False, default=1000, min_value=1, max_value=10000, help_text="At most this many allocations"
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = PointInTimeField(
+            required=False, help_text=f"Intervals that ended after this: {AT_HELP}"
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("from"), attrs.get("until")
+        if since is not None and until is not None and until <= since:
+            raise serializers.ValidationError({"until": ["must be later than from"]})
+        return attrs
+
+
+class PoolAtQuerySerializer(StrictSerializer):
+    strict_types = False
+    at = PointInTimeField(help_text=f"The pool as it was then: {AT_HELP}")
+    limit = serializers.IntegerField(
+        required=False, default=100, min_value=0, max_value=10000, help_text="At most this many allocations"
+    )
 
 
 class SeedSerializer(PrebuiltOutputSerializer):
