@@ -21,6 +21,7 @@ from audit.models import AuditEvent
 
 from . import prefixes
 from .choices import AllocationState, OwnerType
+from .errors import IpamError
 from .models import Allocation, Node, Pool
 from .selectors import containing_keys, within_keys
 
@@ -60,6 +61,21 @@ def install() -> None:
 
 #: The audit actions that make an allocation and those that end a stage of its history.
 MAKING_ACTIONS = ("allocation.allocate", "allocation.hold", "allocation.restored")
+
+
+def parse_instant(text: str, *, field: str = "at") -> dt.datetime:
+    """An instant as the API and the commands take it: ISO 8601 with a time (no zone: UTC),
+    or a date alone (its midnight, UTC). Anything else is an :class:`IpamError` naming ``field``."""
+    value = (text or "").strip()
+    try:
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise IpamError(
+            f"{text!r} is not an ISO 8601 instant (e.g. 2026-03-01T12:00:00Z) or date", field=field
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 def held_at(at: dt.datetime) -> Q:

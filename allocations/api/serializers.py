@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar, TypedDict, cast
 
-from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
@@ -13,7 +13,7 @@ from rest_framework.relations import PKOnlyObject
 
 from ipam_portal.api.serializers import StrictSerializer
 
-from .. import layouts, pool_rules
+from .. import history, layouts, pool_rules
 from ..choices import (
     FitPolicy,
     OwnerType,
@@ -23,6 +23,7 @@ from ..choices import (
     Role,
     Uniqueness,
 )
+from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..pool_rules import DEFAULTS
 
@@ -260,21 +261,20 @@ class PrefixLengthQuerySerializer(StrictSerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
-class PointInTimeField(serializers.DateTimeField):
-    """An instant: ISO 8601 with a time (no zone: UTC), or a date alone (its midnight, UTC)."""
+@extend_schema_field(OpenApiTypes.DATETIME)
+class PointInTimeField(serializers.Field):
+    """An instant, as :func:`allocations.history.parse_instant` reads it (the commands' rule too)."""
 
-    def to_internal_value(self, value: Any) -> dt.datetime:
-        if isinstance(value, str) and len(value.strip()) == 10:
-            try:
-                day = dt.date.fromisoformat(value.strip())
-            except ValueError:
-                pass
-            else:
-                return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        parsed = super().to_internal_value(value)
-        if timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, dt.UTC)
-        return parsed
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("expected an ISO 8601 instant as text")
+        try:
+            return history.parse_instant(data)
+        except IpamError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: dt.datetime) -> str:
+        return value.isoformat()
 
 
 AT_HELP = "ISO 8601 instant (e.g. 2026-03-01T12:00:00Z) or a date (its midnight, UTC)"

@@ -8,17 +8,26 @@ with ``DATABASE_URL``, on PostgreSQL.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import pytest
+from django.core.management.base import CommandError
+from django.db import transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from allocations import services
+from allocations import history, services
 from allocations.choices import Purpose, Uniqueness
-from allocations.models import Allocation, Shoot
+from allocations.errors import PoolExhausted
+from allocations.models import Allocation, Pool, Shoot
 from audit.services import Actor
 
 pytestmark = pytest.mark.django_db
@@ -183,3 +192,259 @@ def _with_ids(client: APIClient, address: str, at: dt.datetime, pool: str) -> se
         for a in response.json()["allocations"]
         if a["pool_chain"][0]["name"] == pool
     }
+
+
+# --- the audit trail replayed ---------------------------------------------------------------
+
+#: What each allocation audit action leaves: the state it is in afterwards (None: freed).
+REPLAY = {
+    "allocation.allocate": "active",
+    "allocation.hold": "active",
+    "allocation.restored": "active",
+    "allocation.quarantine": "quarantined",
+    "allocation.release": None,
+    "allocation.hold-lapse": None,
+    "allocation.reclaim": None,
+    "allocation.purge": None,
+    "allocation.restore": None,
+}
+
+
+def replay(pool: Pool, at: dt.datetime) -> dict[int, tuple[str, str]]:
+    """Allocation id -> (cidr, state) in ``pool`` at ``at``, from the audit trail alone."""
+    from audit.models import AuditEvent
+
+    state: dict[int, tuple[str, str]] = {}
+    events = AuditEvent.objects.filter(object_type="allocations.allocation", created_at__lte=at).order_by(
+        "seq"
+    )
+    for event in events:
+        snapshot = event.after or event.before or {}
+        if snapshot.get("pool") != pool.pk:
+            continue
+        after = REPLAY[event.action]
+        if after is None:
+            state.pop(int(event.object_id), None)
+        else:
+            state[int(event.object_id)] = (snapshot["cidr"], after)
+    return state
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["allocate", "release", "quarantine", "purge", "reclaim"]), st.integers(0, 99)
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_answers_at_any_time_match_a_replay_of_the_audit_trail(
+    make_pool: Any, api_admin: APIClient, steps: list[tuple[str, int]]
+) -> None:
+    with transaction.atomic():
+        pool = make_pool("2001:db8:77::/60", default_prefix_length=62)
+        quiet = [timezone.now()]
+        for what, pick in steps:
+            live = list(Allocation.objects.filter(pool=pool).exclude(state="released").order_by("pk"))
+            active = [a for a in live if a.state == "active"]
+            if what == "allocate":
+                try:
+                    services.pool_allocate(pool=pool, actor=ACTOR)
+                except PoolExhausted:
+                    pass
+            elif what in ("release", "quarantine") and active:
+                seconds = 0 if what == "release" else 3600
+                services.allocation_release(
+                    allocation=active[pick % len(active)], actor=ACTOR, quarantine_seconds=seconds
+                )
+            elif what == "purge":
+                services.quarantine_purge(actor=ACTOR, pool=pool)
+            elif what == "reclaim":
+                services.pool_reclaim(pool=pool, now=timezone.now() + dt.timedelta(hours=2))
+            quiet.append(timezone.now())
+        for at in quiet:
+            expected = replay(pool, at)
+            then = history.pool_at(pool, at, limit=1000)
+            assert {a.pk: (a.cidr, history.state_at(a, at)) for a in then.allocations} == expected
+            # and the lookup of an address in every /62, one of them through the API
+            for quarter in range(4):
+                address = f"2001:db8:77:{quarter * 4:x}::1"
+                want = {
+                    (pk, s) for pk, (cidr, s) in expected.items() if ip_address(address) in ip_network(cidr)
+                }
+                if quarter == len(steps) % 4:
+                    answer = api_admin.get("/api/v1/lookup/", {"q": address, "at": at.isoformat()}).json()
+                    got = {(a["id"], a["state"]) for a in answer["allocations"]}
+                else:
+                    found = history.allocations_containing_at(ip_network(address), at)
+                    got = {(a.pk, history.state_at(a, at)) for a in found}
+                assert got == want, (at, address)
+        transaction.set_rollback(True)
+
+
+# --- the prefix history as JSON and CSV -------------------------------------------------------
+
+
+def test_prefix_history_intervals_json_and_csv(make_pool: Any, api_admin: APIClient) -> None:
+    pool = make_pool("2001:db8:5::/48", default_prefix_length=64)
+    first = services.pool_allocate(pool=pool, actor=ACTOR, cidr="2001:db8:5::/64", label="=HYPERLINK(1)")
+    services.allocation_release(allocation=first, actor=ACTOR, quarantine_seconds=3600)
+    services.quarantine_purge(actor=ACTOR, pool=pool)
+    second = services.pool_allocate(pool=pool, actor=ACTOR, cidr="2001:db8:5::/64", label="second")
+    services.pool_allocate(pool=pool, actor=ACTOR, cidr="2001:db8:5:1::/64", label="elsewhere")
+
+    body = api_admin.get("/api/v1/prefix-history/", {"q": "2001:db8:5::/64"}).json()
+    rows = [(r["allocation"], r["state"], r["label"]) for r in body["intervals"]]
+    assert rows == [
+        (first.pk, "active", "=HYPERLINK(1)"),
+        (first.pk, "quarantined", "=HYPERLINK(1)"),
+        (second.pk, "active", "second"),
+    ]
+    first.refresh_from_db()
+    assert body["intervals"][0]["until"] == body["intervals"][1]["from"] == first.released_at.isoformat()
+    assert body["intervals"][1]["until"] == first.freed_at.isoformat()
+    assert body["intervals"][2]["until"] is None
+    assert [e["action"] for e in body["intervals"][0]["events"]] == [
+        "allocation.allocate",
+        "allocation.quarantine",
+    ]
+    assert [e["action"] for e in body["intervals"][1]["events"]] == [
+        "allocation.quarantine",
+        "allocation.purge",
+    ]
+
+    # bounded: only what overlaps [from, until)
+    bounded = api_admin.get(
+        "/api/v1/prefix-history/", {"q": "2001:db8:5::/64", "from": first.freed_at.isoformat()}
+    ).json()
+    assert [(r["allocation"], r["state"]) for r in bounded["intervals"]] == [(second.pk, "active")]
+    early = api_admin.get(
+        "/api/v1/prefix-history/", {"q": "2001:db8:5::/63", "until": first.released_at.isoformat()}
+    ).json()
+    assert [(r["allocation"], r["state"]) for r in early["intervals"]] == [(first.pk, "active")]
+
+    response = api_admin.get("/api/v1/prefix-history/", {"q": "2001:db8:5::/64", "format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(response.content.decode())))
+    header, *lines = table
+    assert header[:4] == ["from", "until", "cidr", "state"]
+    assert all(len(line) == len(header) for line in lines) and len(lines) == 3
+    labels = [line[header.index("label")] for line in lines]
+    assert labels == ["'=HYPERLINK(1)", "'=HYPERLINK(1)", "second"]  # never a formula
+    assert lines[0][header.index("events")].startswith("#")
+    # The same table through Accept
+    accepted = api_admin.get("/api/v1/prefix-history/?q=2001:db8:5::/64", HTTP_ACCEPT="text/csv")
+    assert accepted.content == response.content
+
+
+def test_pool_at_a_time(make_pool: Any, api_admin: APIClient) -> None:
+    pool = make_pool("2001:db8:6::/62", default_prefix_length=64)
+    before = timezone.now()
+    a = services.pool_allocate(pool=pool, actor=ACTOR)
+    b = services.pool_allocate(pool=pool, actor=ACTOR)
+    both = timezone.now()
+    services.allocation_release(allocation=a, actor=ACTOR, quarantine_seconds=3600)
+    quarantined = timezone.now()
+    services.allocation_release(allocation=b, actor=ACTOR, quarantine_seconds=0)
+    after = timezone.now()
+
+    def at(t: dt.datetime) -> dict[str, Any]:
+        response = api_admin.get(f"/api/v1/pools/{pool.pk}/", {"at": t.isoformat()})
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    one = 1 << 64
+    assert at(before)["utilisation"]["allocated"] == "0"
+    then = at(both)
+    assert then["existed"] is True
+    assert then["utilisation"]["allocated"] == str(2 * one)
+    assert then["utilisation"]["free"] == str(2 * one)
+    assert [(x["cidr"], x["state"]) for x in then["allocations"]] == [(a.cidr, "active"), (b.cidr, "active")]
+    later = at(quarantined)
+    assert later["utilisation"]["quarantined"] == str(one)
+    assert [(x["cidr"], x["state"]) for x in later["allocations"]] == [
+        (a.cidr, "quarantined"),
+        (b.cidr, "active"),
+    ]
+    last = at(after)
+    assert [(x["cidr"], x["state"]) for x in last["allocations"]] == [(a.cidr, "quarantined")]
+    assert at(pool.created_at - US)["existed"] is False
+    assert at(pool.created_at - US)["allocations"] == []
+    # without at: the pool as it is, unchanged
+    assert "utilisation" not in api_admin.get(f"/api/v1/pools/{pool.pk}/").json()
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "field"),
+    [
+        ("/api/v1/lookup/", {"q": "2001:db8::1", "at": "yesterday"}, "at"),
+        ("/api/v1/lookup/", {"q": "2001:db8::1", "at": "2026-13-01"}, "at"),
+        ("/api/v1/lookup/", {"q": "2001:db8::1", "at": ""}, "at"),
+        ("/api/v1/lookup/", {"q": "not-an-address", "at": "2026-03-01"}, "q"),
+        ("/api/v1/prefix-history/", {"q": "2001:db8::/zz"}, "q"),
+        ("/api/v1/prefix-history/", {}, "q"),
+        ("/api/v1/prefix-history/", {"q": "2001:db8::/48", "from": "soon"}, "from"),
+        ("/api/v1/prefix-history/", {"q": "2001:db8::/48", "until": "2026-02-30"}, "until"),
+        (
+            "/api/v1/prefix-history/",
+            {"q": "2001:db8::/48", "from": "2026-03-02", "until": "2026-03-01"},
+            "until",
+        ),
+        ("/api/v1/prefix-history/", {"q": "2001:db8::/48", "limit": "0"}, "limit"),
+        ("/api/v1/prefix-history/", {"q": "2001:db8::/48", "format": "csv", "from": "x"}, "from"),
+    ],
+)
+def test_bad_times_and_queries_are_400_naming_the_field(
+    api_admin: APIClient, url: str, params: dict[str, str], field: str
+) -> None:
+    response = api_admin.get(url, params)
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"], response.json()
+
+
+def test_pool_at_with_a_bad_time_is_400(make_pool: Any, api_admin: APIClient) -> None:
+    pool = make_pool("2001:db8:7::/48")
+    response = api_admin.get(f"/api/v1/pools/{pool.pk}/", {"at": "31/12/2026"})
+    assert response.status_code == 400
+    assert "at" in response.json()["errors"]
+
+
+def test_lookup_at_names_who_allocated_it_and_the_pool_chain(make_pool: Any, api_admin: APIClient) -> None:
+    parent = make_pool("2001:db8:8::/48", name="parent")
+    child = services.pool_create(name="child", parent=parent, cidr="2001:db8:8::/56", actor=ACTOR)
+    allocation = services.pool_allocate(pool=child, actor=Actor("bob", "api"), cidr="2001:db8:8::/64")
+    body = api_admin.get("/api/v1/lookup/", {"q": "2001:db8:8::5", "at": timezone.now().isoformat()}).json()
+    mine = next(a for a in body["allocations"] if a["id"] == allocation.pk)
+    assert [p["name"] for p in mine["pool_chain"]] == ["child", "parent"]
+    assert (mine["allocated_by"]["actor"], mine["allocated_by"]["source"]) == ("bob", "api")
+    assert [p["name"] for p in body["pools"]] == ["child", "parent"]
+    # the allocation the child pool was carved from is listed too, less specific
+    assert [a["cidr"] for a in body["allocations"]] == ["2001:db8:8::/64", "2001:db8:8::/56"]
+
+
+def test_ipam_lookup_at(make_pool: Any) -> None:
+    from django.core.management import call_command
+
+    pool = make_pool("2001:db8:9::/48")
+    allocation = services.pool_allocate(pool=pool, actor=ACTOR, cidr="2001:db8:9::/64", label="gone")
+    held_then = timezone.now()
+    services.allocation_release(allocation=allocation, actor=ACTOR, quarantine_seconds=0)
+    out = io.StringIO()
+    call_command("ipam_lookup", "2001:db8:9::1", "--at", held_then.isoformat(), "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert [(a["cidr"], a["state"], a["state_now"]) for a in data["allocations"]] == [
+        ("2001:db8:9::/64", "active", "released")
+    ]
+    out = io.StringIO()
+    call_command("ipam_lookup", "2001:db8:9::1", stdout=out)
+    assert "no allocation contains 2001:db8:9::1/128" in out.getvalue()
+    out = io.StringIO()
+    call_command("ipam_lookup", "2001:db8:9::1", "--at", held_then.isoformat(), stdout=out)
+    assert "2001:db8:9::/64" in out.getvalue() and "active" in out.getvalue()
+    with pytest.raises(CommandError, match="at: 'tomorrow' is not an ISO 8601 instant"):
+        call_command(
+            "ipam_lookup", "2001:db8:9::1", "--at", "tomorrow", stdout=io.StringIO(), stderr=io.StringIO()
+        )
