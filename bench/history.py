@@ -242,9 +242,42 @@ def _profile(call: Any) -> None:
     print(out.getvalue(), file=sys.stderr)
 
 
+LOAD_SQL = """
+INSERT INTO allocations_allocation (cidr, family, prefix_length, first, scope, owner_type, project, role,
+    label, state, units, description, created_at, created_by, released_at, released_by, freed_at, pool_id)
+SELECT format('2001:db8:%%s:%%s::/64', to_hex(i >> 16), to_hex(i & 65535)), 6, 64,
+    decode('20010db8' || lpad(to_hex(i), 8, '0') || '0000000000000000', 'hex'), '', 'manual', 'p' || g, 'block',
+    'holder-' || g, CASE WHEN g = %(last)s THEN 'active' ELSE 'released' END, 1, '', t.created, '',
+    CASE WHEN g = %(last)s THEN NULL ELSE t.created + %(held)s END, '',
+    CASE WHEN g = %(last)s THEN NULL ELSE t.created + %(held)s + %(quarantine)s END, %(pool)s
+FROM generate_series(0, %(n)s - 1) AS i, generate_series(0, %(last)s) AS g,
+    LATERAL (SELECT %(base)s + g * %(period)s + (i %% 86400) * interval '1 second' AS created) AS t
+"""
+
+
 def load_rows(pool: Any, prefixes_count: int, generations: int) -> int:
-    """The rows, with their generated creation times (``auto_now_add`` would set now)."""
+    """The rows, with their generated creation times (``auto_now_add`` would set now).
+
+    On PostgreSQL one ``INSERT … SELECT generate_series`` (the same rows as :func:`load`,
+    in seconds instead of an hour of ORM objects); on SQLite :func:`load`.
+    """
+    from django.db import connection
+
     from allocations.models import Allocation
+
+    if connection.vendor == "postgresql":
+        params = {
+            "last": generations - 1,
+            "held": HELD,
+            "quarantine": QUARANTINE,
+            "pool": pool.pk,
+            "n": prefixes_count,
+            "base": BASE,
+            "period": PERIOD,
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(LOAD_SQL, params)
+            return cursor.rowcount
 
     field = Allocation._meta.get_field("created_at")
     field.auto_now_add = False  # this process only: the benchmark writes history, not new allocations
