@@ -81,6 +81,7 @@ class AllocationTransition(models.TextChoices):
     HOLD_LAPSE = "hold-lapse", "Hold lapsed"
     RECLAIM = "reclaim", "Quarantine ended"
     PURGE = "purge", "Quarantine purged by an admin"
+    RESTORE = "restore", "Quarantine ended early: restored to its recreated shoot"
 
 
 #: The allocation state machine: state -> {transition: next state}. A released
@@ -94,6 +95,7 @@ ALLOCATION_TRANSITIONS: dict[str, dict[str, str]] = {
     AllocationState.QUARANTINED: {
         AllocationTransition.RECLAIM: AllocationState.RELEASED,
         AllocationTransition.PURGE: AllocationState.RELEASED,
+        AllocationTransition.RESTORE: AllocationState.RELEASED,
     },
     AllocationState.RELEASED: {},
 }

@@ -104,6 +104,12 @@ class Pool(PrefixFields):
     retired_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when the allocation it was carved from is released"
     )
+    sticky = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="A recreated shoot (same project and name) gets its old block back while it is "
+        "quarantined or within IPAM_STICKY_RETENTION_SECONDS; empty: on for shoots pools",
+    )
 
     class Meta:
         ordering = ["family", "first", "prefix_length"]
@@ -130,6 +136,11 @@ class Pool(PrefixFields):
     @property
     def effective_max_length(self) -> int:
         return self.max_prefix_length if self.max_prefix_length is not None else self.bits
+
+    @property
+    def is_sticky(self) -> bool:
+        """Whether a recreated shoot gets its ranges back from this pool (default: shoots pools)."""
+        return self.sticky if self.sticky is not None else self.purpose == Purpose.SHOOTS
 
 
 class FreeBlock(models.Model):
@@ -220,9 +231,13 @@ class Shoot(models.Model):
 
 
 class Allocation(PrefixFields):
-    """One prefix held by an owner for a role.
+    """One prefix held by an owner for a role, and its history (rows are never deleted).
 
-    Live states (``active``, ``quarantined``) occupy the prefix; on PostgreSQL an
+    A row is also its own interval of history: active from ``created_at`` until
+    ``released_at`` (or now), then quarantined until ``freed_at`` when that is later;
+    ``freed_at`` is when the prefix went back to the free space. Holder, role and
+    pool never change, so "who held X at T" is a look-up on the prefix keys with
+    ``created_at <= T < freed_at`` (:mod:`allocations.history`). Live states (``active``, ``quarantined``) occupy the prefix; on PostgreSQL an
     exclusion constraint (pool, scope, cidr &&) refuses any overlapping live row,
     even from raw SQL. ``expires_at`` is the end of quarantine, or of a hold (an
     active reservation that lapses by itself). ``scope`` is empty in global pools
@@ -250,11 +265,23 @@ class Allocation(PrefixFields):
     created_by = models.CharField(max_length=150, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     released_by = models.CharField(max_length=150, blank=True)
+    freed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the prefix went back to the free space (end of its history)"
+    )
+    restored_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="restored_as",
+        help_text="The earlier allocation of the same shoot (project, name) this one restores",
+    )
 
     class Meta:
         ordering = ["family", "first", "prefix_length"]
         indexes = [
             models.Index(fields=["family", "first", "prefix_length"], name="allocation_key"),
+            models.Index(fields=["pool", "created_at"], name="allocation_pool_created"),
             models.Index(fields=["pool", "first"], name="allocation_pool_first"),
             models.Index(fields=["pool", "expires_at"], name="allocation_pool_expiry"),
             models.Index(fields=["expires_at"], name="allocation_expiry"),
@@ -284,6 +311,7 @@ class Allocation(PrefixFields):
             "project": self.project,
             "label": self.label,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            **({"restored_from": self.restored_from_id} if self.restored_from_id else {}),
         }
 
 

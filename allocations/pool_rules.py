@@ -47,6 +47,8 @@ class PoolRules:
     region: str = ""
     description: str = ""
     tags: tuple[str, ...] = ()
+    #: A recreated shoot gets its old ranges back (None: on for ``shoots`` pools, see Pool.is_sticky).
+    sticky: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))

@@ -97,7 +97,7 @@ def shoot_block_pool(shoot: Shoot) -> Pool | None:
         Pool.objects.filter(
             purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot, retired_at__isnull=True
         )
-        .select_related("parent")
+        .select_related("parent", "parent_allocation")
         .order_by("-pk")
         .first()
     )

@@ -9,9 +9,7 @@ and a time range typed in the browser's date-time field.
 
 from __future__ import annotations
 
-import csv
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from ipam_portal.csv_cells import csv_lines
 from ipam_portal.ui import page, paginate, reader
 
 from . import scopes
@@ -124,35 +123,20 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return page(request, "audit/event_detail.html", {"event": event, "changes": changes})
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula. A cell starts at the
-# beginning of a value and, for importers that split on their own delimiter or on line breaks,
-# after any of , ; tab CR LF inside it: each such start gets a ' so it stays text.
-_CELL_START_FORMULA = re.compile(r"(?:^|(?<=[,;\t\r\n]))(?=[=+\-@\t\r])")
-
-
-def _spreadsheet_safe(value: str) -> str:
-    """``value`` with a ``'`` before every formula character that could start a spreadsheet cell."""
-    return _CELL_START_FORMULA.sub("'", value)
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_rows(qs: QuerySet[AuditEvent]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
-    for event in qs.iterator(chunk_size=2000):
-        row = []
-        for column in CSV_COLUMNS:
-            value = getattr(event, column)
-            if column in ("before", "after"):
-                value = "" if value is None else json.dumps(value, sort_keys=True)
-            elif column == "created_at":
-                value = value.isoformat()
-            row.append(_spreadsheet_safe(value) if isinstance(value, str) else value)
-        yield writer.writerow(row)
+    def rows() -> Iterator[list[Any]]:
+        for event in qs.iterator(chunk_size=2000):
+            row = []
+            for column in CSV_COLUMNS:
+                value = getattr(event, column)
+                if column in ("before", "after"):
+                    value = "" if value is None else json.dumps(value, sort_keys=True)
+                elif column == "created_at":
+                    value = value.isoformat()
+                row.append(value)
+            yield row
+
+    return csv_lines(CSV_COLUMNS, rows())
 
 
 @reader

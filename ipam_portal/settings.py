@@ -381,6 +381,11 @@ PROVIDER_CREDENTIALS_MAX_BYTES = env_int("PROVIDER_CREDENTIALS_MAX_BYTES", 64 * 
 IPAM_QUARANTINE_SECONDS = env_int("IPAM_QUARANTINE_SECONDS", 24 * 3600)
 # The longest quarantine an admin may choose on release (operators always get the default).
 IPAM_QUARANTINE_MAX_SECONDS = env_int("IPAM_QUARANTINE_MAX_SECONDS", 30 * 24 * 3600)
+# Sticky ranges: after its quarantine ended, a prefix freed this long ago goes back to a recreated
+# shoot of the same project and name if it is still free (0: only while it is quarantined).
+IPAM_STICKY_RETENTION_SECONDS = env_int("IPAM_STICKY_RETENTION_SECONDS", 0)
+if IPAM_STICKY_RETENTION_SECONDS < 0:
+    raise ImproperlyConfigured("IPAM_STICKY_RETENTION_SECONDS: expected 0 or more")
 # What a project may take by hand (manual allocations and holds) from a global pool that sets no
 # project_quota, as a share of the pool: no project takes a region by accident. 100: no limit.
 IPAM_DEFAULT_PROJECT_QUOTA_PERCENT = env_int("IPAM_DEFAULT_PROJECT_QUOTA_PERCENT", 25)

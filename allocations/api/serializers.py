@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar, TypedDict, cast
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
@@ -11,7 +13,7 @@ from rest_framework.relations import PKOnlyObject
 
 from ipam_portal.api.serializers import StrictSerializer
 
-from .. import layouts, pool_rules
+from .. import history, layouts, pool_rules
 from ..choices import (
     FitPolicy,
     OwnerType,
@@ -21,6 +23,7 @@ from ..choices import (
     Role,
     Uniqueness,
 )
+from ..errors import IpamError
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..pool_rules import DEFAULTS
 
@@ -113,6 +116,7 @@ class PoolSerializer(PrebuiltOutputSerializer):
             "region",
             "description",
             "tags",
+            "sticky",
             "created_at",
             "updated_at",
             "retired_at",
@@ -156,6 +160,11 @@ def _pool_rules_fields(*, create: bool) -> dict[str, serializers.Field]:
         "description": serializers.CharField(allow_blank=True, max_length=10000, **given("description")),
         "tags": serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, max_length=100
+        ),
+        "sticky": serializers.BooleanField(
+            required=False,
+            allow_null=True,
+            help_text="A recreated shoot gets its old ranges back (null: on for shoots pools)",
         ),
     }
     assert tuple(fields) == pool_rules.NAMES, "every pool rule has one API field, in the rules' order"
@@ -252,9 +261,61 @@ class PrefixLengthQuerySerializer(StrictSerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class PointInTimeField(serializers.Field):
+    """An instant, as :func:`allocations.history.parse_instant` reads it (the commands' rule too)."""
+
+    def to_internal_value(self, data: Any) -> dt.datetime:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("expected an ISO 8601 instant as text")
+        try:
+            return history.parse_instant(data)
+        except IpamError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: dt.datetime) -> str:
+        return value.isoformat()
+
+
+AT_HELP = "ISO 8601 instant (e.g. 2026-03-01T12:00:00Z) or a date (its midnight, UTC)"
+
+
 class LookupQuerySerializer(StrictSerializer):
     strict_types = False
     q = serializers.CharField(max_length=100, help_text="An address or a prefix")
+    at = PointInTimeField(required=False, help_text=f"What held it then: {AT_HELP}")
+
+
+class PrefixHistoryQuerySerializer(StrictSerializer):
+    """``q``, and the optional bounds ``from`` (a Python keyword: declared in get_fields) and ``until``."""
+
+    strict_types = False
+    q = serializers.CharField(max_length=100, help_text="A prefix or an address")
+    until = PointInTimeField(required=False, help_text=f"Intervals that began before this: {AT_HELP}")
+    limit = serializers.IntegerField(
+        required=False, default=1000, min_value=1, max_value=10000, help_text="At most this many allocations"
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = PointInTimeField(
+            required=False, help_text=f"Intervals that ended after this: {AT_HELP}"
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("from"), attrs.get("until")
+        if since is not None and until is not None and until <= since:
+            raise serializers.ValidationError({"until": ["must be later than from"]})
+        return attrs
+
+
+class PoolAtQuerySerializer(StrictSerializer):
+    strict_types = False
+    at = PointInTimeField(help_text=f"The pool as it was then: {AT_HELP}")
+    limit = serializers.IntegerField(
+        required=False, default=100, min_value=0, max_value=10000, help_text="At most this many allocations"
+    )
 
 
 class SeedSerializer(PrebuiltOutputSerializer):

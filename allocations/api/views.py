@@ -21,10 +21,11 @@ from ipam_portal.api.errors import fields_renamed
 from ipam_portal.api.etag import ETagMixin, etag_of
 from ipam_portal.api.renderers import YAMLRenderer
 
-from .. import prefixes, selectors, services
+from .. import history, prefixes, selectors, services
 from ..errors import Forbidden
 from ..models import Allocation, Node, Pool, Seed, Shoot
 from ..pool_rules import PoolRules, requested_length
+from . import history_views
 from . import serializers as s
 from .filters import AllocationFilterSet, PoolFilterSet, ShootFilterSet
 
@@ -49,6 +50,31 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
     @property
     def write_scope(self) -> str:  # type: ignore[override]
         return "project" if getattr(self, "action", None) == "allocations" else "admin"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("at", OpenApiTypes.DATETIME, description="The pool as it was then"),
+            OpenApiParameter("limit", int, description="With at: at most this many allocations (100)"),
+        ],
+        responses={200: s.PoolSerializer},
+    )
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The pool; with ``?at=`` also its utilisation and allocations at that time."""
+        if "at" not in request.query_params:
+            return super().retrieve(request, *args, **kwargs)
+        query = validated_query(s.PoolAtQuerySerializer, request)
+        pool = self.get_object()
+        then = history.pool_at(pool, query["at"], limit=query["limit"])
+        return Response(
+            {
+                **s.PoolSerializer(pool).data,
+                "at": query["at"].isoformat(),
+                "existed": then.existed,
+                "utilisation": then.as_dict(),
+                "allocations": history_views.allocations_at_data(then.allocations, query["at"]),
+                "allocations_truncated": then.allocation_count > len(then.allocations),
+            }
+        )
 
     @extend_schema(request=s.PoolCreateSerializer, responses={201: s.PoolSerializer})
     def create(self, request: Request) -> Response:
@@ -200,9 +226,13 @@ class AllocationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
 class LookupViewSet(ApiViewSet):
     """Who owns this IP? Every allocation and pool that contains it, most specific first."""
 
+    @extend_schema(parameters=[s.LookupQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def list(self, request: Request) -> Response:
+        """Without ``at``, today's live allocations; with ``at``, what held it then and why."""
         query = validated_query(s.LookupQuerySerializer, request)
         net = prefixes.parse_address_or_prefix(query["q"], field="q")
+        if "at" in query:
+            return Response(history_views.lookup_at(net, query["at"]))
         allocations = selectors.allocations_containing(net)
         return Response(
             {

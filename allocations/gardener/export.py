@@ -90,6 +90,12 @@ def _aws_zones(shoot: Shoot, vpc_cidr: str | None) -> list[dict[str, str]]:
     return out
 
 
+def _restored(block_pool: Pool | None) -> bool:
+    """Whether the shoot's block is one it got back when it was recreated (a sticky range)."""
+    carved = block_pool.parent_allocation if block_pool is not None else None
+    return carved is not None and carved.restored_from_id is not None
+
+
 def _infrastructure_config(
     shoot: Shoot, plan: layouts.ShootPlan | None, v4: dict[str, str | None]
 ) -> dict[str, Any]:
@@ -97,12 +103,15 @@ def _infrastructure_config(
     if provider not in _INFRA_API_VERSION:
         return {}
     infra: dict[str, Any] = {"apiVersion": _INFRA_API_VERSION[provider], "kind": "InfrastructureConfig"}
-    source = shoot_block_pool(shoot).parent if plan is not None else None  # type: ignore[union-attr]
+    block_pool = shoot_block_pool(shoot) if plan is not None else None
+    source = block_pool.parent if block_pool is not None else None
     if provider == "openstack":
         nets: dict[str, Any] = {"workers": v4["nodes"]}
         if plan is not None:
             subnet_pool = pool_tag(source, OPENSTACK_SUBNET_POOL_TAG)
-            if plan.layout == "openstack-gep" and subnet_pool:
+            # A block given back to a recreated shoot (sticky) is pinned: explicit CIDRs, so
+            # Neutron's subnet pool cannot hand the cluster other ranges than its old ones.
+            if plan.layout == "openstack-gep" and subnet_pool and not _restored(block_pool):
                 # The GEP layout takes its IPv6 subnet from a Neutron subnet pool.
                 nets["ipv6"] = {"subnetPoolID": subnet_pool}
             else:

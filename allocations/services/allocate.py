@@ -342,7 +342,7 @@ def allocation_release(
         allocation.released_by = actor.name
         allocation.released_at = now
         if at_once:
-            free_allocation(allocation, transition)
+            free_allocation(allocation, transition, at=now)
         else:
             allocation_transition(allocation, transition)
             allocation.expires_at = now + dt.timedelta(seconds=seconds)

@@ -53,12 +53,18 @@ def allocation_transition(allocation: Allocation, transition: str) -> None:
     allocation.state = ALLOCATION_TRANSITIONS[allocation.state][transition]
 
 
-def free_allocation(allocation: Allocation, transition: str) -> None:
-    """Mark released by ``transition`` and give the space back (caller is in a transaction)."""
+def free_allocation(allocation: Allocation, transition: str, *, at: dt.datetime | None = None) -> None:
+    """Mark released by ``transition`` and give the space back (caller is in a transaction).
+
+    ``freed_at`` closes the allocation's history (:mod:`allocations.history`): ``at``
+    when the release itself frees the prefix (the same instant as ``released_at``, so
+    no quarantine appears in between), else the clock's time, as the audit event's.
+    """
     pool = allocation.pool
     allocation_transition(allocation, transition)
     allocation.expires_at = None
-    allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
+    allocation.freed_at = at or timezone.now()
+    allocation.save(update_fields=["state", "expires_at", "released_at", "released_by", "freed_at"])
     refund_quota(allocation)
     if pool.is_global and pool.retired_at is None:
         lock_pool_for_release(pool)
@@ -94,7 +100,7 @@ def pool_reclaim(
                 allocation.released_at = now
                 allocation.released_by = actor.name
             transition = AllocationTransition.HOLD_LAPSE if lapsed else AllocationTransition.RECLAIM
-            free_allocation(allocation, transition)
+            free_allocation(allocation, transition, at=allocation.released_at if lapsed else None)
             audit_record(
                 actor=actor,
                 action=f"allocation.{transition}",

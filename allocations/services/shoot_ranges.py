@@ -25,6 +25,7 @@ from ..shoot_selectors import IPV4_ROLES, shoot_pools
 from .allocate import pool_allocate
 from .pools import new_pool, pool_create
 from .staged import StagedPool, allocations_insert, free_blocks_insert, pool_allocate_staged, pools_insert
+from .sticky import sticky_block
 
 
 @dataclass(frozen=True)
@@ -281,10 +282,14 @@ def shoot_ipv6_allocate(
         # back and records it here through shoot_adopt_ipv6_block.
         return [], None
     name = block_pool_name(shoot, new_shoot=new_shoot)
+    restored = sticky_block(shoot, source, actor) if new_shoot and cidr is None else None
+    if restored is not None:
+        cidr = restored.cidr
     # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
     block = pool_allocate_staged(
         pool=source,
         actor=actor,
+        restored_from=restored,
         cidr=cidr,
         prefix_length=None if cidr is not None else layout.block_prefix_length,
         owner_type=OwnerType.SHOOT,

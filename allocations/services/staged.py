@@ -37,11 +37,13 @@ def pool_allocate_staged(
     label: str = "",
     description: str = "",
     live: Sequence[Allocation] | None = None,
+    restored_from: Allocation | None = None,
 ) -> Allocation:
     """:func:`pool_allocate` without the INSERT: the prefix is taken, the row comes back unsaved.
 
     For a unit of work that writes many rows at once (:func:`allocations_insert`);
-    same rules, same errors. ``live``: see :func:`choose_prefix`.
+    same rules, same errors. ``live``: see :func:`choose_prefix`. ``restored_from``:
+    the earlier allocation of the same shoot this one gives back (a sticky range).
     """
     if not in_unit_of_work():
         raise RuntimeError("pool_allocate_staged is a step of a unit of work")
@@ -57,7 +59,7 @@ def pool_allocate_staged(
         hold_until=None,
     )
     net = choose_prefix(pool=pool, scope=scope, cidr=cidr, prefix_length=prefix_length, live=live)
-    return new_allocation(
+    allocation = new_allocation(
         pool=pool,
         net=net,
         actor=actor,
@@ -69,6 +71,8 @@ def pool_allocate_staged(
         label=label,
         description=description,
     )
+    allocation.restored_from = restored_from
+    return allocation
 
 
 class StagedPool:
@@ -123,6 +127,8 @@ class StagedPool:
 def allocations_insert(*, allocations: Sequence[Allocation], actor: Actor) -> None:
     """Write prefixes taken by :func:`pool_allocate_staged` / :meth:`StagedPool.take` with one INSERT, audited.
 
+    A range given back to a recreated shoot is audited as ``allocation.restored``.
+
     A step of a unit of work: if the exclusion constraint (PostgreSQL) refuses a
     row, the unit's transaction is aborted and the whole unit fails.
     """
@@ -136,7 +142,7 @@ def allocations_insert(*, allocations: Sequence[Allocation], actor: Actor) -> No
     for allocation in allocations:
         audit_record(
             actor=actor,
-            action="allocation.allocate",
+            action="allocation.restored" if allocation.restored_from_id else "allocation.allocate",
             obj=allocation,
             after=allocation.snapshot(),
             project=allocation.project,

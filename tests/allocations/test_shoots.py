@@ -243,12 +243,17 @@ def test_shoot_release_quarantines_block_and_frees_the_rest(landscape, actor) ->
     assert block.state == AllocationState.QUARANTINED
     assert all(s == AllocationState.RELEASED for k, s in states.items() if k != (6, block.label))
     assert not Pool.objects.filter(parent_allocation__shoot=shoot, retired_at__isnull=True).exists()
-    # a new shoot of the same name gets a new block; the quarantined one is not reused
+    # another shoot gets a new block: the quarantined one is not reused ...
+    other, _ = create(landscape, actor, name="shoot-b")
+    assert (
+        Pool.objects.get(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=other).cidr
+        == "2001:db8:0:1::/64"
+    )
+    # ... but the same shoot created again gets it back (a sticky shoots pool, docs/history.md)
     again, created = create(landscape, actor)
     assert created and again.pk != shoot.pk
     assert (
-        Pool.objects.get(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=again).cidr
-        == "2001:db8:0:1::/64"
+        Pool.objects.get(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=again).cidr == "2001:db8::/64"
     )
     assert services.pool_free_space_problems(pool=landscape["v6"]) == []
     assert AuditEvent.objects.filter(action="shoot.release", object_id=str(shoot.pk)).exists()

@@ -78,7 +78,8 @@ def test_shoot_creation_sends_one_statement_per_step(c: dict[str, APIClient]) ->
     assert tables(sql, "INSERT")[0] == "allocations_shoot"
     assert tables(sql, "INSERT").count("audit_auditevent") == 1, tables(sql, "INSERT")  # batched
     assert not tables(sql, "UPDATE")
-    assert len(sql) <= 14, "\n".join(sql)
+    # 15: one look-up of an earlier, deleted shoot of the same name in a sticky pool (docs/history.md)
+    assert len(sql) <= 15, "\n".join(sql)
 
 
 def test_shoot_asked_again_is_answered_from_the_unique_name(c: dict[str, APIClient]) -> None:

@@ -43,7 +43,10 @@ def _url(route: str, shoot_pk: int) -> str:
 LIST_ROUTES = sorted({r for r in _list_routes(get_resolver().url_patterns) if r.startswith("api/")})
 
 
-REQUIRED = {"api/v1/^lookup/$": "?q=2001:db8::1"}  # query parameters a list cannot do without
+REQUIRED = {  # query parameters a list cannot do without
+    "api/v1/^lookup/$": "?q=2001:db8::1",
+    "api/v1/^prefix-history/$": "?q=2001:db8::/48",
+}
 
 
 def test_the_urlconf_has_the_list_endpoints() -> None:
