@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from ipaddress import IPv6Network
 from typing import Any, cast
 
+from django.db import transaction
+
 from audit.services import Actor
 
 from .. import gardener, layouts, selectors
 from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
-from ..errors import NoPoolAvailable
+from ..errors import IpamError, NoPoolAvailable
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
 from .allocate import pool_allocate
@@ -181,6 +183,8 @@ def shoot_ipv6_allocate(
         # The cloud assigns the block (Amazon's /56): the provisioning job reads it
         # back and records it here through shoot_adopt_ipv6_block.
         return [], None
+    if cidr is None:
+        gardener_reserved_hold(source, actor)
     name = block_pool_name(shoot, new_shoot=new_shoot)
     # What pool_create(parent=source, ...) does, with the writes left to ``writes``.
     block = pool_allocate_staged(
@@ -216,6 +220,53 @@ def shoot_ipv6_allocate(
     writes.add(0, [block])
     writes.add(1, [block_pool])
     return [block, *_carve_block(shoot, plan, block_pool, actor, writes)], plan
+
+
+#: The label of the allocation that keeps a Gardener reserved range out of a shoots pool.
+GARDENER_RESERVED_LABEL = "Gardener reserved"
+
+
+def gardener_reserved_hold(pool: Pool, actor: Actor) -> list[Allocation]:
+    """Keep Gardener's reserved IPv6 ranges (the VPN ``fd8f:6d53:b97a:1::/96``) out of ``pool``.
+
+    No shoot network may touch them, so a block holding one would be refused by
+    Gardener's rules for every shoot, forever the "next free" block. They are held
+    as seed networks are: a live allocation (owner ``manual``, label
+    :data:`GARDENER_RESERVED_LABEL`) of the longest length the pool allows that
+    covers the range, so next-free allocation skips them. Pure check first (no
+    query unless the pool overlaps a reserved range); idempotent and safe under
+    concurrency (a racing holder is found again). Returns the holds made now.
+    """
+    made: list[Allocation] = []
+    for name, reserved in gardener.RESERVED_RANGES:
+        if reserved.version != pool.family or not reserved.overlaps(pool.network):
+            continue
+        net = reserved if reserved.subnet_of(pool.network) else pool.network  # type: ignore[arg-type]
+        lo, hi = pool.effective_min_length, pool.effective_max_length
+        length = min(net.prefixlen, hi)
+        if length < lo:
+            continue  # the pool hands out nothing that small: it cannot hold the range
+        hold = net.supernet(new_prefix=length) if length < net.prefixlen else net
+        if selectors.allocations_containing(hold).filter(pool=pool).exists() or (
+            selectors.allocations_within(hold).filter(pool=pool, state__in=LIVE_STATES).exists()
+        ):
+            continue
+        try:
+            with transaction.atomic():
+                made.append(
+                    pool_allocate(
+                        pool=pool,
+                        actor=actor,
+                        cidr=str(hold),
+                        owner_type=OwnerType.MANUAL,
+                        role=Role.OTHER,
+                        label=GARDENER_RESERVED_LABEL,
+                        description=f"holds Gardener's reserved {name} range {reserved}: no shoot may use it",
+                    )
+                )
+        except IpamError:
+            continue  # another request holds it (or a part of it) already: skipped all the same
+    return made
 
 
 def _carve_block(

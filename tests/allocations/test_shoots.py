@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 
 import pytest
 
-from allocations import selectors, services
+from allocations import gardener, selectors, services
 from allocations.choices import AllocationState, Purpose, Uniqueness
 from allocations.errors import (
     AlreadyExists,
@@ -15,6 +15,7 @@ from allocations.errors import (
     NoPoolAvailable,
     PrefixOverlap,
 )
+from allocations.layouts import get_layout
 from allocations.models import Allocation, FreeBlock, Node, Pool, Shoot
 from audit.models import AuditEvent
 
@@ -170,13 +171,19 @@ def test_reserved_range_rule_named(landscape, actor, make_pool) -> None:
         region="vpn",
         kind="ula",
     )
-    # the first /64 blocks are fine; take the VPN /64 on purpose
     pool = Pool.objects.get(name="vpn-v6")
     services.pool_allocate(pool=pool, actor=actor, cidr="fd8f:6d53:b97a::/64")
+    # The next block would be the VPN /64: it is skipped (held), not refused...
+    shoot, _ = create(landscape, actor, region="vpn")
+    assert str(selectors.shoot_plan(shoot).block) == "fd8f:6d53:b97a:2::/64"
+    # ...and a plan over it is still refused in Gardener's words.
+    plan = get_layout("openstack-gep").plan("fd8f:6d53:b97a:1::/64")
     with pytest.raises(
         GardenerRuleViolation, match=r"intersects with default vpn network \(fd8f:6d53:b97a:1::/96\)"
     ):
-        create(landscape, actor, region="vpn")
+        gardener.validate_shoot(
+            gardener.shoot_networks_for_plan(plan), seed=None, ip_families=("IPv4", "IPv6")
+        )
 
 
 def test_missing_pool_and_bad_input(landscape, actor) -> None:
