@@ -18,6 +18,7 @@ from . import layouts
 from .choices import LIVE_STATES, Purpose, Role, ShootState
 from .errors import NotFound
 from .gardener.networks import SeedNetworks
+from .gardener.rules import plan_for_node_mask
 from .models import Allocation, Pool, Seed, Shoot
 
 #: The shoot's IPv4 ranges by role, and the purpose of the pool each is taken from.
@@ -129,7 +130,8 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
         )
         services_subnet = recorded.cidr if recorded is not None else None
     # A shoot block is carved from an IPv6 shoots pool.
-    return layout.plan(cast(IPv6Network, block.network), zones=shoot.zones, services_subnet=services_subnet)
+    plan = layout.plan(cast(IPv6Network, block.network), zones=shoot.zones, services_subnet=services_subnet)
+    return plan_for_node_mask(plan, shoot.node_mask_ipv6)
 
 
 _NETWORKING_KNOWN = "_ipam_networking_known"  # attribute of a Shoot instance, see shoot_networking_known

@@ -19,7 +19,7 @@ from audit.services import Actor
 
 from .. import gardener, layouts, selectors
 from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role
-from ..errors import IpamError, NoPoolAvailable
+from ..errors import IpamError, NoPoolAvailable, UnknownLayout
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
 from .allocate import pool_allocate
@@ -173,6 +173,12 @@ def shoot_ipv6_allocate(
         done = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot)
         writes.write(actor)
         return done
+    if layout.recorded:
+        raise UnknownLayout(
+            f"layout {layout.name} records imported shoots only; the portal allocates with "
+            f"{layouts.default_layout(shoot.provider).name}",
+            field="layout",
+        )
     source = shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
     if source is None:
         raise NoPoolAvailable(
@@ -208,14 +214,12 @@ def shoot_ipv6_allocate(
         description=f"IPv6 block of shoot {shoot} ({layout.name})",
     )
     plan = layout.plan(cast(IPv6Network, block_pool.network), zones=shoot.zones)
-    # kube-controller-manager cuts the pod network into per-node ranges of the layout's size
-    node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
     gardener.validate_shoot(
         gardener.shoot_networks_for_plan(plan, ipv4_nets),
         seed=selectors.seed_networks(shoot.seed),
         ip_families=families,
         node_mask_ipv4=gardener.IPV4_NODE_MASK,
-        node_mask_ipv6=node_masks[0] if node_masks else None,
+        node_mask_ipv6=gardener.plan_node_mask_ipv6(plan),  # what the export gives kube-controller-manager
     )
     writes.add(0, [block])
     writes.add(1, [block_pool])

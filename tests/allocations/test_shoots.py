@@ -82,7 +82,9 @@ def test_openstack_reference_layout_exactly(landscape, actor) -> None:
     assert got[(4, "nodes")] == net("100.0.0.0/24") and got[(4, "pods")] == net("10.0.0.0/16")
     plan = selectors.shoot_plan(shoot)
     assert plan.range("services").kubernetes_cidr == net("2001:db8::8000:0:0:0/108")
-    assert plan.range("nodes").kubernetes_cidr == net("2001:db8::/64")
+    # Gardener is told the node addresses' /66 (disjoint from pods and services); the /64 is the subnet.
+    assert plan.range("nodes").kubernetes_cidr == net("2001:db8::/66")
+    assert plan.range("nodes").extra["subnet"] == "2001:db8::/64"
     n1, _ = services.node_register(shoot=shoot, name="node-1", ipv6_address="2001:db8::10", actor=actor)
     n2, _ = services.node_register(shoot=shoot, name="node-2", ipv6_address="2001:db8::11", actor=actor)
     assert net(n1.pod_allocation.cidr) == net("2001:db8::4000:0:0:0/112")
