@@ -9,7 +9,7 @@ then allocates pays for one query.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv6Network
+from ipaddress import IPv6Network, ip_network
 from typing import cast
 
 from django.db.models import Q
@@ -119,6 +119,21 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
         return None
     layout = layouts.get_layout(shoot.layout)
     services_subnet = None
+    if layout.recorded:
+        # Recorded as imported: the block is the node range, pods and services lie outside it.
+        rows = Allocation.objects.filter(
+            shoot=shoot, family=6, label__in=["pods", "services"], state__in=LIVE_STATES
+        ).exclude(pool=block)
+        recorded: dict[str, object] = {a.label: a.network for a in rows.order_by("pk")}
+        if shoot.node_mask_ipv6 is not None:
+            recorded["node_pod_prefix_length"] = shoot.node_mask_ipv6
+        reported = ((shoot.gardener_reported or {}).get("status") or {}).get("networking") or {}
+        for cidr in reported.get("services") or []:
+            net = ip_network(str(cidr))
+            svc = recorded.get("services")
+            if isinstance(net, IPv6Network) and isinstance(svc, IPv6Network) and net.subnet_of(svc):
+                recorded["services_k8s"] = net
+        return layout.plan(cast(IPv6Network, block.network), recorded=cast(dict, recorded))
     if layout.provider_assigned:
         recorded = (
             Allocation.objects.filter(
