@@ -124,16 +124,20 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
         rows = Allocation.objects.filter(
             shoot=shoot, family=6, label__in=["pods", "services"], state__in=LIVE_STATES
         ).exclude(pool=block)
-        recorded: dict[str, object] = {a.label: a.network for a in rows.order_by("pk")}
+        given: dict[str, object] = {a.label: a.network for a in rows.order_by("pk")}
         if shoot.node_mask_ipv6 is not None:
-            recorded["node_pod_prefix_length"] = shoot.node_mask_ipv6
+            given["node_pod_prefix_length"] = shoot.node_mask_ipv6
         reported = ((shoot.gardener_reported or {}).get("status") or {}).get("networking") or {}
         for cidr in reported.get("services") or []:
-            net = ip_network(str(cidr))
-            svc = recorded.get("services")
+            # The Kubernetes service range inside the recorded service subnet is Gardener's call.
+            try:
+                net = ip_network(str(cidr))
+            except ValueError:
+                continue
+            svc = given.get("services")
             if isinstance(net, IPv6Network) and isinstance(svc, IPv6Network) and net.subnet_of(svc):
-                recorded["services_k8s"] = net
-        return layout.plan(cast(IPv6Network, block.network), recorded=cast(dict, recorded))
+                given["services_k8s"] = net
+        return layout.plan(cast(IPv6Network, block.network), recorded=cast(dict, given))
     if layout.provider_assigned:
         recorded = (
             Allocation.objects.filter(
