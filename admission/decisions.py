@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from ipaddress import ip_network
 from typing import Any, cast
 
-#: kube-controller-manager's node IPAM refuses a node mask more than this many bits
-#: longer than the cluster (pods) CIDR (``clusterSubnetMaxDiff``, GARDENER.md).
-KCM_MAX_NODE_MASK_DIFF = 16
 #: The annotation by which a Shoot opts out (``"false"``) and the one that picks a layout.
 MANAGED_ANNOTATION = "ipam.portal/managed"
 LAYOUT_ANNOTATION = "ipam.portal/layout"
@@ -75,18 +72,6 @@ def layout_hint(shoot: dict[str, Any]) -> str | None:
     annotations = get_path(shoot, "metadata.annotations") or {}
     value = annotations.get(LAYOUT_ANNOTATION) if isinstance(annotations, dict) else None
     return str(value) if value else None
-
-
-def _v6_prefix_lengths(values: Any) -> list[int]:
-    out = []
-    for value in values if isinstance(values, list) else []:
-        try:
-            net = ip_network(str(value))
-        except ValueError:
-            continue
-        if net.version == 6:
-            out.append(net.prefixlen)
-    return out
 
 
 #: Where a Shoot may give its IPv4 node range when ``spec.networking.nodes`` is empty.
@@ -186,10 +171,10 @@ def portal_fields(rendered: dict[str, Any]) -> dict[str, Any]:
     """The fields the portal manages, taken from its rendered Gardener object of the shoot.
 
     ``spec.networking`` ranges and ``ipFamilies``, the kube-controller-manager node
-    masks and ``spec.provider.infrastructureConfig``. ``nodeCIDRMaskSizeIPv6`` is
-    kept only where kube-controller-manager accepts it (at most 16 bits longer than
-    the IPv6 pods CIDR); otherwise the portal is the shoot's IPv6 node IPAM and
-    kube-controller-manager keeps its default.
+    masks and ``spec.provider.infrastructureConfig``. The export already renders a
+    ``nodeCIDRMaskSizeIPv6`` kube-controller-manager accepts (at most 16 bits longer
+    than the IPv6 pods CIDR; /82 on the reference layout, whose /112 per node the
+    portal hands out: :func:`allocations.gardener.rules.kcm_node_mask`).
     """
     spec = rendered.get("spec") or {}
     networking = {
@@ -197,10 +182,6 @@ def portal_fields(rendered: dict[str, Any]) -> dict[str, Any]:
     }
     out: dict[str, Any] = {"spec": {"networking": networking}}
     masks = dict(get_path(spec, "kubernetes.kubeControllerManager") or {})
-    if "nodeCIDRMaskSizeIPv6" in masks:
-        pods = _v6_prefix_lengths(get_path(rendered, "status.networking.pods"))
-        if not pods or masks["nodeCIDRMaskSizeIPv6"] - min(pods) > KCM_MAX_NODE_MASK_DIFF:
-            del masks["nodeCIDRMaskSizeIPv6"]
     masks = {k: v for k, v in masks.items() if k in _MASK_KEYS}
     if masks:
         out["spec"]["kubernetes"] = {"kubeControllerManager": masks}

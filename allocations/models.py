@@ -211,6 +211,12 @@ class Shoot(models.Model):
         "provider network settings); the drift report compares it with the portal's ranges",
     )
     gardener_reported_at = models.DateTimeField(null=True, blank=True)
+    node_mask_ipv6 = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The shoot's own kube-controller-manager nodeCIDRMaskSizeIPv6 (kept from a Gardener "
+        "import); empty: what the layout gives",
+    )
     held_until = models.DateTimeField(
         null=True,
         blank=True,

@@ -9,7 +9,7 @@ then allocates pays for one query.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv6Network
+from ipaddress import IPv6Network, ip_network
 from typing import cast
 
 from django.db.models import Q
@@ -18,6 +18,7 @@ from . import layouts
 from .choices import LIVE_STATES, Purpose, Role, ShootState
 from .errors import NotFound
 from .gardener.networks import SeedNetworks
+from .gardener.rules import plan_for_node_mask
 from .models import Allocation, Pool, Seed, Shoot
 
 #: The shoot's IPv4 ranges by role, and the purpose of the pool each is taken from.
@@ -118,6 +119,25 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
         return None
     layout = layouts.get_layout(shoot.layout)
     services_subnet = None
+    if layout.recorded:
+        # Recorded as imported: the block is the node range, pods and services lie outside it.
+        rows = Allocation.objects.filter(
+            shoot=shoot, family=6, label__in=["pods", "services"], state__in=LIVE_STATES
+        ).exclude(pool=block)
+        given: dict[str, object] = {a.label: a.network for a in rows.order_by("pk")}
+        if shoot.node_mask_ipv6 is not None:
+            given["node_pod_prefix_length"] = shoot.node_mask_ipv6
+        reported = ((shoot.gardener_reported or {}).get("status") or {}).get("networking") or {}
+        for cidr in reported.get("services") or []:
+            # The Kubernetes service range inside the recorded service subnet is Gardener's call.
+            try:
+                net = ip_network(str(cidr))
+            except ValueError:
+                continue
+            svc = given.get("services")
+            if isinstance(net, IPv6Network) and isinstance(svc, IPv6Network) and net.subnet_of(svc):
+                given["services_k8s"] = net
+        return layout.plan(cast(IPv6Network, block.network), recorded=cast(dict, given))
     if layout.provider_assigned:
         recorded = (
             Allocation.objects.filter(
@@ -129,7 +149,8 @@ def _plan_of_block(shoot: Shoot, block: Pool | None) -> layouts.ShootPlan | None
         )
         services_subnet = recorded.cidr if recorded is not None else None
     # A shoot block is carved from an IPv6 shoots pool.
-    return layout.plan(cast(IPv6Network, block.network), zones=shoot.zones, services_subnet=services_subnet)
+    plan = layout.plan(cast(IPv6Network, block.network), zones=shoot.zones, services_subnet=services_subnet)
+    return plan_for_node_mask(plan, shoot.node_mask_ipv6)
 
 
 _NETWORKING_KNOWN = "_ipam_networking_known"  # attribute of a Shoot instance, see shoot_networking_known

@@ -18,12 +18,15 @@ from ipaddress import ip_network
 from typing import Any
 
 from ..models import Shoot
-from ..shoot_selectors import shoot_networking
+from ..shoot_selectors import shoot_networking, shoot_plan
+from .export import shoot_node_masks
 from .networks import ROLES
 
 IN_SYNC = "in-sync"
 DRIFT = "drift"
 NOT_REPORTED = "not-reported"
+#: The ``network`` of a difference in kube-controller-manager's IPv6 node mask.
+NODE_MASK_IPV6 = "nodeCIDRMaskSizeIPv6"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Difference:
 
     def text(self) -> str:
         fam = f"IPv{self.family}"
+        if self.network == NODE_MASK_IPV6:
+            return f"{self.network}: the portal exports {self.portal}, Gardener's shoot says {self.gardener}"
         if self.kind == "missing":
             return f"{self.network} {fam}: the portal holds {self.portal}, Gardener does not report it"
         if self.kind == "extra":
@@ -93,6 +98,19 @@ def compare_networking(portal: dict[str, list[str]], reported: dict[str, Any]) -
     return found
 
 
+def _node_mask_differences(shoot: Shoot) -> list[Difference]:
+    """The reported ``nodeCIDRMaskSizeIPv6`` against the one the portal exports (if reported)."""
+    reported = ((shoot.gardener_reported or {}).get("kubeControllerManager") or {}).get(
+        "nodeCIDRMaskSizeIPv6"
+    )
+    if reported is None or "IPv6" not in (shoot.ip_families or []):
+        return []
+    mine = shoot_node_masks(shoot, shoot_plan(shoot)).get("nodeCIDRMaskSizeIPv6")
+    if mine == reported:
+        return []
+    return [Difference(NODE_MASK_IPV6, 6, "different", None if mine is None else str(mine), str(reported))]
+
+
 def shoot_drift(shoot: Shoot) -> ShootDrift:
     """Compare the shoot's imported Gardener status with the portal's expected status."""
     reported = ((shoot.gardener_reported or {}).get("status") or {}).get("networking")
@@ -101,6 +119,7 @@ def shoot_drift(shoot: Shoot) -> ShootDrift:
     if not isinstance(reported, dict):
         return drift
     drift.differences = compare_networking(shoot_networking(shoot), reported)
+    drift.differences += _node_mask_differences(shoot)
     drift.state = DRIFT if drift.differences else IN_SYNC
     return drift
 

@@ -9,6 +9,7 @@ changes nothing).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from ipaddress import IPv4Network, ip_network
@@ -18,10 +19,11 @@ from django.db.models import QuerySet
 
 from .. import layouts
 from ..choices import PoolKind, ShootState
+from ..errors import GardenerRuleViolation
 from ..models import Pool, Seed, Shoot
 from ..shoot_selectors import shoot_block_pool, shoot_networking, shoot_plan
-from .rules import IPV4_NODE_MASK
-from .specs import LAYOUT_ANNOTATION
+from .rules import IPV4_NODE_MASK, plan_node_mask_ipv6
+from .specs import LAYOUT_ANNOTATION, RENDERED_ANNOTATION, rendered_digest
 
 #: Pool tags that carry the cloud-side identity of a pool, as ``<key>=<value>``: the
 #: Neutron subnet pool the OpenStack GEP layout's subnets come from, and the AWS IPAM
@@ -54,17 +56,20 @@ def shoot_node_masks(shoot: Shoot, plan: layouts.ShootPlan | None) -> dict[str, 
     """kube-controller-manager's node mask sizes that match the shoot's layout.
 
     ``nodeCIDRMaskSize`` is Gardener's default (/24 for 110 pods) whenever the shoot
-    has an IPv4 pod range; ``nodeCIDRMaskSizeIPv6`` is the layout's per-node pod
-    range (/112 on OpenStack) and only on dual-stack shoots (Gardener refuses it
-    on IPv4-only ones).
+    has an IPv4 pod range; ``nodeCIDRMaskSizeIPv6`` only on dual-stack shoots (Gardener
+    refuses it on IPv4-only ones): the shoot's own (kept from an import), else the
+    layout's per-node pod range where kube-controller-manager can cut it (at most 16
+    bits below the pod network: /80 of a /64), else the longest mask it accepts — /82
+    on the reference layout, whose /112 per node the portal hands out itself
+    (:func:`~allocations.gardener.rules.kcm_node_mask`).
     """
     masks: dict[str, int] = {}
     if "IPv4" in shoot.ip_families:
         masks["nodeCIDRMaskSize"] = IPV4_NODE_MASK
-    if plan is not None and "IPv6" in shoot.ip_families:
-        sizes = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
-        if sizes:
-            masks["nodeCIDRMaskSizeIPv6"] = sizes[0]
+    if "IPv6" in shoot.ip_families:
+        mask = shoot.node_mask_ipv6 if shoot.node_mask_ipv6 is not None else plan_node_mask_ipv6(plan)
+        if mask is not None:
+            masks["nodeCIDRMaskSizeIPv6"] = mask
     return masks
 
 
@@ -96,15 +101,70 @@ def _restored(block_pool: Pool | None) -> bool:
     return carved is not None and carved.restored_from_id is not None
 
 
+def _reported_infrastructure(shoot: Shoot) -> dict[str, Any]:
+    """The ``InfrastructureConfig`` Gardener last reported for the shoot (a copy), or ``{}``."""
+    infra = (shoot.gardener_reported or {}).get("infrastructureConfig")
+    return copy.deepcopy(infra) if isinstance(infra, dict) else {}
+
+
+def _merged(reported: Any, mine: dict[str, Any]) -> dict[str, Any]:
+    """``reported`` with the portal's fields laid over it, object by object (lists replace)."""
+    out = dict(reported) if isinstance(reported, dict) else {}
+    for key, value in mine.items():
+        out[key] = _merged(out.get(key), value) if isinstance(value, dict) else value
+    return out
+
+
+def _aws_ipam_pool(shoot: Shoot, plan: layouts.ShootPlan | None, source: Pool | None) -> dict[str, str]:
+    """AWS ``networks.vpc.ipv6IpamPool``: the pool's id and, for our /56, its ``cidrBlock``.
+
+    The id is the shoots pool's tag ``aws-ipam-pool=<id>`` (or an ancestor's), else the one
+    Gardener reported (kept from an import). Our /56 without an id cannot be handed to
+    Gardener (it requires ``id`` with ``cidrBlock``): refused, naming the pool to tag.
+    An Amazon-provided /56 keeps whatever the shoot said (often nothing).
+    """
+    reported = _get(_reported_infrastructure(shoot), "networks.vpc.ipv6IpamPool")
+    reported = dict(reported) if isinstance(reported, dict) else {}
+    ours = plan is not None and source is not None and source.kind != PoolKind.PROVIDER
+    if not ours:
+        return {k: str(v) for k, v in reported.items() if k in ("id", "cidrBlock") and v}
+    assert plan is not None and source is not None
+    ipam_id = pool_tag(source, AWS_IPAM_POOL_TAG) or str(reported.get("id") or "")
+    if not ipam_id:
+        raise GardenerRuleViolation(
+            f"the /56 {plan.block} of shoot {shoot} comes from pool {source.name}, which names no AWS "
+            f"IPAM pool: Gardener needs networks.vpc.ipv6IpamPool.id with its cidrBlock. Tag pool "
+            f"{source.name} (or an ancestor) with {AWS_IPAM_POOL_TAG}=<the AWS IPAM pool id>",
+            field="spec.provider.infrastructureConfig.networks.vpc.ipv6IpamPool.id",
+            rule="aws_ipam_pool_id",
+            pool=source.pk,
+        )
+    return {"id": ipam_id, "cidrBlock": str(plan.block)}
+
+
+def _get(body: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
 def _infrastructure_config(
     shoot: Shoot, plan: layouts.ShootPlan | None, v4: dict[str, str | None]
 ) -> dict[str, Any]:
+    """The provider ``InfrastructureConfig``: what Gardener reported, the portal's networks over it.
+
+    Fields the portal does not manage (``floatingPoolName``, ``router``, a VPC ``id``, …)
+    are kept as reported, so exporting an imported shoot gives Gardener's object back.
+    """
     provider = shoot.provider
     if provider not in _INFRA_API_VERSION:
         return {}
     infra: dict[str, Any] = {"apiVersion": _INFRA_API_VERSION[provider], "kind": "InfrastructureConfig"}
     block_pool = shoot_block_pool(shoot) if plan is not None else None
     source = block_pool.parent if block_pool is not None else None
+    reported = _reported_infrastructure(shoot)
     if provider == "openstack":
         nets: dict[str, Any] = {"workers": v4["nodes"]}
         if plan is not None:
@@ -116,24 +176,23 @@ def _infrastructure_config(
                 nets["ipv6"] = {"subnetPoolID": subnet_pool}
             else:
                 nets["ipv6"] = {k: str(v) for k, v in layouts.openstack_infrastructure_ipv6(plan).items()}
+            # subnetPoolID and the three CIDRs exclude each other: the portal's choice replaces.
+            if isinstance(reported.get("networks"), dict):
+                reported["networks"].pop("ipv6", None)
         infra["networks"] = nets
     elif provider == "aws":
         vpc: dict[str, Any] = {"cidr": v4["nodes"]}
-        if plan is not None and source is not None and source.kind != PoolKind.PROVIDER:
-            # Our /56, handed to AWS through its IPAM pool; an Amazon-provided /56 (recorded
-            # in the provider pool) is AWS's default and needs no setting.
-            ipam: dict[str, str] = {}
-            ipam_id = pool_tag(source, AWS_IPAM_POOL_TAG)
-            if ipam_id:
-                ipam["id"] = ipam_id
-            ipam["cidrBlock"] = str(plan.block)
+        ipam = _aws_ipam_pool(shoot, plan, source)
+        if ipam:
             vpc["ipv6IpamPool"] = ipam
         infra["networks"] = {"vpc": vpc, "zones": _aws_zones(shoot, v4["nodes"])}
     elif provider == "gcp":
         infra["networks"] = {"workers": v4["nodes"]}
     else:
         infra["networks"] = {"vnet": {"cidr": v4["nodes"]}, "workers": v4["nodes"]}
-    return infra
+    if reported.get("apiVersion") not in (None, infra["apiVersion"]):
+        return infra  # another provider's object: nothing of it applies
+    return _merged(reported, infra)
 
 
 def shoot_gardener_manifest(shoot: Shoot) -> dict[str, object]:
@@ -156,7 +215,13 @@ def shoot_gardener_manifest(shoot: Shoot) -> dict[str, object]:
         manifest["spec"]["kubernetes"] = {"kubeControllerManager": masks}
     if infra:
         manifest["infrastructureConfig"] = infra
-    manifest["expectedStatus"] = {"networking": networking}
+    status: dict[str, Any] = dict(networking)
+    egress = (((shoot.gardener_reported or {}).get("status") or {}).get("networking") or {}).get(
+        "egressCIDRs"
+    )
+    if egress:
+        status["egressCIDRs"] = egress  # Gardener's (the provider's NAT addresses): kept as reported
+    manifest["expectedStatus"] = {"networking": status}
     return manifest
 
 
@@ -183,16 +248,20 @@ def shoot_gardener_object(shoot: Shoot) -> dict[str, Any]:
     }
     if "kubernetes" in spec:
         out_spec["kubernetes"] = spec["kubernetes"]
+    status = manifest["expectedStatus"]
     return {
         "apiVersion": GARDENER_API_VERSION,
         "kind": "Shoot",
         "metadata": {
             "name": shoot.name,
             "namespace": shoot.project,
-            "annotations": {LAYOUT_ANNOTATION: shoot.layout},
+            "annotations": {
+                LAYOUT_ANNOTATION: shoot.layout,
+                RENDERED_ANNOTATION: rendered_digest(status, provider.get("infrastructureConfig")),
+            },
         },
         "spec": out_spec,
-        "status": manifest["expectedStatus"],
+        "status": status,
     }
 
 

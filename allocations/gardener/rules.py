@@ -20,10 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network
+from typing import TYPE_CHECKING
 
 from ..errors import GardenerRuleViolation, InvalidPrefix
 from ..prefixes import canonical_network
 from .networks import Network, SeedNetworks, ShootNetworks
+
+if TYPE_CHECKING:
+    from ..layouts import ShootPlan
 
 IPV4 = "IPv4"
 IPV6 = "IPv6"
@@ -49,6 +53,10 @@ IPV4_NODE_MASK = 24
 #: kube-controller-manager ``nodeCIDRMaskSize`` bounds (IPv4) and ``nodeCIDRMaskSizeIPv6``.
 NODE_MASK_IPV4_RANGE = (16, 28)
 NODE_MASK_IPV6_RANGE = (64, 124)
+#: kube-controller-manager's node IPAM refuses a node mask more than this many bits longer
+#: than the cluster (pods) CIDR (``clusterSubnetMaxDiff`` in kubernetes
+#: ``pkg/controller/nodeipam/ipam/cidrset/cidr_set.go``: "the node CIDR size is too big").
+KCM_MAX_NODE_MASK_DIFF = 16
 #: kube-apiserver refuses a service range with more than 20 host bits.
 MIN_IPV6_SERVICE_PREFIX = 108
 #: A seed's IPv4 service range may not be larger than this (Gardener: "cannot be larger than /8").
@@ -320,7 +328,7 @@ def _check_node_masks(
             continue
         for net in pods:
             # kube-controller-manager cannot split a cluster CIDR into node ranges
-            # larger than itself.
+            # larger than itself, nor into more than 2**16 of them.
             if net.version == version and net.prefixlen > mask:
                 col.add(
                     f"{name} /{mask} is shorter than the pod network {net}: "
@@ -329,6 +337,63 @@ def _check_node_masks(
                     rule="node_mask",
                     cidr=net,
                 )
+            elif net.version == version and mask - net.prefixlen > KCM_MAX_NODE_MASK_DIFF:
+                col.add(
+                    f"{name} /{mask} is more than {KCM_MAX_NODE_MASK_DIFF} bits longer than the pod "
+                    f"network {net}: kube-controller-manager refuses it (the node CIDR size is too big)",
+                    field=field,
+                    rule="node_mask",
+                    cidr=net,
+                )
+
+
+def kcm_node_mask(pods: Network, per_node: int) -> int:
+    """The node mask kube-controller-manager is given for a pod network split into ``/per_node``.
+
+    ``per_node`` itself when kube-controller-manager accepts it (at most
+    :data:`KCM_MAX_NODE_MASK_DIFF` bits longer than the pod network); otherwise the
+    longest mask it accepts. Then kube-controller-manager is *not* the node IPAM of that
+    family: the portal hands every node its ``/per_node`` (the shoot node controller
+    writes it into the Node's empty ``spec.podCIDRs``), and kube-controller-manager,
+    which occupies a node's given range instead of allocating one, merely starts.
+    """
+    return min(per_node, pods.prefixlen + KCM_MAX_NODE_MASK_DIFF)
+
+
+def plan_node_mask_ipv6(plan: ShootPlan | None) -> int | None:
+    """``nodeCIDRMaskSizeIPv6`` for a plan: :func:`kcm_node_mask` of its split pod range, or None."""
+    if plan is None:
+        return None
+    for r in plan.by_role("pods"):
+        if r.node_pod_prefix_length:
+            return kcm_node_mask(r.kubernetes_cidr, r.node_pod_prefix_length)
+    return None
+
+
+def plan_for_node_mask(plan: ShootPlan, node_mask_ipv6: int | None) -> ShootPlan:
+    """The plan of a shoot whose own ``nodeCIDRMaskSizeIPv6`` is ``node_mask_ipv6``.
+
+    None, or the mask the layout exports anyway: the plan unchanged (on the reference
+    layout the portal still hands a /112 per node behind kube-controller-manager's
+    /82). Any other mask is what kube-controller-manager cuts every node's pod range
+    at: the plan's per-node pod ranges follow it.
+    """
+    if node_mask_ipv6 is None or node_mask_ipv6 == plan_node_mask_ipv6(plan):
+        return plan
+    if plan_node_mask_ipv6(plan) is None:
+        return plan  # nothing split per node (AWS prefix delegation, GCP): the mask is only exported
+    return plan.with_node_pod_prefix(node_mask_ipv6)
+
+
+def portal_is_node_ipam(plan: ShootPlan | None) -> bool:
+    """True when the plan's per-node pod ranges are finer than kube-controller-manager can cut."""
+    if plan is None:
+        return False
+    return any(
+        r.node_pod_prefix_length is not None
+        and kcm_node_mask(r.kubernetes_cidr, r.node_pod_prefix_length) != r.node_pod_prefix_length
+        for r in plan.by_role("pods")
+    )
 
 
 def validate_shoot(

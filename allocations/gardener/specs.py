@@ -11,6 +11,8 @@ document raises :class:`~allocations.errors.InvalidManifest` naming the field.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Network
@@ -33,6 +35,25 @@ GARDENER_DEFAULT_SERVICES = "100.64.0.0/13"
 
 #: The shoot annotation naming the portal's layout (written by the export, read by the import).
 LAYOUT_ANNOTATION = "ipam.portal/layout"
+#: The export's digest of the status and InfrastructureConfig it rendered: a document whose
+#: digest still matches is the portal's own view, not a report of Gardener's.
+RENDERED_ANNOTATION = "ipam.portal/rendered"
+
+
+def rendered_digest(status: object, infrastructure: object) -> str:
+    """``sha256:<hex>`` of the status and InfrastructureConfig as the export renders them.
+
+    Status lists are taken IPv4 first, then IPv6, as the import stores them, so a
+    re-ordered list (positions mean nothing) has the same digest.
+    """
+    networking = status.get("networking") if isinstance(status, dict) else None
+    if isinstance(networking, dict):
+        networking = {
+            k: sorted(v, key=lambda c: ":" in str(c)) if isinstance(v, list) else v
+            for k, v in networking.items()
+        }
+    text = json.dumps({"networking": networking, "infrastructure": infrastructure or {}}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _get(body: dict[str, Any], path: str) -> Any:
@@ -146,6 +167,8 @@ class ShootSpec:
     node_mask_ipv6: int | None
     zones: int
     layout_hint: str
+    #: The document is the portal's own export, unchanged (its ``ipam.portal/rendered`` digest matches).
+    portal_rendered: bool = False
 
     @property
     def key(self) -> str:
@@ -204,6 +227,9 @@ class ShootSpec:
             node_mask_ipv6=kcm.get("nodeCIDRMaskSizeIPv6") if isinstance(kcm, dict) else None,
             zones=len(zones) if isinstance(zones, list) and zones else 1,
             layout_hint=str(annotation.get(LAYOUT_ANNOTATION, "")) if isinstance(annotation, dict) else "",
+            portal_rendered=isinstance(annotation, dict)
+            and annotation.get(RENDERED_ANNOTATION)
+            == rendered_digest(_get(doc.body, "status"), infra or None),
         )
 
     def ipv4_ranges(self, seed: Seed) -> dict[str, str]:
@@ -283,7 +309,9 @@ class ShootSpec:
         seeds: list[IPv6Network] = [n for nets in self.reported_ipv6.values() for n in nets]
         seeds += list(infra6.values()) + ([cidr_block] if cidr_block is not None else [])
         names = [prefer, self.layout_hint, layouts.DEFAULT_LAYOUT_BY_PROVIDER.get(self.provider, "")]
-        names += sorted(name for name, lay in layouts.LAYOUTS.items() if lay.provider == self.provider)
+        mine = [lay for lay in layouts.LAYOUTS.values() if lay.provider == self.provider]
+        names += sorted(lay.name for lay in mine if not lay.recorded)
+        names += sorted(lay.name for lay in mine if lay.recorded)  # last: what no layout of ours cuts
         tried: list[str] = []
         services = self.reported_ipv6["services"]
         for name in dict.fromkeys(n for n in names if n):
@@ -291,6 +319,11 @@ class ShootSpec:
             if layout is None or layout.provider != self.provider:
                 continue
             tried.append(name)
+            if layout.recorded:
+                plan = self._recorded_plan(layout, infra6)
+                if plan is not None and self._reproduces(plan, infra6, cidr_block):
+                    return plan
+                continue
             blocks = {
                 n.supernet(new_prefix=layout.block_prefix_length)
                 for n in seeds
@@ -319,6 +352,50 @@ class ShootSpec:
             f"({', '.join(tried) or 'none'})",
             field="status.networking",
         )
+
+    def _recorded_plan(
+        self, layout: layouts.Layout, infra6: dict[str, IPv6Network]
+    ) -> layouts.ShootPlan | None:
+        """The shoot's ranges as they are (``networks.ipv6``, else one per network in the status).
+
+        None unless every network has exactly one IPv6 range. Their disjointness is left
+        to Gardener's rules, which the import checks next and reports in Gardener's words.
+        """
+        given: dict[str, IPv6Network] = {}
+        for role, key in (("nodes", "nodeCIDR"), ("pods", "podCIDR"), ("services", "serviceCIDR")):
+            reported = self.reported_ipv6[role]
+            if key in infra6:
+                given[role] = infra6[key]
+            elif len(reported) == 1:
+                given[role] = reported[0]
+            else:
+                return None
+        recorded: dict[str, Any] = {"pods": given["pods"], "services": given["services"]}
+        reported_services = self.reported_ipv6["services"]
+        if len(reported_services) == 1 and reported_services[0].subnet_of(given["services"]):
+            recorded["services_k8s"] = reported_services[0]
+        if isinstance(self.node_mask_ipv6, int) and not isinstance(self.node_mask_ipv6, bool):
+            recorded["node_pod_prefix_length"] = self.node_mask_ipv6
+        try:
+            return layout.plan(given["nodes"], recorded=recorded)
+        except (IpamError, ValueError):
+            return None  # a node mask that does not fit the pods: the rules name it
+
+    def raw_ipv6(self) -> dict[str, list[IPv6Network]]:
+        """Every IPv6 range the manifest names, by network (status, ``networks.ipv6``, AWS cidrBlock).
+
+        For the import's report when no layout reproduces them: each range is still
+        checked against Gardener's reserved ranges, the seed and what the portal holds.
+        """
+        out = {role: list(nets) for role, nets in self.reported_ipv6.items()}
+        for role, key in (("nodes", "nodeCIDR"), ("pods", "podCIDR"), ("services", "serviceCIDR")):
+            net = self._infra_ipv6().get(key)
+            if net is not None and net not in out[role]:
+                out[role].append(net)
+        block = self._aws_cidr_block()
+        if block is not None and block not in out["nodes"]:
+            out["nodes"].append(block)
+        return out
 
     def _reproduces(
         self, plan: layouts.ShootPlan, infra6: dict[str, IPv6Network], cidr_block: IPv6Network | None
@@ -354,4 +431,14 @@ class ShootSpec:
             out["infrastructureConfig"] = self.infrastructure
         if self.networking_type:
             out["networkingType"] = self.networking_type
+        masks = {
+            key: value
+            for key, value in (
+                ("nodeCIDRMaskSize", self.node_mask_ipv4),
+                ("nodeCIDRMaskSizeIPv6", self.node_mask_ipv6),
+            )
+            if value is not None
+        }
+        if masks:
+            out["kubeControllerManager"] = masks
         return out

@@ -7,7 +7,9 @@ Pure (no Django, no database).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from ipaddress import IPv6Network
+from typing import cast
 
 from ..errors import (
     InvalidPrefix,
@@ -21,6 +23,7 @@ from .plans import (
     GCP_NODE_PREFIX,
     K8S_SERVICE_PREFIX,
     OPENSTACK_NODE_POD_PREFIX,
+    OPENSTACK_SUBNETS_NODE_POD_PREFIX,
     OPENSTACK_SUBNETS_SERVICE_PREFIX,
     ULA_RANGE,
     PlannedRange,
@@ -42,16 +45,16 @@ def _plan_openstack_gep(
     block: IPv6Network, zones: int, services: IPv6Network | None
 ) -> tuple[PlannedRange, ...]:
     # The /64 node subnet holds everything: /66 #0 is the DHCPv6 allocation pool
-    # (node addresses), #1 pods, #2 services, #3 stays free. Because the node
-    # *subnet* contains pods and services, the IPAM reserves only the pool /66 for
-    # nodes; the /64 is what Gardener's node network is (k8s_cidr, extra["subnet"]).
+    # (node addresses), #1 pods, #2 services, #3 stays free. Node addresses come
+    # from the pool /66 only, so that is the node network Gardener is told (spec,
+    # InfrastructureConfig nodeCIDR and status alike): disjoint from pods and
+    # services, as Gardener's rules want. The /64 is the Neutron subnet (extra["subnet"]).
     pool, pods, svc = (_subnet(block, 66, i) for i in range(3))
     return (
         PlannedRange(
             "nodes",
             "nodes",
             pool,
-            k8s_cidr=block,
             extra={"subnet": str(block), "dhcpv6_pool": str(pool)},
         ),
         PlannedRange("pods", "pods", pods, node_pod_prefix_length=OPENSTACK_NODE_POD_PREFIX),
@@ -75,8 +78,8 @@ def _plan_openstack_subnets(
 ) -> tuple[PlannedRange, ...]:
     # Today's extension: three IPv6 subnets, exported in the InfrastructureConfig as
     # networks.ipv6.{nodeCIDR,podCIDR,serviceCIDR}. A /62 gives them a /64 each
-    # and keeps /64 #3 free for growth. Per-node pod routes are written by the CCM;
-    # /112 matches the GEP layout and is inside nodeCIDRMaskSizeIPv6's 64 to 124.
+    # and keeps /64 #3 free for growth. kube-controller-manager cuts the pod /64 into
+    # a /80 per node (16 bits, the most it can) and the CCM writes their routes.
     nodes, pods, svc = (_subnet(block, 64, i) for i in range(3))
     return (
         PlannedRange(
@@ -89,7 +92,7 @@ def _plan_openstack_subnets(
             "pods",
             "pods",
             pods,
-            node_pod_prefix_length=OPENSTACK_NODE_POD_PREFIX,
+            node_pod_prefix_length=OPENSTACK_SUBNETS_NODE_POD_PREFIX,
             extra={"infrastructure_config": "networks.ipv6.podCIDR"},
         ),
         PlannedRange(
@@ -100,6 +103,50 @@ def _plan_openstack_subnets(
             extra={"infrastructure_config": "networks.ipv6.serviceCIDR"},
         ),
     )
+
+
+# --- openstack-imported -----------------------------------------------------------
+
+
+def _record_openstack(nodes: IPv6Network, recorded: Mapping[str, object]) -> tuple[PlannedRange, ...]:
+    # A brownfield OpenStack shoot whose networks.ipv6 triple no layout of ours cuts
+    # (Gardener accepts any three canonical, disjoint IPv6 ranges): recorded as it is.
+    # The nodes range is the "block"; pods and services lie wherever they lie.
+    pods = cast(IPv6Network, recorded["pods"])
+    svc = cast(IPv6Network, recorded["services"])
+    k8s = cast("IPv6Network | None", recorded.get("services_k8s"))
+    if k8s is None and svc.prefixlen < OPENSTACK_SUBNETS_SERVICE_PREFIX:
+        k8s = _subnet(svc, OPENSTACK_SUBNETS_SERVICE_PREFIX, 0)  # what today's extension reports
+    per_node = recorded.get("node_pod_prefix_length")
+    if not isinstance(per_node, int):
+        per_node = min(pods.prefixlen + 16, 128)  # as finely as kube-controller-manager cuts
+    outside = {"outside_block": True, "imported": True}
+    return (
+        PlannedRange(
+            "nodes",
+            "nodes",
+            nodes,
+            extra={"infrastructure_config": "networks.ipv6.nodeCIDR", "imported": True},
+        ),
+        PlannedRange(
+            "pods",
+            "pods",
+            pods,
+            node_pod_prefix_length=per_node,
+            extra={"infrastructure_config": "networks.ipv6.podCIDR", **outside},
+        ),
+        PlannedRange(
+            "services",
+            "services",
+            svc,
+            k8s_cidr=k8s if k8s != svc else None,
+            extra={"infrastructure_config": "networks.ipv6.serviceCIDR", **outside},
+        ),
+    )
+
+
+def _no_planner(block: IPv6Network, zones: int, services: IPv6Network | None) -> tuple[PlannedRange, ...]:
+    raise InvalidPrefix("layout openstack-imported records brownfield shoots only", field="layout")
 
 
 # --- aws ----------------------------------------------------------------------------
@@ -234,11 +281,28 @@ register_layout(
         provider_assigned=False,
         description=(
             "OpenStack, today's Gardener extension: three /64 subnets (nodes, pods, services) "
-            "exported as networks.ipv6.{nodeCIDR,podCIDR,serviceCIDR}; Gardener reports the "
-            "first /112 of the service subnet; the fourth /64 of the /62 is free."
+            "exported as networks.ipv6.{nodeCIDR,podCIDR,serviceCIDR}; kube-controller-manager "
+            "gives each node a /80 of the pods; Gardener reports the first /112 of the service "
+            "subnet; the fourth /64 of the /62 is free."
         ),
         _planner=_plan_openstack_subnets,
         _status=_status_openstack_gep,  # same shape: first range of each role, k8s view
+    )
+)
+register_layout(
+    Layout(
+        name="openstack-imported",
+        provider="openstack",
+        block_prefix_length=64,  # not used: the node range is recorded at any length
+        provider_assigned=False,
+        description=(
+            "OpenStack, recorded from a Gardener import: a brownfield shoot's three disjoint IPv6 "
+            "ranges (networks.ipv6.{nodeCIDR,podCIDR,serviceCIDR}) kept as they are, its "
+            "nodeCIDRMaskSizeIPv6 too; the portal never allocates a new shoot with it."
+        ),
+        _planner=_no_planner,
+        _status=_status_openstack_gep,
+        _recorder=_record_openstack,
     )
 )
 register_layout(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Network
 
 from ..errors import (
@@ -24,9 +24,13 @@ ROLES = frozenset({"nodes", "pods", "services", "subnet"})
 K8S_SERVICE_PREFIX = 108
 #: Today's Gardener OpenStack extension reports the first /112 of the service subnet.
 OPENSTACK_SUBNETS_SERVICE_PREFIX = 112
-#: Per-node pod range on OpenStack (GEP layout and the CCM's routes): /112 = 65 536
-#: pod addresses per node, well inside kube-controller-manager's 64 to 124 bounds.
+#: Per-node pod range of the reference (GEP) layout: /112 = 65 536 pod addresses per node,
+#: one router route each. 46 bits below the pod /66: more than kube-controller-manager can
+#: cut, so the portal is this layout's IPv6 node IPAM (GARDENER.md).
 OPENSTACK_NODE_POD_PREFIX = 112
+#: Per-node pod range of today's OpenStack extension: kube-controller-manager cuts the pod
+#: /64 at most 16 bits deeper (its clusterSubnetMaxDiff), so a /80 per node.
+OPENSTACK_SUBNETS_NODE_POD_PREFIX = 80
 #: AWS prefix delegation hands one /80 to each network interface.
 AWS_NODE_POD_PREFIX = 80
 #: GCP gives each VM a /96 out of the node /64 (pods get /112s inside it).
@@ -269,6 +273,24 @@ class ShootPlan:
                 break
             candidate += last - first + 1
         return node_pod_range(r.cidr, n, candidate)
+
+    def with_node_pod_prefix(self, prefix_length: int) -> ShootPlan:
+        """The plan with its pod ranges split into ``/prefix_length`` per node instead.
+
+        For a shoot whose kube-controller-manager cuts its pod network at another mask
+        (kept from a Gardener import). ``PrefixLengthNotAllowed`` if it does not fit.
+        """
+        ranges = []
+        for r in self.ranges:
+            if r.role == "pods" and r.node_pod_prefix_length is not None:
+                if not r.cidr.prefixlen <= prefix_length <= 128:
+                    raise PrefixLengthNotAllowed(
+                        f"a /{prefix_length} per node does not fit in the pod range {r.cidr}",
+                        field="node_mask_ipv6",
+                    )
+                r = replace(r, node_pod_prefix_length=prefix_length, extra=dict(r.extra))
+            ranges.append(r)
+        return ShootPlan(self.layout, self.block, tuple(ranges))
 
     def validation_networks(self) -> dict[str, tuple[IPv6Network, ...]]:
         """The plan's IPv6 ranges as Gardener's rules should see them, per role.

@@ -5,7 +5,7 @@ Pure (no Django, no database).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 
@@ -27,6 +27,8 @@ from .plans import (
 )
 
 Planner = Callable[[IPv6Network, int, IPv6Network | None], tuple[PlannedRange, ...]]
+#: A planner of recorded ranges: (node range as the block, the other ranges by role) -> ranges.
+RecordPlanner = Callable[[IPv6Network, Mapping[str, IPv6Network]], tuple[PlannedRange, ...]]
 StatusView = Callable[[ShootPlan], dict[str, list[IPv6Network]]]
 
 
@@ -36,7 +38,10 @@ class Layout:
 
     ``block_prefix_length`` is the size of the block the portal allocates per shoot;
     ``provider_assigned`` layouts (GCP) cannot choose: the portal records what the
-    provider reports, passing it to :meth:`plan` as the block.
+    provider reports, passing it to :meth:`plan` as the block. A *recorded* layout
+    (``_recorder`` set: ``openstack-imported``) only records a brownfield shoot's ranges
+    as they are: its block is the node range, of any length, and the others are given
+    to :meth:`plan` as ``recorded``; the portal never allocates a shoot with it.
     """
 
     name: str
@@ -46,6 +51,12 @@ class Layout:
     description: str
     _planner: Planner = field(repr=False, compare=False)
     _status: StatusView = field(repr=False, compare=False)
+    _recorder: RecordPlanner | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def recorded(self) -> bool:
+        """True for a layout that records a brownfield shoot's ranges and never allocates."""
+        return self._recorder is not None
 
     def validate_block(self, block: IPv6Network | IPv4Network | str) -> IPv6Network:
         """Check a shoot block: canonical IPv6, exactly ``block_prefix_length`` long."""
@@ -62,7 +73,7 @@ class Layout:
             )
         if block.network_address.scope_id is not None:
             raise InvalidPrefix(f"a shoot block cannot carry a zone id: {block}", field="block")
-        if block.prefixlen != self.block_prefix_length:
+        if block.prefixlen != self.block_prefix_length and not self.recorded:
             need = f"/{self.block_prefix_length}"
             raise PrefixLengthNotAllowed(
                 f"layout {self.name} needs a {need} shoot block, got /{block.prefixlen}",
@@ -76,8 +87,12 @@ class Layout:
         *,
         zones: int = 1,
         services_subnet: IPv6Network | str | None = None,
+        recorded: Mapping[str, IPv6Network] | None = None,
     ) -> ShootPlan:
         """Plan a shoot's IPv6 ranges inside ``block``.
+
+        ``recorded``: for a recorded layout, the ranges other than the nodes' (``pods``,
+        ``services``, optionally ``services_k8s`` and ``node_pod_prefix_length``).
 
         ``zones`` matters for AWS only (one workers/internal/public /64 triple per
         zone). ``services_subnet`` matters for GCP only (the provider's separate
@@ -94,6 +109,12 @@ class Layout:
         net = self.validate_block(block)
         if isinstance(zones, bool) or not isinstance(zones, int) or zones < 1:
             raise IpamError(f"zones must be a positive integer, got {zones!r}", field="zones")
+        if self._recorder is not None:
+            if recorded is None:
+                raise InvalidPrefix(f"layout {self.name} records given ranges only", field="layout")
+            plan = ShootPlan(self.name, net, self._recorder(net, recorded))
+            _check_plan(plan)
+            return plan
         services: IPv6Network | None = None
         if services_subnet is not None and self.provider_assigned:
             services = _validate_services_subnet(services_subnet)

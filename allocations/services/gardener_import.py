@@ -50,6 +50,7 @@ from ..choices import (
 )
 from ..errors import AlreadyExists, ImportConflict, InvalidManifest, IpamError, NotFound
 from ..gardener import checks, drift
+from ..gardener.export import shoot_node_masks
 from ..gardener.manifests import Document, documents_from_data, parse_manifests, read_manifest_paths
 from ..gardener.networks import ROLES
 from ..gardener.report import DocumentResult, ImportReport, conflicts_of, report_json
@@ -63,7 +64,6 @@ from .shoot_ranges import (
     block_pool_name,
     given_ipv4_pool,
     given_ipv6_source,
-    planned_role,
     provider_pool,
     shoot_range_reserve,
 )
@@ -165,17 +165,12 @@ def _reserve_ipv6(
             shoot_range_reserve(shoot, planned, range_pools[planned.inside], range_pools, actor)
             done.append({"role": planned.name, "cidr": str(planned.cidr), "pool": planned.inside})
         elif planned.outside_block:
-            recorded = provider_pool(provider=shoot.provider, family=6, actor=actor)
-            pool_allocate(
-                pool=recorded,
-                actor=actor,
-                cidr=str(planned.cidr),
-                owner_type=OwnerType.SHOOT,
-                role=planned_role(planned),
-                shoot=shoot,
-                project=shoot.project,
-                label=planned.name,
-            )
+            # Provider-assigned (GCP services) or recorded as it is (an imported OpenStack
+            # triple): in our pool that contains it, else the provider pool.
+            recorded = (
+                None if layout.provider_assigned else checks.owned_pool_containing(planned.cidr)
+            ) or provider_pool(provider=shoot.provider, family=6, actor=actor)
+            shoot_range_reserve(shoot, planned, recorded, range_pools, actor)
             done.append({"role": planned.name, "cidr": str(planned.cidr), "pool": recorded.name})
     return done
 
@@ -259,14 +254,20 @@ def _import_shoot(doc: Document, result: DocumentResult, actor: Actor) -> None:
     if existing is not None:
         _update_shoot(existing, spec, seed, result, actor)
         return
-    plan = spec.ipv6_plan() if "IPv6" in spec.ip_families else None
+    errors: list[IpamError] = []
+    try:
+        plan = spec.ipv6_plan() if "IPv6" in spec.ip_families else None
+    except InvalidManifest as exc:  # no layout: still report everything else the ranges break
+        plan, errors = None, [exc, *checks.raw_ipv6_overlaps(spec)]
     layout = layouts.get_layout(plan.layout) if plan is not None else _default_layout(spec)
     ipv4 = spec.ipv4_ranges(seed)
-    errors = checks.shoot_spec_violations(spec, seed, ipv4, plan)
+    errors += checks.shoot_spec_violations(spec, seed, ipv4, plan)
     if plan is not None:
         errors += checks.ipv6_conflicts(plan, layout, None)
     if errors:
         raise _DocumentConflicts(errors)
+    if plan is not None:
+        plan = gardener.plan_for_node_mask(plan, spec.node_mask_ipv6)
     layouts.check_zones(spec.zones, field="spec.provider.infrastructureConfig")
     shoot = Shoot(
         project=spec.project,
@@ -278,6 +279,8 @@ def _import_shoot(doc: Document, result: DocumentResult, actor: Actor) -> None:
         layout=layout.name,
         zones=spec.zones,
         created_by=actor.name,
+        # The shoot's own kube-controller-manager mask: exported and compared by drift as it is.
+        node_mask_ipv6=spec.node_mask_ipv6 if "IPv6" in spec.ip_families else None,
     )
     shoot.save()
     result.action = "create"
@@ -354,8 +357,18 @@ def _update_shoot(shoot: Shoot, spec: ShootSpec, seed: Seed, result: DocumentRes
             after=shoot_audit_snapshot(shoot),
             project=shoot.project,
         )
-    if _store_report(shoot, spec, actor) and result.action == "unchanged":
+    if spec.portal_rendered:
+        # The portal's own export, unchanged: its status is the portal's expectation, not a
+        # report of Gardener's — the recorded report stays (re-importing changes nothing).
+        pass
+    elif _store_report(shoot, spec, actor) and result.action == "unchanged":
         result.action = "update-status"
+    if "IPv6" in spec.ip_families and spec.node_mask_ipv6 is not None:
+        held_mask = shoot_node_masks(shoot, selectors.shoot_plan(shoot)).get("nodeCIDRMaskSizeIPv6")
+        if held_mask != spec.node_mask_ipv6:
+            result.notes.append(
+                f"nodeCIDRMaskSizeIPv6 is {spec.node_mask_ipv6}, the portal exports {held_mask or 'none'}"
+            )
     held = {a.role: a.cidr for a in shoot.allocations.filter(family=4, state__in=LIVE_STATES)}
     for role in ROLES:
         given = spec.ipv4[role]

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Any, cast
 
+from django.db import transaction
+
 from audit.services import Actor
 
 from .. import gardener, layouts, prefixes, selectors
 from ..choices import LIVE_STATES, OwnerType, PoolKind, Purpose, Role, Uniqueness
-from ..errors import NoPoolAvailable
+from ..errors import IpamError, NoPoolAvailable, UnknownLayout
 from ..gardener import checks
 from ..models import Allocation, Pool, Shoot
 from ..shoot_selectors import IPV4_ROLES, shoot_pools
@@ -271,6 +273,12 @@ def shoot_ipv6_allocate(
         done = shoot_ipv6_allocate(shoot, layout, families, ipv4_nets, actor, cidr, writes, new_shoot, source)
         writes.write(actor)
         return done
+    if layout.recorded:
+        raise UnknownLayout(
+            f"layout {layout.name} records imported shoots only; the portal allocates with "
+            f"{layouts.default_layout(shoot.provider).name}",
+            field="layout",
+        )
     source = source or shoot_pools(shoot.provider, shoot.region).get((Purpose.SHOOTS, 6))
     if source is None:
         raise NoPoolAvailable(
@@ -281,6 +289,8 @@ def shoot_ipv6_allocate(
         # The cloud assigns the block (Amazon's /56): the provisioning job reads it
         # back and records it here through shoot_adopt_ipv6_block.
         return [], None
+    if cidr is None:
+        gardener_reserved_hold(source, actor)
     name = block_pool_name(shoot, new_shoot=new_shoot)
     restored = sticky_block(shoot, source, actor) if new_shoot and cidr is None else None
     if restored is not None:
@@ -308,18 +318,63 @@ def shoot_ipv6_allocate(
         description=f"IPv6 block of shoot {shoot} ({layout.name})",
     )
     plan = layout.plan(cast(IPv6Network, block_pool.network), zones=shoot.zones)
-    # kube-controller-manager cuts the pod network into per-node ranges of the layout's size
-    node_masks = [r.node_pod_prefix_length for r in plan.by_role("pods") if r.node_pod_prefix_length]
     gardener.validate_shoot(
         gardener.shoot_networks_for_plan(plan, ipv4_nets),
         seed=selectors.seed_networks(shoot.seed),
         ip_families=families,
         node_mask_ipv4=gardener.IPV4_NODE_MASK,
-        node_mask_ipv6=node_masks[0] if node_masks else None,
+        node_mask_ipv6=gardener.plan_node_mask_ipv6(plan),  # what the export gives kube-controller-manager
     )
     writes.add(0, [block])
     writes.add(1, [block_pool])
     return [block, *_carve_block(shoot, plan, block_pool, actor, writes)], plan
+
+
+#: The label of the allocation that keeps a Gardener reserved range out of a shoots pool.
+GARDENER_RESERVED_LABEL = "Gardener reserved"
+
+
+def gardener_reserved_hold(pool: Pool, actor: Actor) -> list[Allocation]:
+    """Keep Gardener's reserved IPv6 ranges (the VPN ``fd8f:6d53:b97a:1::/96``) out of ``pool``.
+
+    No shoot network may touch them, so a block holding one would be refused by
+    Gardener's rules for every shoot, forever the "next free" block. They are held
+    as seed networks are: a live allocation (owner ``manual``, label
+    :data:`GARDENER_RESERVED_LABEL`) of the longest length the pool allows that
+    covers the range, so next-free allocation skips them. Pure check first (no
+    query unless the pool overlaps a reserved range); idempotent and safe under
+    concurrency (a racing holder is found again). Returns the holds made now.
+    """
+    made: list[Allocation] = []
+    for name, reserved in gardener.RESERVED_RANGES:
+        if reserved.version != pool.family or not reserved.overlaps(pool.network):
+            continue
+        net = reserved if reserved.subnet_of(pool.network) else pool.network  # type: ignore[arg-type]
+        lo, hi = pool.effective_min_length, pool.effective_max_length
+        length = min(net.prefixlen, hi)
+        if length < lo:
+            continue  # the pool hands out nothing that small: it cannot hold the range
+        hold = net.supernet(new_prefix=length) if length < net.prefixlen else net
+        if selectors.allocations_containing(hold).filter(pool=pool).exists() or (
+            selectors.allocations_within(hold).filter(pool=pool, state__in=LIVE_STATES).exists()
+        ):
+            continue
+        try:
+            with transaction.atomic():
+                made.append(
+                    pool_allocate(
+                        pool=pool,
+                        actor=actor,
+                        cidr=str(hold),
+                        owner_type=OwnerType.MANUAL,
+                        role=Role.OTHER,
+                        label=GARDENER_RESERVED_LABEL,
+                        description=f"holds Gardener's reserved {name} range {reserved}: no shoot may use it",
+                    )
+                )
+        except IpamError:
+            continue  # another request holds it (or a part of it) already: skipped all the same
+    return made
 
 
 def _carve_block(

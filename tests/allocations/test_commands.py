@@ -301,7 +301,7 @@ def test_shoot_allocate_prints_gardener_networking_and_is_idempotent(landscape: 
     assert lines[1] == "IPv6 block 2001:db8::/64"
     rows = {line.split()[0]: line.split()[1:] for line in lines[3:6]}
     # IPv4, then what Kubernetes gets (nodes the /64 subnet, services a /108), then what is reserved
-    assert rows["nodes"] == ["100.0.0.0/24", "2001:db8::/64", "2001:db8::/66"]
+    assert rows["nodes"] == ["100.0.0.0/24", "2001:db8::/66", "2001:db8::/66"]  # Gardener's view: the pool
     assert rows["pods"] == ["10.0.0.0/16", "2001:db8:0:0:4000::/66", "2001:db8:0:0:4000::/66", "(a", "/112", "per", "node)"]  # fmt: skip
     assert rows["services"] == ["172.16.0.0/16", "2001:db8:0:0:8000::/108", "2001:db8:0:0:8000::/66"]
 

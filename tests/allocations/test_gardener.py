@@ -170,7 +170,7 @@ def test_ip_family_changes() -> None:
 
 
 def test_a_sound_dual_stack_shoot_passes() -> None:
-    masks = {"node_mask_ipv4": 24, "node_mask_ipv6": 112}
+    masks = {"node_mask_ipv4": 24, "node_mask_ipv6": 82}  # kube-controller-manager's, 16 below the /66
     assert shoot_violations(SHOOT, seed=SEED, ip_families=DUAL, **masks) == []
     validate_shoot(SHOOT, seed=None, ip_families=DUAL)
     # Objects work as well as text.
@@ -356,9 +356,20 @@ def test_a_supernet_of_a_reserved_range_touches_it() -> None:
             "nodeCIDRMaskSizeIPv6 /64 is shorter than the pod network 2001:db8:0:0:4000::/66",
         ),
         (
-            {"node_mask_ipv4": 16, "node_mask_ipv6": 112},
+            {"node_mask_ipv4": 16, "node_mask_ipv6": 82},
             gardener.SHOOT_NODE_MASK_FIELD,
             "nodeCIDRMaskSize /16 is shorter than the pod network 100.96.0.0/19",
+        ),
+        (
+            {"node_mask_ipv6": 112},  # the GEP /112 per node is 46 bits below the /66
+            gardener.SHOOT_NODE_MASK_IPV6_FIELD,
+            "nodeCIDRMaskSizeIPv6 /112 is more than 16 bits longer than the pod network "
+            "2001:db8:0:0:4000::/66: kube-controller-manager refuses it (the node CIDR size is too big)",
+        ),
+        (
+            {"node_mask_ipv4": 28, "node_mask_ipv6": 83},
+            gardener.SHOOT_NODE_MASK_IPV6_FIELD,
+            "nodeCIDRMaskSizeIPv6 /83 is more than 16 bits longer",
         ),
     ],
 )

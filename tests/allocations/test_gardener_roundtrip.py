@@ -27,7 +27,7 @@ from allocations import selectors, services
 from allocations.choices import PoolKind, Purpose, Uniqueness
 from allocations.errors import ImportConflict, IpamError
 from allocations.gardener.drift import shoot_drift
-from allocations.gardener.specs import _cidrs
+from allocations.gardener.specs import RENDERED_ANNOTATION, _cidrs
 from allocations.models import Allocation, FreeBlock, Node, Pool, Seed, Shoot
 from allocations.services import gardener_import as gi
 from audit.models import AuditEvent
@@ -281,8 +281,15 @@ def test_a_portal_shoot_round_trips_and_reports_no_drift(landscape, actor) -> No
         actor=actor,
     )
     assert shoot_drift(shoot).state == "not-reported"
-    text = yaml.safe_dump(selectors.gardener_export(shoots=[shoot], as_list=False))
+    exported_object = selectors.gardener_export(shoots=[shoot], as_list=False)
+    text = yaml.safe_dump(exported_object)
+    # The portal's own export is its expectation, not Gardener's report: nothing changes.
     report = gi.gardener_import(documents=text, actor=actor)
+    assert [d.action for d in report.documents] == ["unchanged"]
+    assert shoot_drift(selectors.shoot_get("garden-dev", "fresh")).state == "not-reported"
+    # Gardener reporting exactly that (its object carries no digest of the portal's) is in sync.
+    del exported_object["metadata"]["annotations"][RENDERED_ANNOTATION]
+    report = gi.gardener_import(documents=yaml.safe_dump(exported_object), actor=actor)
     assert [d.action for d in report.documents] == ["update-status"]
     assert Allocation.objects.filter(shoot=shoot).count() == len(selectors.shoot_plan(shoot).ranges) + 4
     shoot.refresh_from_db()
@@ -347,7 +354,7 @@ def shoot_manifest(**networking: Any) -> dict[str, Any]:
 
 
 GEP_STATUS = {
-    "nodes": ["2001:db8:0:30::/64"],
+    "nodes": ["2001:db8:0:30::/66"],
     "pods": ["2001:db8:0:30:4000::/66"],
     "services": ["2001:db8:0:30:8000::/108"],
 }
@@ -394,7 +401,7 @@ def conflicts_of(body: dict[str, Any], actor) -> list[tuple[str, str]]:
         (
             {
                 "status": {
-                    "nodes": ["fd00:5eed:0:1::/64"],
+                    "nodes": ["fd00:5eed:0:1::/66"],
                     "pods": ["fd00:5eed:0:1:4000::/66"],
                     "services": ["fd00:5eed:0:1:8000::/108"],
                 }
@@ -406,7 +413,7 @@ def conflicts_of(body: dict[str, Any], actor) -> list[tuple[str, str]]:
         (
             {
                 "status": {
-                    "nodes": ["fd8f:6d53:b97a:1::/64"],
+                    "nodes": ["fd8f:6d53:b97a:1::/66"],
                     "pods": ["fd8f:6d53:b97a:1:4000::/66"],
                     "services": ["fd8f:6d53:b97a:1:8000::/108"],
                 }
@@ -441,12 +448,21 @@ def conflicts_of(body: dict[str, Any], actor) -> list[tuple[str, str]]:
             "documents[0].status.networking",
             "Gardener reports IPv6 ranges but ipFamilies is ['IPv4']",
         ),
-        # IPv6 ranges that no layout produces (services must be the /108 of the third /66)
+        # IPv6 ranges that no layout of ours cuts are recorded as they are (openstack-imported),
+        # checked by Gardener's rules: a /104 is too wide for kube-apiserver
         (
             {"status": {**GEP_STATUS, "services": ["2001:db8:0:30:8000::/104"]}},
+            "documents[0].networking.services",
+            "IPv6 service network 2001:db8:0:30:8000::/104 must be /108 or longer: kube-apiserver "
+            "refuses a service range with more than 20 host bits",
+        ),
+        # two IPv6 pod ranges: no layout at all
+        (
+            {"status": {**GEP_STATUS, "pods": ["2001:db8:0:30:4000::/66", "2001:db8:0:31::/64"]}},
             "documents[0].status.networking",
-            "the IPv6 ranges (nodes [2001:db8:0:30::/64], pods [2001:db8:0:30:4000::/66], services "
-            "[2001:db8:0:30:8000::/104]) match no layout of provider openstack (openstack-gep, openstack-subnets)",
+            "the IPv6 ranges (nodes [2001:db8:0:30::/66], pods [2001:db8:0:30:4000::/66, 2001:db8:0:31::/64], "
+            "services [2001:db8:0:30:8000::/108]) match no layout of provider openstack "
+            "(openstack-gep, openstack-subnets, openstack-imported)",
         ),
     ],
 )
@@ -532,7 +548,7 @@ def test_drift_report_names_missing_extra_and_different_ranges(landscape, actor)
     assert drift.state == "drift"
     found = {(d.network, d.family, d.kind, d.portal, d.gardener) for d in drift.differences}
     assert found == {
-        ("nodes", 6, "missing", "2001:db8:0:10::/64", None),
+        ("nodes", 6, "missing", "2001:db8:0:10::/66", None),
         ("pods", 4, "different", "100.96.0.0/11", "100.97.0.0/16"),
         ("services", 6, "extra", None, "2001:db8:0:10:8000:0:1:0/112"),
     }

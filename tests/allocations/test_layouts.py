@@ -26,6 +26,7 @@ from allocations.errors import (
 from allocations.gardener import (
     VPN_RANGE_V6,
     ShootNetworks,
+    plan_node_mask_ipv6,
     shoot_networks_for_plan,
     validate_shoot,
 )
@@ -56,9 +57,10 @@ def test_openstack_gep_is_the_design_reference_example() -> None:
     plan = get_layout("openstack-gep").plan(n("2001:db8::/64"))
 
     nodes, pods, services = plan.range("nodes"), plan.range("pods"), plan.range("services")
-    # The IPAM reserves the DHCPv6 pool; Gardener's node network is the whole /64.
+    # The IPAM reserves the DHCPv6 pool, and that is Gardener's node network too (disjoint
+    # from pods and services); the whole /64 is the Neutron subnet.
     assert nodes.cidr == n("2001:db8::/66")
-    assert nodes.k8s_cidr == n("2001:db8::/64")
+    assert nodes.k8s_cidr is None and nodes.kubernetes_cidr == n("2001:db8::/66")
     assert nodes.extra == {"subnet": "2001:db8::/64", "dhcpv6_pool": "2001:db8::/66"}
     assert pods.cidr == n("2001:db8::4000:0:0:0/66")
     assert pods.node_pod_prefix_length == 112
@@ -77,7 +79,7 @@ def test_openstack_gep_texts_are_rfc5952_canonical() -> None:
     plan = get_layout("openstack-gep").plan("2001:db8::/64")
     assert str(plan.range("pods").cidr) == "2001:db8:0:0:4000::/66"
     assert gardener_status_networking(plan) == {
-        "nodes": ["2001:db8::/64"],
+        "nodes": ["2001:db8::/66"],
         "pods": ["2001:db8:0:0:4000::/66"],
         "services": ["2001:db8:0:0:8000::/108"],
     }
@@ -90,7 +92,7 @@ def test_openstack_gep_view_for_gardener_rules_uses_the_dhcp_pool() -> None:
         "pods": (n("2001:db8::4000:0:0:0/66"),),
         "services": (n("2001:db8::8000:0:0:0/108"),),
     }
-    assert plan.kubernetes_cidr("nodes") == n("2001:db8::/64")
+    assert plan.kubernetes_cidr("nodes") == n("2001:db8::/66")
     assert plan.kubernetes_cidr("subnet") is None
 
 
@@ -105,7 +107,7 @@ def test_openstack_subnets_three_64s_and_first_112_of_services() -> None:
         ("services", n("2001:db8:1:6::/64")),
     ]
     assert plan.range("services").k8s_cidr == n("2001:db8:1:6::/112")
-    assert plan.range("pods").node_pod_prefix_length == 112
+    assert plan.range("pods").node_pod_prefix_length == 80  # kube-controller-manager's /80 of the /64
     assert plan.range("nodes").extra["infrastructure_config"] == "networks.ipv6.nodeCIDR"
     assert gardener_status_networking(plan) == {
         "nodes": ["2001:db8:1:4::/64"],
@@ -296,7 +298,14 @@ def test_block_must_be_canonical_ipv6() -> None:
 
 
 def test_registry_and_defaults() -> None:
-    assert set(LAYOUTS) == {"openstack-gep", "openstack-subnets", "aws", "gcp", "azure-ula"}
+    assert set(LAYOUTS) == {
+        "openstack-gep",
+        "openstack-subnets",
+        "openstack-imported",
+        "aws",
+        "gcp",
+        "azure-ula",
+    }
     assert {p: default_layout(p).name for p in ("openstack", "aws", "gcp", "azure")} == {
         "openstack": "openstack-gep",
         "aws": "aws",
@@ -308,7 +317,7 @@ def test_registry_and_defaults() -> None:
     with pytest.raises(UnknownLayout) as exc:
         get_layout("hetzner")
     assert exc.value.code == "unknown_layout" and exc.value.field == "layout"
-    assert "aws, azure-ula, gcp, openstack-gep, openstack-subnets" in exc.value.message
+    assert "aws, azure-ula, gcp, openstack-gep, openstack-imported, openstack-subnets" in exc.value.message
     with pytest.raises(UnknownLayout) as exc:
         default_layout("alicloud")
     assert exc.value.field == "provider"
@@ -385,7 +394,9 @@ IPV4_NETWORKS = ShootNetworks(
 
 @st.composite
 def layout_and_block(draw: st.DrawFn) -> tuple[Layout, IPv6Network, int, IPv6Network | None]:
-    layout = draw(st.sampled_from(sorted(LAYOUTS.values(), key=lambda layout: layout.name)))
+    # Layouts that allocate (a recorded layout only records what an import brings).
+    planned = [layout for layout in LAYOUTS.values() if not layout.recorded]
+    layout = draw(st.sampled_from(sorted(planned, key=lambda layout: layout.name)))
     length = layout.block_prefix_length
     if layout.name == "azure-ula":
         bits = draw(st.integers(0, 2 ** (length - 8) - 1))
@@ -422,8 +433,7 @@ def test_every_plan_is_sound_and_passes_gardener_rules(
         if r.inside:
             assert r.cidr.subnet_of(plan.range(r.inside).cidr)
 
-    per_node = {r.node_pod_prefix_length for r in plan.ranges if r.node_pod_prefix_length is not None}
-    node_mask_ipv6 = max(per_node) if per_node else None
+    node_mask_ipv6 = plan_node_mask_ipv6(plan)  # what the export gives kube-controller-manager
     validate_shoot(
         shoot_networks_for_plan(plan, IPV4_NETWORKS),
         seed=None,

@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 
 import pytest
 
-from allocations import selectors, services
+from allocations import gardener, selectors, services
 from allocations.choices import AllocationState, Purpose, Uniqueness
 from allocations.errors import (
     AlreadyExists,
@@ -15,6 +15,7 @@ from allocations.errors import (
     NoPoolAvailable,
     PrefixOverlap,
 )
+from allocations.layouts import get_layout
 from allocations.models import Allocation, FreeBlock, Node, Pool, Shoot
 from audit.models import AuditEvent
 
@@ -81,7 +82,9 @@ def test_openstack_reference_layout_exactly(landscape, actor) -> None:
     assert got[(4, "nodes")] == net("100.0.0.0/24") and got[(4, "pods")] == net("10.0.0.0/16")
     plan = selectors.shoot_plan(shoot)
     assert plan.range("services").kubernetes_cidr == net("2001:db8::8000:0:0:0/108")
-    assert plan.range("nodes").kubernetes_cidr == net("2001:db8::/64")
+    # Gardener is told the node addresses' /66 (disjoint from pods and services); the /64 is the subnet.
+    assert plan.range("nodes").kubernetes_cidr == net("2001:db8::/66")
+    assert plan.range("nodes").extra["subnet"] == "2001:db8::/64"
     n1, _ = services.node_register(shoot=shoot, name="node-1", ipv6_address="2001:db8::10", actor=actor)
     n2, _ = services.node_register(shoot=shoot, name="node-2", ipv6_address="2001:db8::11", actor=actor)
     assert net(n1.pod_allocation.cidr) == net("2001:db8::4000:0:0:0/112")
@@ -170,13 +173,19 @@ def test_reserved_range_rule_named(landscape, actor, make_pool) -> None:
         region="vpn",
         kind="ula",
     )
-    # the first /64 blocks are fine; take the VPN /64 on purpose
     pool = Pool.objects.get(name="vpn-v6")
     services.pool_allocate(pool=pool, actor=actor, cidr="fd8f:6d53:b97a::/64")
+    # The next block would be the VPN /64: it is skipped (held), not refused...
+    shoot, _ = create(landscape, actor, region="vpn")
+    assert str(selectors.shoot_plan(shoot).block) == "fd8f:6d53:b97a:2::/64"
+    # ...and a plan over it is still refused in Gardener's words.
+    plan = get_layout("openstack-gep").plan("fd8f:6d53:b97a:1::/64")
     with pytest.raises(
         GardenerRuleViolation, match=r"intersects with default vpn network \(fd8f:6d53:b97a:1::/96\)"
     ):
-        create(landscape, actor, region="vpn")
+        gardener.validate_shoot(
+            gardener.shoot_networks_for_plan(plan), seed=None, ip_families=("IPv4", "IPv6")
+        )
 
 
 def test_missing_pool_and_bad_input(landscape, actor) -> None:

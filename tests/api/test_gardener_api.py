@@ -34,7 +34,7 @@ spec:
     services: 100.64.0.0/13
 status:
   networking:
-    nodes: ["2001:db8:0:40::/64", 10.250.0.0/16]
+    nodes: ["2001:db8:0:40::/66", 10.250.0.0/16]
     pods: [100.96.0.0/11, "2001:db8:0:40:4000::/66"]
     services: ["2001:db8:0:40:8000::/108", 100.64.0.0/13]
 """
@@ -118,7 +118,7 @@ def test_every_role_reads_exports_and_drift(demo, clients, role) -> None:
     assert shoot["kind"] == "Shoot" and shoot["spec"]["networking"]["ipFamilies"] == ["IPv4", "IPv6"]
     assert shoot["spec"]["kubernetes"]["kubeControllerManager"] == {
         "nodeCIDRMaskSize": 24,
-        "nodeCIDRMaskSizeIPv6": 112,
+        "nodeCIDRMaskSizeIPv6": 82,
     }
     project = client.get(f"{EXPORT}?project=garden-demo", HTTP_ACCEPT="application/json")
     assert project["Content-Type"].startswith("application/json")

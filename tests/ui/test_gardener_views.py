@@ -32,7 +32,7 @@ spec:
     services: 100.64.0.0/13
 status:
   networking:
-    nodes: ["2001:db8:0:40::/64", 10.250.0.0/16]
+    nodes: ["2001:db8:0:40::/66", 10.250.0.0/16]
     pods: [100.96.0.0/11, "2001:db8:0:40:4000::/66"]
     services: ["2001:db8:0:40:8000::/108", 100.64.0.0/13]
 """
@@ -183,7 +183,7 @@ def test_drift_shows_missing_extra_and_different(ui: dict[str, Client]) -> None:
     assert ui["admin"].post(IMPORT, {"manifest": SHOOT}).context["report"].written
     # Gardener now reports: no IPv6 services (missing), other IPv4 nodes (different)
     drifted = SHOOT.replace('"2001:db8:0:40:8000::/108", ', "").replace(
-        '"2001:db8:0:40::/64", 10.250.0.0/16]', '"2001:db8:0:40::/64", 10.251.0.0/16]'
+        '"2001:db8:0:40::/66", 10.250.0.0/16]', '"2001:db8:0:40::/66", 10.251.0.0/16]'
     )
     response = ui["admin"].post(IMPORT, {"manifest": drifted})
     assert response.status_code == 200, [c.text() for c in response.context["report"].conflicts]

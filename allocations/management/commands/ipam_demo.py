@@ -62,6 +62,8 @@ class Command(BaseCommand):
                 provider=provider,
                 region=region,
                 description=f"IPv6 shoot blocks for {provider} {region}",
+                # Gardener needs the AWS IPAM pool our /56s are handed over through.
+                tags=["aws-ipam-pool=ipam-pool-0de0000000000000d"] if provider == "aws" else [],
                 actor=actor,
             )
         services.pool_create(
