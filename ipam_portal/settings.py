@@ -242,6 +242,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # one schema name for the providers, however a field holding them is named
+    "ENUM_NAME_OVERRIDES": {"ProviderEnum": "allocations.choices.Provider"},
 }
 
 # Content-Security-Policy: scripts only from our own static files (no inline code, no handlers in

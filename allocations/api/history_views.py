@@ -152,6 +152,7 @@ class PrefixHistoryViewSet(ApiViewSet):
     """Every holder of anything overlapping a prefix over time, as intervals (JSON or CSV)."""
 
     renderer_classes = [JSONRenderer, CSVRenderer]
+    queryset = Allocation.objects.none()  # for the schema only: list() reads the history itself
 
     @extend_schema(
         parameters=[s.PrefixHistoryQuerySerializer],

@@ -157,6 +157,8 @@ def test_the_watch_resumes_after_a_cut_mid_event_without_a_new_list(
     spin(controller, lambda: "n1" in held(shoot))
     api.wait_for_watchers(1, resource=NODES)
     watcher = watcher_of(controller, shoot)
+    # the PATCH of n1's podCIDRs comes back as a MODIFIED event: wait until it is seen too
+    spin(controller, lambda: watcher.resource_version == api.resource_version)
     seen = watcher.resource_version
     api.cut_next_event(partial=True, resource=NODES)
     api.add(NODES, dual("n2", "10.250.0.2", addr(shoot, 2)))  # half of its event, then the connection drops
