@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from admission.decisions import KCM_MAX_NODE_MASK_DIFF
+from allocations.gardener import KCM_MAX_NODE_MASK_DIFF
 from allocations.layouts import LAYOUTS, get_layout
 from controllers.nodes.decisions import (
     FOREIGN,
