@@ -167,7 +167,8 @@ class ShootSpec:
     node_mask_ipv6: int | None
     zones: int
     layout_hint: str
-    #: The document is the portal's own export, unchanged (its ``ipam.portal/rendered`` digest matches).
+    #: The document is the portal's own export, unchanged (its ``ipam.portal/rendered`` digest matches
+    #: and it was not read from a cluster: no ``metadata.uid``).
     portal_rendered: bool = False
 
     @property
@@ -227,7 +228,10 @@ class ShootSpec:
             node_mask_ipv6=kcm.get("nodeCIDRMaskSizeIPv6") if isinstance(kcm, dict) else None,
             zones=len(zones) if isinstance(zones, list) and zones else 1,
             layout_hint=str(annotation.get(LAYOUT_ANNOTATION, "")) if isinstance(annotation, dict) else "",
+            # An object read from a cluster (it has a uid) reports what Gardener did, even
+            # when that is exactly what the portal expected: never mistaken for the export.
             portal_rendered=isinstance(annotation, dict)
+            and not _get(doc.body, "metadata.uid")
             and annotation.get(RENDERED_ANNOTATION)
             == rendered_digest(_get(doc.body, "status"), infra or None),
         )

@@ -272,7 +272,7 @@ def test_seeds_are_imported_shoots_recorded_with_their_drift_and_unknown_shoots_
         },
         "status": {
             "networking": {  # IPv6 first: read by family, not by position
-                "nodes": ["2001:db8:0:f0::/64", "10.253.0.0/16"],
+                "nodes": ["2001:db8:0:f0::/66", "10.253.0.0/16"],  # the GEP node network, DHCPv6
                 "pods": ["2001:db8:0:f0:4000::/66", "100.96.0.0/11"],
                 "services": ["2001:db8:0:f0:8000::/108", "100.64.0.0/13"],
             }
