@@ -8,31 +8,18 @@ import pytest
 from django.utils import timezone
 
 from allocations import services
-from allocations.choices import AllocationState, Purpose, ShootState, Uniqueness
+from allocations.choices import AllocationState, ShootState
 from allocations.errors import InvalidState
 from allocations.models import FreeBlock, Shoot
 from audit.models import AuditEvent
+from tests.support.factories import openstack_shoot_pools
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def seed(make_pool, actor):
-    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
-    make_pool("2001:db8::/48", name="v6", purpose=Purpose.SHOOTS, provider="openstack")
-    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
-    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
-    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
-    return services.seed_create(
-        name="seed",
-        provider="openstack",
-        region="eu-de-1",
-        ip_families=["IPv4"],
-        nodes=["10.200.0.0/16"],
-        pods=["100.96.0.0/11"],
-        services=["100.64.0.0/13"],
-        actor=actor,
-    )
+    return openstack_shoot_pools(make_pool, actor)
 
 
 def allocate(seed, actor, name="held"):

@@ -111,3 +111,25 @@ def pool_maker(actor: Actor) -> Callable[..., Pool]:
         return ipam.pool_create(cidr=cidr, actor=actor, **kwargs)
 
     return make
+
+
+def openstack_shoot_pools(make_pool: Callable[..., Pool], actor: Actor, *, seed_name: str = "seed") -> Any:
+    """The smallest landscape an OpenStack dual-stack shoot is allocated in: an IPv6 shoots pool
+    (2001:db8::/48), per-shoot IPv4 node, pod and service pools, and an IPv4 seed in eu-de-1."""
+    from allocations.choices import Purpose, Uniqueness
+
+    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
+    make_pool("2001:db8::/48", name="v6", purpose=Purpose.SHOOTS, provider="openstack")
+    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
+    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
+    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
+    return ipam.seed_create(
+        name=seed_name,
+        provider="openstack",
+        region="eu-de-1",
+        ip_families=["IPv4"],
+        nodes=["10.200.0.0/16"],
+        pods=["100.96.0.0/11"],
+        services=["100.64.0.0/13"],
+        actor=actor,
+    )

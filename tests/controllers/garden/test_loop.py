@@ -19,7 +19,7 @@ from django.utils import timezone
 from kubernetes import client
 
 from allocations import services
-from allocations.choices import AllocationState, Purpose, ShootState, Uniqueness
+from allocations.choices import AllocationState, ShootState
 from allocations.gardener.drift import shoot_drift
 from allocations.gardener.export import shoot_gardener_object
 from allocations.models import Seed, Shoot
@@ -30,6 +30,7 @@ from controllers.health import StatusRecorder
 from controllers.models import ControllerStatus
 from tests.controllers.garden.gardener_objects import OPENSTACK_SEED
 from tests.support import kubeapi
+from tests.support.factories import openstack_shoot_pools
 from tests.support.kubeapi import KubeAPIServer
 
 pytestmark = pytest.mark.django_db
@@ -40,21 +41,7 @@ HALF = BURST // 2
 
 @pytest.fixture
 def seed(make_pool, actor) -> Seed:
-    per_shoot = {"uniqueness": Uniqueness.PER_SHOOT, "kind": "private"}
-    make_pool("2001:db8::/48", name="v6", purpose=Purpose.SHOOTS, provider="openstack")
-    make_pool("10.250.0.0/16", name="n", purpose=Purpose.NODES, default_prefix_length=24, **per_shoot)
-    make_pool("10.0.0.0/9", name="p", purpose=Purpose.PODS, default_prefix_length=16, **per_shoot)
-    make_pool("172.16.0.0/12", name="s", purpose=Purpose.SERVICES, default_prefix_length=16, **per_shoot)
-    return services.seed_create(
-        name="seed-os-eu",
-        provider="openstack",
-        region="eu-de-1",
-        ip_families=["IPv4"],
-        nodes=["10.200.0.0/16"],
-        pods=["100.96.0.0/11"],
-        services=["100.64.0.0/13"],
-        actor=actor,
-    )
+    return openstack_shoot_pools(make_pool, actor, seed_name="seed-os-eu")
 
 
 @pytest.fixture
