@@ -42,17 +42,7 @@ class SubscriptionForm(ServiceForm):
 
     class Meta:
         model = EventSubscription
-        fields = [
-            "name",
-            "target_url",
-            "event_types",
-            "projects",
-            "providers",
-            "pools",
-            "secret",
-            "enabled",
-            "description",
-        ]
+        fields = ["name", *services.UPDATABLE]  # what the services may set, nothing else
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
