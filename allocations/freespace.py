@@ -31,9 +31,15 @@ from .errors import PoolExhausted
 from .models import Allocation, FreeBlock, Pool
 
 # How many times a request looks again when every candidate block is being split
-# by other transactions at that moment (each look skips the locked ones).
+# by other transactions at that moment.
 _LOCK_ROUNDS = 50
-_CANDIDATES_PER_LENGTH = 4
+# The candidate page: the ``page`` best free blocks of the pool in fit order. The
+# first look reads 8; when every one of them is locked by concurrent requests the
+# next look reads 4 times as many (up to ``_MAX_PAGE``), so a request skips only
+# the blocks that are locked and takes the next best one -- never a block beyond
+# free ones nobody holds.
+_FIRST_PAGE = 8
+_MAX_PAGE = 512
 
 # A candidate: (free block id, its prefix length, its first address).
 Candidate = tuple[int, int, int]
@@ -80,46 +86,46 @@ def _due_sql() -> str:
 # --- candidates ----------------------------------------------------------------------
 
 
-def _candidate_sql(pool: Pool, length: int, policy: str, exclude: Sequence[int]) -> tuple[str, list[Any]]:
-    """One statement: the lowest free blocks of every prefix length that can hold a /length.
+def _candidate_sql(pool: Pool, length: int, policy: str, page: int) -> tuple[str, list[Any]]:
+    """One statement: the ``page`` best free blocks of the pool that can hold a /length.
 
-    Each length is one probe of the index (pool, prefix_length, first); the outer
-    ORDER BY applies the fit policy. Reading a few blocks per length keeps the cost
-    independent of how fragmented the pool is. PostgreSQL gets a LATERAL join over
-    the lengths (planned in a fraction of the time a 25-branch UNION takes);
-    SQLite, which has no LATERAL, the equivalent UNION ALL.
+    Each prefix length from the pool's to ``length`` is one probe of the index
+    (pool, prefix_length, first) reading its ``page`` lowest blocks; the outer
+    ORDER BY applies the fit policy and keeps ``page`` of them. That is exactly
+    the pool's ``page`` best blocks (each of them is among the ``page`` lowest of
+    its own length), read in time independent of how fragmented the pool is.
+    PostgreSQL gets a LATERAL join over the lengths (planned in a fraction of the
+    time a 25-branch UNION takes); SQLite, which has no LATERAL, the equivalent
+    UNION ALL.
     """
     table = FreeBlock._meta.db_table
-    not_in = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
-    per_length = _CANDIDATES_PER_LENGTH
     order = _fit_order(policy)
     if _is_postgres():
         sql = (
             f"SELECT b.id, b.prefix_length, b.first FROM generate_series(%s, %s) AS l(len) "
             f"CROSS JOIN LATERAL (SELECT id, prefix_length, first FROM {table} "
-            f"WHERE pool_id = %s AND prefix_length = l.len{not_in} ORDER BY first LIMIT {per_length}) AS b "
-            f"ORDER BY {order} LIMIT 8"
+            f"WHERE pool_id = %s AND prefix_length = l.len ORDER BY first LIMIT {page:d}) AS b "
+            f"ORDER BY {order} LIMIT {page:d}"
         )
-        return sql, [pool.prefix_length, length, pool.pk, *exclude]
+        return sql, [pool.prefix_length, length, pool.pk]
     branches: list[str] = []
     params: list[Any] = []
     for i, block_len in enumerate(range(pool.prefix_length, length + 1)):
         branches.append(
             f"SELECT * FROM (SELECT id, prefix_length, first FROM {table} "
-            f"WHERE pool_id = %s AND prefix_length = %s{not_in} ORDER BY first LIMIT {per_length}) AS b{i}"
+            f"WHERE pool_id = %s AND prefix_length = %s ORDER BY first LIMIT {page:d}) AS b{i}"
         )
-        params.extend([pool.pk, block_len, *exclude])
+        params.extend([pool.pk, block_len])
     sql = (
-        f"SELECT id, prefix_length, first FROM ({' UNION ALL '.join(branches)}) AS c ORDER BY {order} LIMIT 8"
+        f"SELECT id, prefix_length, first FROM ({' UNION ALL '.join(branches)}) AS c "
+        f"ORDER BY {order} LIMIT {page:d}"
     )
     return sql, params
 
 
-def _find_candidates(
-    pool: Pool, length: int, policy: str, exclude: Sequence[int]
-) -> tuple[list[Candidate], bool]:
-    """The candidate free blocks in fit order, and whether something in the pool is due for reclaim."""
-    sql, params = _candidate_sql(pool, length, policy, exclude)
+def _find_candidates(pool: Pool, length: int, policy: str, page: int) -> tuple[list[Candidate], bool]:
+    """The ``page`` best free blocks in fit order, and whether something in the pool is due for reclaim."""
+    sql, params = _candidate_sql(pool, length, policy, page)
     sql = (
         f"SELECT EXISTS({_due_sql()}) AS due, c.id, c.prefix_length, c.first "
         f"FROM (SELECT 1 AS one) AS d LEFT JOIN ({sql}) AS c ON 1 = 1"
@@ -138,7 +144,7 @@ def next_free(pool: Pool, length: int) -> prefixes.IPNetwork | None:
     The same candidate statement the allocator runs, so the answer follows the
     pool's fit policy; the caller has checked that the length is allowed.
     """
-    candidates, _ = _find_candidates(pool, length, pool.fit_policy, [])
+    candidates, _ = _find_candidates(pool, length, pool.fit_policy, 1)
     if not candidates:
         return None
     return prefixes.make_network(candidates[0][2], length, pool.family)
@@ -169,72 +175,81 @@ def _claim_first_free(ids: Sequence[int], policy: str, *, wait: bool) -> Candida
     return (row[0], row[1], prefixes.from_key(row[2])) if row else None
 
 
-def _claim_in_one(pool: Pool, length: int) -> Candidate | None:
-    """The common case in one statement: delete and return the best fitting free block.
+def _claim_best(pool: Pool, length: int, page: int, *, due_check: bool) -> tuple[Candidate | None, bool]:
+    """Delete and return the best free block among the pool's ``page`` best that nobody else holds.
 
-    The candidate query, the claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and the
-    due check ride in one ``DELETE … RETURNING``. None when that is not the whole
-    story — no candidate left unlocked, or something in the pool is due for reclaim
-    (then the block goes back first) — and :func:`take_next_free` takes the long way.
+    One ``DELETE … RETURNING``: the candidate query and the claim (``FOR UPDATE
+    SKIP LOCKED`` on PostgreSQL: the locked ones are passed over, the best
+    unlocked one is taken) see the same snapshot. With ``due_check`` the
+    statement also says whether something in the pool is due for reclaim; then
+    the block goes back at once and (None, True) is returned, so that the caller
+    reclaims first and lowest-first sees that space. (None, False): every one of
+    the ``page`` candidates is locked, or there is none.
     """
     table = FreeBlock._meta.db_table
     policy = pool.fit_policy
-    candidates, params = _candidate_sql(pool, length, policy, ())
+    candidates, params = _candidate_sql(pool, length, policy, page)
     lock = " FOR UPDATE SKIP LOCKED" if _is_postgres() else ""
+    due = f", EXISTS({_due_sql()})" if due_check else ""
     sql = (
         f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} WHERE id IN "
         f"(SELECT id FROM ({candidates}) AS c) ORDER BY {_fit_order(policy)} LIMIT 1{lock}) "
-        f"RETURNING id, prefix_length, first, EXISTS({_due_sql()})"
+        f"RETURNING id, prefix_length, first{due}"
     )
+    if due_check:
+        params = [*params, pool.pk, timezone.now()]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, pool.pk, timezone.now()])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        return None
-    block_id, block_len, block_key, is_due = row
-    if is_due:  # lowest-first must see the reclaimed space: put the block back, take the long way
+        return None, False
+    block_id, block_len, block_key = row[:3]
+    if due_check and row[3]:  # lowest-first must see the reclaimed space: put the block back
         FreeBlock.objects.create(pool=pool, prefix_length=block_len, first=bytes(block_key))
-        return None
-    return block_id, block_len, prefixes.from_key(block_key)
+        return None, True
+    return (block_id, block_len, prefixes.from_key(block_key)), False
 
 
 def take_next_free(pool: Pool, length: int, *, reclaim: Callable[[], object]) -> prefixes.IPNetwork:
     """Remove the next free /length from the pool's free space (caller is in a transaction).
 
-    ``reclaim`` frees what is due in the pool (expired quarantine, lapsed holds);
-    it is called at most once, when the candidate query says something is due, so
-    that lowest-first sees that space (inside this transaction; allocations are not
-    blocked). Raises :class:`PoolExhausted` when no /length is free.
+    The common case is one statement (:func:`_claim_best` over the 8 best
+    blocks). When those are all locked by concurrent requests, the request looks
+    again at 4 times as many, skipping only the locked ones, so the answer is the
+    best block nobody else holds; when every fitting block it sees is locked it
+    waits for the best one. ``reclaim`` frees what is due in the pool (expired
+    quarantine, lapsed holds); it is called at most once, when the candidate
+    query says something is due, so that lowest-first sees that space (inside
+    this transaction; allocations are not blocked). Raises
+    :class:`PoolExhausted` when no /length is free.
     """
-    got = _claim_in_one(pool, length)
-    if got is not None:
-        _, block_len, block_first = got
-        _keep_rest(pool, block_first, block_len, block_first, length)
-        return prefixes.make_network(block_first, length, pool.family)
+    got, due = _claim_best(pool, length, _FIRST_PAGE, due_check=True)
     policy = pool.fit_policy
-    skipped: list[int] = []
-    for round_ in range(_LOCK_ROUNDS):
-        candidates, due = _find_candidates(pool, length, policy, skipped)
-        if due and round_ == 0:
+    page = _FIRST_PAGE
+    reclaimed = False
+    for _ in range(_LOCK_ROUNDS):
+        if got is not None:
+            _, block_len, block_first = got
+            _keep_rest(pool, block_first, block_len, block_first, length)
+            return prefixes.make_network(block_first, length, pool.family)
+        candidates, due = _find_candidates(pool, length, policy, page)
+        if due and not reclaimed:
             reclaim()
-            candidates, _ = _find_candidates(pool, length, policy, skipped)
+            reclaimed = True
+            candidates, _ = _find_candidates(pool, length, policy, page)
         if not candidates:
-            if not skipped:
-                raise PoolExhausted(
-                    f"pool {pool.name} ({pool.cidr}) has no free /{length}",
-                    field="prefix_length",
-                    pool=pool.pk,
-                )
-            skipped = []  # blocks we skipped may have been merged or split meanwhile: look again
-            continue
-        # After a few rounds of contention, wait for the best block instead of skipping.
-        got = _claim_first_free([c[0] for c in candidates], policy, wait=round_ >= 3)
-        if got is None:
-            skipped.extend(c[0] for c in candidates)
-            continue
-        _, block_len, block_first = got
-        _keep_rest(pool, block_first, block_len, block_first, length)
-        return prefixes.make_network(block_first, length, pool.family)
+            raise PoolExhausted(
+                f"pool {pool.name} ({pool.cidr}) has no free /{length}",
+                field="prefix_length",
+                pool=pool.pk,
+            )
+        got, _ = _claim_best(pool, length, page, due_check=False)
+        if got is None and (len(candidates) < page or page >= _MAX_PAGE):
+            # Every fitting block in sight is held by others: queue for the best one.
+            # If its holder takes it, the next round looks again (a fresh snapshot).
+            got = _claim_first_free([candidates[0][0]], policy, wait=True)
+        elif got is None:
+            page = min(page * 4, _MAX_PAGE)
     raise PoolExhausted(
         f"pool {pool.name}: could not lock a free /{length} (too much contention); retry",
         field="prefix_length",
