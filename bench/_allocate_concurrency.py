@@ -3,8 +3,8 @@
 Worker processes are started with the multiprocessing "spawn" context: each is a
 fresh interpreter that imports this module to find :func:`_worker`, sets up Django
 itself and opens its own connection. After each level the pool is checked for
-failed requests, overlaps, free-space consistency and the live count; how many
-answers lay outside the lowest free /56s is reported as information.
+failed requests, overlaps, free-space consistency and the live count, and the
+occupied /56s are compared with the lowest-first set (see :func:`_deviations`).
 
 Django models and services are imported inside the functions (the script, or the
 worker itself, sets up Django first).
@@ -12,6 +12,7 @@ worker itself, sets up Django first).
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import time
 from typing import Any
@@ -62,6 +63,42 @@ def _lowest_free(taken: set[int], count: int) -> list[int]:
     return found
 
 
+def _deviations(
+    lowest: set[int], occupied: set[int], answers: set[int], blocks_before: list[tuple[int, int]]
+) -> list[int]:
+    """The lowest-first /56 slots left free that no concurrent request held: should be none.
+
+    After a level the occupied slots must be the lowest-first set (the slots
+    occupied before plus the ``len(answers)`` lowest free ones), except where a
+    request passed over a block another request held at that moment: a block
+    being split is locked, and what its splitter leaves of it is invisible to the
+    others until it commits. So a lowest-first slot still free is allowed only
+    when the free block it lay in at the start of the level (``blocks_before``:
+    (first slot, slot count) pairs) was split by this level, i.e. holds one of
+    its answers. Any other one is a deviation: an answer lies above a free block
+    nobody held.
+    """
+    starts = [first for first, _ in blocks_before]
+    found: list[int] = []
+    for missed in sorted(lowest - occupied):
+        i = bisect.bisect_right(starts, missed) - 1
+        first, size = blocks_before[i] if i >= 0 else (missed, 1)
+        split_here = any(first <= a < first + size for a in answers)
+        if not (first <= missed < first + size and split_here):
+            found.append(missed)
+    return found
+
+
+def _free_slots(pool: Any, base: int) -> list[tuple[int, int]]:
+    """The pool's free blocks as sorted (first /56 slot, /56 count) pairs (a /56 pool: all blocks ≤ /56)."""
+    from allocations.selectors import pool_free_blocks
+
+    blocks = []
+    for net in pool_free_blocks(pool, limit=1 << 62):
+        blocks.append((slot_of(str(net), base), 1 << (CHILD_LENGTH - net.prefixlen)))
+    return sorted(blocks)
+
+
 def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: list[str]) -> dict[str, Any]:
     """1, 2, 4, 8 processes allocating /56s from ONE pre-filled pool at once; verify after each level.
 
@@ -84,6 +121,7 @@ def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: l
     for procs in levels:
         live_before = Allocation.objects.filter(pool=pool, state__in=LIVE_STATES)
         taken_before = {slot_of(c, base) for c in live_before.values_list("cidr", flat=True)}
+        blocks_before = _free_slots(pool, base)
         connections.close_all()  # each child opens its own connection (spawn: fresh processes)
         barrier = ctx.Barrier(procs + 1)
         queue = ctx.Queue()
@@ -122,7 +160,10 @@ def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: l
         db_overlaps = overlaps_in(live)
         live_expected = len(taken_before) + procs * per_process
         lowest = set(_lowest_free(taken_before, len(cidrs)))
-        off_lowest = len({slot_of(c, base) for c in cidrs} - lowest)
+        answers = {slot_of(c, base) for c in cidrs}
+        off_lowest = len(answers - lowest)
+        occupied = {slot_of(c, base) for c in live}
+        deviations = _deviations(lowest, occupied, answers, blocks_before)
         runs.append(
             {
                 "processes": procs,
@@ -140,6 +181,8 @@ def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: l
                 "live_expected": live_expected,
                 "live_actual": len(live),
                 "not_lowest_free": off_lowest,
+                "lowest_first_deviations": len(deviations),
+                "lowest_first_deviations_sample": deviations[:10],
             }
         )
         what = f"concurrency {procs} processes"
@@ -152,6 +195,11 @@ def run_concurrency(levels: list[int], per_process: int, prefill: int, errors: l
             found.append(f"{what}: {db_overlaps} overlapping live allocations in the database")
         if problems:
             found.append(f"{what}: free space inconsistent: {problems[0]} ({len(problems)} problems)")
+        if deviations:
+            found.append(
+                f"{what}: {len(deviations)} lowest-first /56s left free that no request held"
+                f" (slots {deviations[:5]}) while answers lay above them"
+            )
         if len(live) != live_expected:
             found.append(f"{what}: {len(live)} live allocations, expected {live_expected}")
         for message in found:

@@ -218,6 +218,7 @@ def print_report(
                 r["free_space_problems"],
                 f"{r['live_actual']}/{r['live_expected']}",
                 r["not_lowest_free"],
+                r["lowest_first_deviations"],
             ]
             for r in concurrency["runs"]
         ]
@@ -225,7 +226,9 @@ def print_report(
             f"Concurrent /56 allocations, all processes in ONE pool (pre-filled with"
             f" {fmt_int(concurrency['prefill'])} {concurrency['prefill_shape']} /56s, then each level's);"
             f" {concurrency['per_process']} calls per process; alloc/s over wall time from a common start"
-            f" barrier; {os.cpu_count()} CPUs. 'not lowest' = answers outside the lowest free /56s (info).",
+            f" barrier; {os.cpu_count()} CPUs. 'not lowest' = answers outside the lowest free /56s"
+            " at the level's start (info); 'deviations' = lowest-first /56s left free that no request held"
+            " (must be 0).",
             [
                 "procs",
                 "existing",
@@ -240,6 +243,7 @@ def print_report(
                 "free-space problems",
                 "live",
                 "not lowest",
+                "deviations",
             ],
             rows,
         )
