@@ -16,15 +16,14 @@ per transaction, not per event.
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from ipam_portal.actors import SYSTEM, Actor
+from ipam_portal.batching import WriteBatch, marker_alive, new_marker
 
 from .chain import GENESIS, event_hash, json_value
 from .models import AuditEvent
@@ -33,57 +32,12 @@ from .models import AuditEvent
 __all__ = ["SYSTEM", "Actor", "audit_batch", "audit_record"]
 
 
-class _Batch:
-    """Events waiting for the end of an :func:`audit_batch` block.
-
-    Each event remembers a marker registered with ``transaction.on_commit`` in the
-    savepoint it was recorded in. Django drops the on-commit callbacks of a savepoint
-    that is rolled back, so an event whose marker is gone belongs to a change that
-    was undone by a caught error, and is not written.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, AuditEvent]] = []
-        self._marker: Any = None
-        self._savepoints: tuple[str, ...] | None = None
-
-    def add(self, event: AuditEvent) -> None:
-        savepoints = tuple(connection.savepoint_ids)
-        if self._marker is None or savepoints != self._savepoints:
-            marker = _Marker()
-            transaction.on_commit(marker)
-            self._marker, self._savepoints = marker, savepoints
-        self.events.append((self._marker, event))
-
-    def flush(self) -> None:
-        if not self.events:
-            return
-        alive = {id(entry[1]) for entry in connection.run_on_commit}
-        events = [event for marker, event in self.events if id(marker) in alive]
-        self.events = []
-        if events:
-            _write(events)
-
-
-class _Marker:
-    """A no-op on-commit callback: its presence says the savepoint it came from survived."""
-
-    def __call__(self) -> None:
-        return None
-
-
-def _alive(marker: Any) -> bool:
-    """Whether ``marker``'s savepoint survived and its transaction is still open."""
-    return connection.in_atomic_block and any(entry[1] is marker for entry in connection.run_on_commit)
-
-
 class _Head:
     """The chain head this transaction wrote last (valid while its marker is alive)."""
 
     def __init__(self, seq: int, hash_: str) -> None:
         self.seq, self.hash = seq, hash_
-        self.marker = _Marker()
-        transaction.on_commit(self.marker)
+        self.marker = new_marker()
 
 
 def _read_head() -> tuple[int, str]:
@@ -108,7 +62,7 @@ def _write(events: list[AuditEvent]) -> None:
     """
     with transaction.atomic(savepoint=False):
         head: _Head | None = getattr(connection, "_audit_chain_head", None)
-        seq, prev = (head.seq, head.hash) if head is not None and _alive(head.marker) else _read_head()
+        seq, prev = (head.seq, head.hash) if head is not None and marker_alive(head.marker) else _read_head()
         now = timezone.now()
         for event in events:
             seq += 1
@@ -121,27 +75,17 @@ def _write(events: list[AuditEvent]) -> None:
         cast(Any, connection)._audit_chain_head = _Head(seq, prev)  # per connection, like its transaction
 
 
-_BATCH: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("audit_batch", default=None)
+_BATCH: WriteBatch[AuditEvent] = WriteBatch("audit", _write)
 
 
-@contextmanager
-def audit_batch() -> Iterator[None]:
+def audit_batch() -> AbstractContextManager[None]:
     """Collect the events recorded in the block and write them in one INSERT at its end.
 
     Use inside the transaction (``atomic`` block) of the changes: on an exception
     nothing is written, the transaction takes the changes back too. Nested blocks
     join the outermost one.
     """
-    if _BATCH.get() is not None:
-        yield
-        return
-    batch = _Batch()
-    token = _BATCH.set(batch)
-    try:
-        yield
-    finally:
-        _BATCH.reset(token)
-    batch.flush()
+    return _BATCH.collect()
 
 
 def audit_record(
@@ -178,11 +122,8 @@ def audit_record(
         after=json_value(after),
         message=message,
     )
-    batch = _BATCH.get()
-    if batch is not None and connection.in_atomic_block:
-        batch.add(event)
-        return event
-    _write([event])
+    if not _BATCH.add(event):
+        _write([event])
     return event
 
 

@@ -7,9 +7,10 @@ savepoint of its own — if any step fails, the unit rolls back as one — and o
 PostgreSQL each savepoint saved is two round trips.
 
 A unit also batches what its steps would otherwise write one row at a time: the
-audit events of the unit are written with one INSERT at its end (in its
-transaction), and reads that every step repeats (which pools serve a provider
-and region) are cached for the unit (:func:`unit_cache`).
+audit events of the unit and the outbox rows of the events it publishes are
+written with one INSERT each at its end (in its transaction,
+:mod:`ipam_portal.batching`), and reads that every step repeats (which pools
+serve a provider and region) are cached for the unit (:func:`unit_cache`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from django.db import transaction
 
 from audit.services import audit_batch
+from ipam_portal.events.outbox import outbox_batch
 
 _IN_UNIT: contextvars.ContextVar[bool] = contextvars.ContextVar("ipam_in_unit_of_work", default=False)
 _CACHE: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
@@ -39,7 +41,7 @@ def unit_of_work() -> Iterator[None]:
     token = _IN_UNIT.set(True)
     cache_token = _CACHE.set({})
     try:
-        with transaction.atomic(), audit_batch():
+        with transaction.atomic(), audit_batch(), outbox_batch():
             yield
     finally:
         _CACHE.reset(cache_token)

@@ -1,7 +1,8 @@
 """Delivery of the transactional outbox (durable subscribers, at least once).
 
 :func:`enqueue` writes one row per (event, subscriber) in the publishing
-transaction and asks for delivery after commit. :func:`deliver` hands each due
+transaction and asks for delivery after commit; inside :func:`outbox_batch` (a
+unit of work) the rows of the whole block go in one INSERT at its end. :func:`deliver` hands each due
 row to its subscriber inside a transaction that also marks the row delivered, so
 a subscriber's database writes happen once; effects outside the database happen
 at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
@@ -25,11 +26,14 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+
+from ipam_portal.batching import WriteBatch
 
 from .bus import Envelope, Subscription, registry
 from .models import OutboxMessage
@@ -45,7 +49,12 @@ def _setting(name: str, default: int) -> int:
 
 
 def enqueue(durable: Sequence[tuple[Envelope, Subscription]]) -> None:
-    """Write the outbox rows of ``durable`` in the current transaction; dispatch after commit."""
+    """Write the outbox rows of ``durable`` in the current transaction; dispatch after commit.
+
+    Inside :func:`outbox_batch` the rows wait for the end of the block and go with
+    every other row of the block in one INSERT (still in the transaction, in the
+    order they were published); otherwise they are written at once.
+    """
     rows = [
         OutboxMessage(
             event_id=envelope.id,
@@ -60,8 +69,27 @@ def enqueue(durable: Sequence[tuple[Envelope, Subscription]]) -> None:
         )
         for envelope, sub in durable
     ]
+    if not _ROWS.extend(rows):
+        _write(rows)
+
+
+def _write(rows: list[OutboxMessage]) -> None:
     OutboxMessage.objects.bulk_create(rows)
     transaction.on_commit(dispatch, robust=True)
+
+
+_ROWS: WriteBatch[OutboxMessage] = WriteBatch("outbox", _write)
+
+
+def outbox_batch() -> AbstractContextManager[None]:
+    """Collect the outbox rows published in the block and write them in one INSERT at its end.
+
+    For a unit of work that publishes several events (a whole shoot: its IPv4
+    ranges, its IPv6 ranges, the shoot). Use inside the transaction of the change:
+    on an exception nothing is written; rows published in a savepoint rolled back
+    since are dropped with it. Nested blocks join the outermost one.
+    """
+    return _ROWS.collect()
 
 
 def dispatch() -> None:

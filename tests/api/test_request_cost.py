@@ -23,6 +23,7 @@ from allocations import services
 from allocations.api import serializers as s
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
+from ipam_portal.events.models import OutboxMessage
 from tests.api.conftest import assert_error, nothing_written
 from tests.support.factories import SETUP
 
@@ -68,6 +69,7 @@ def c(landscape_clients: dict[str, APIClient]) -> dict[str, APIClient]:
 
 
 def test_shoot_creation_sends_one_statement_per_step(c: dict[str, APIClient]) -> None:
+    outbox_before = OutboxMessage.objects.order_by("pk").values_list("pk", flat=True).last() or 0
     response, sql = statements(lambda: c["admin"].post("/api/v1/shoots/", SHOOT, format="json"))
     assert response.status_code == 201, response.content
     # the token (with its user), the seed; no look-up of the shoot before its INSERT. The rest is
@@ -79,10 +81,14 @@ def test_shoot_creation_sends_one_statement_per_step(c: dict[str, APIClient]) ->
     assert tables(sql, "INSERT").count("audit_auditevent") == 1, tables(sql, "INSERT")  # batched
     assert not tables(sql, "UPDATE")
     # 15: one look-up of an earlier, deleted shoot of the same name in a sticky pool (docs/history.md);
-    # +3: the outbox rows of the durable subscriber (outbound events), one INSERT per publish
-    # (IPv4 ranges, IPv6 ranges, the shoot). Batching them per transaction is left to issue 18.
-    assert tables(sql, "INSERT").count("events_outboxmessage") <= 3, tables(sql, "INSERT")
-    assert len(sql) <= 18, "\n".join(sql)
+    # +1: the outbox rows of the durable subscriber (outbound events) for every event the shoot
+    # publishes (its ranges, the shoot), batched by the unit of work into one INSERT at its end
+    # (issue 18; was one INSERT per publish: three, 18 statements in all).
+    assert tables(sql, "INSERT").count("events_outboxmessage") == 1, tables(sql, "INSERT")  # batched
+    assert len(sql) <= 16, "\n".join(sql)
+    published = list(OutboxMessage.objects.filter(pk__gt=outbox_before).values_list("event_type", flat=True))
+    ranges = Allocation.objects.filter(shoot_id=response.json()["id"]).count()
+    assert published == ["allocation.allocated"] * ranges + ["shoot.created"]  # one row per event, in order
 
 
 def test_shoot_asked_again_is_answered_from_the_unique_name(c: dict[str, APIClient]) -> None:

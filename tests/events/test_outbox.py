@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ipam_portal.events import (
@@ -238,3 +239,54 @@ def test_delivered_rows_are_purged_after_the_retention_failed_rows_stay(subscrib
     )
     assert outbox.purge_delivered() == 1
     assert list(OutboxMessage.objects.values_list("state", flat=True)) == ["failed"]
+
+
+# --- batching: the rows of a unit of work in one INSERT --------------------------------
+
+
+def _outbox_inserts(ctx: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('INSERT INTO "events_outboxmessage"') for q in ctx.captured_queries)
+
+
+def test_rows_of_a_batch_are_written_in_one_insert_at_its_end_and_delivered_in_order(subscribers) -> None:
+    ordered = subscribers("t.batched", Delivery.OUTBOX)
+    with CaptureQueriesContext(connection) as ctx, transaction.atomic():
+        with outbox.outbox_batch():
+            first = publish(Rang(bell="g", n=1))
+            with outbox.outbox_batch():  # a nested block joins the outer one
+                second = publish(Rang(bell="g", n=2))
+            third = publish(Rang(bell="h", n=3))
+            assert not OutboxMessage.objects.exists()  # not yet: the block is still open
+        assert OutboxMessage.objects.count() == 3  # written before the commit, in the transaction
+    assert _outbox_inserts(ctx) == 1
+    assert list(OutboxMessage.objects.order_by("pk").values_list("event_id", flat=True)) == [
+        first.id,
+        second.id,
+        third.id,
+    ]
+    assert [e.id for e in ordered.seen] == [first.id, second.id, third.id]
+
+
+def test_a_failed_batch_writes_no_row_and_a_rolled_back_savepoint_drops_its_rows(subscribers) -> None:
+    durable = subscribers("t.batch-undone", Delivery.OUTBOX)
+    with pytest.raises(ZeroDivisionError), transaction.atomic(), outbox.outbox_batch():
+        publish(Rang(bell="i"))
+        1 / 0  # noqa: B018 - the change fails after publishing
+    assert not OutboxMessage.objects.exists()
+    with transaction.atomic(), outbox.outbox_batch():
+        kept = publish(Rang(bell="j", n=1))
+        try:
+            with transaction.atomic():
+                publish(Rang(bell="j", n=2))
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+    assert list(OutboxMessage.objects.values_list("event_id", flat=True)) == [kept.id]
+    assert [e.id for e in durable.seen] == [kept.id]
+
+
+def test_outside_a_transaction_a_batch_writes_at_once(subscribers) -> None:
+    subscribers("t.autocommit", Delivery.OUTBOX)
+    with outbox.outbox_batch():
+        publish(Rang(bell="k"))
+        assert OutboxMessage.objects.count() == 1
