@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "admission",
     "controllers",
     "notifications",
+    "netbox_import",
 ]
 
 MIDDLEWARE = [
