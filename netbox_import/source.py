@@ -57,7 +57,7 @@ def check_url(url: str) -> str:
 
 
 def _get_json(session: requests.Session, url: str) -> Any:
-    timeout = float(getattr(settings, "NETBOX_TIMEOUT_SECONDS", 30))
+    timeout = float(settings.NETBOX_TIMEOUT_SECONDS)
     try:
         response = session.get(url, timeout=(timeout, timeout), allow_redirects=False)
     except requests.RequestException as exc:
