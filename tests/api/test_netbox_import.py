@@ -464,3 +464,10 @@ def test_a_dry_run_of_10_5_prefixes(actor, capsys) -> None:
     assert not Allocation.objects.exclude(owner_type=OwnerType.POOL).exists()
     with capsys.disabled():
         print(f"\n10^5 NetBox prefixes: parse {parsed - started:.2f} s, dry run {done - parsed:.2f} s")
+
+
+@pytest.mark.django_db
+def test_api_a_list_item_that_is_no_object_names_its_index(clients) -> None:
+    response = clients["admin"].post("/api/v1/netbox/import/", {"prefixes": [5]}, format="json")
+    body = assert_error(response, 400)
+    assert any(name.startswith("prefixes") for name in body["errors"]), body
