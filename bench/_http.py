@@ -117,9 +117,18 @@ class Gunicorn:
 
 
 def _client(
-    base: str, key: str, op: str, pool_id: int, count: int, tag: str, barrier: Any, results: Any
+    base: str,
+    key: str,
+    op: str,
+    pool_id: int,
+    count: int,
+    tag: str,
+    length: int,
+    barrier: Any,
+    results: Any,
 ) -> None:
-    """One client process: its own keep-alive connection; ``count`` requests after the barrier."""
+    """One client process: its own keep-alive connection; ``count`` requests after the barrier
+    (``length``: the prefix length of an ``allocate``)."""
     try:
         host, port = base.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
@@ -145,7 +154,7 @@ def _client(
                 "ip_families": ["IPv4", "IPv6"],
             }
         else:
-            path, body = f"/api/v1/pools/{pool_id}/allocations/", {"prefix_length": LENGTH}
+            path, body = f"/api/v1/pools/{pool_id}/allocations/", {"prefix_length": length}
         payload = json.dumps(body)
         start = time.perf_counter()
         try:
@@ -238,11 +247,22 @@ def run_processes(target: Any, args_per_process: list[tuple[Any, ...]]) -> tuple
     return outcomes, start
 
 
-def run_level(server: Gunicorn, keys: list[str], op: str, pool_id: int, clients: int, per_client: int) -> Run:
-    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start."""
+def run_level(
+    server: Gunicorn,
+    keys: list[str],
+    op: str,
+    pool_id: int,
+    clients: int,
+    per_client: int,
+    *,
+    length: int = LENGTH,
+) -> Run:
+    """``clients`` processes, each sending ``WARMUP + per_client`` requests from a common start
+    (``length``: the prefix length each ``allocate`` asks for)."""
     count = WARMUP + per_client
     outcomes, start = run_processes(
-        _client, [(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}") for i in range(clients)]
+        _client,
+        [(server.base, keys[i], op, pool_id, count, f"c{clients}-{i}", length) for i in range(clients)],
     )
     run = Run(op, clients, 0, per_client)
     run.wall_s = max(o["end"] for o in outcomes) - start

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "admission",
     "controllers",
     "notifications",
+    "netbox_import",
 ]
 
 MIDDLEWARE = [
@@ -332,6 +333,8 @@ NOTIFICATIONS_BACKOFF_SECONDS = env_int("NOTIFICATIONS_BACKOFF_SECONDS", 10)
 NOTIFICATIONS_BACKOFF_MAX_SECONDS = env_int("NOTIFICATIONS_BACKOFF_MAX_SECONDS", 600)
 # Connect and read timeout of one attempt.
 NOTIFICATIONS_TIMEOUT_SECONDS = env_int("NOTIFICATIONS_TIMEOUT_SECONDS", 10)
+# The NetBox import (netbox_import.source): connect and read timeout of one page request.
+NETBOX_TIMEOUT_SECONDS = env_int("NETBOX_TIMEOUT_SECONDS", 30)
 # An attempt whose worker died is tried again after this long (at least twice the timeout).
 NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 60)
 # Delivered deliveries stay in the log this long (failed ones until retried or deleted).

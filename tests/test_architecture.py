@@ -28,6 +28,7 @@ MODULES = (
     "admission/__init__.py",
     "controllers/__init__.py",
     "notifications/__init__.py",
+    "netbox_import/__init__.py",
     "providers/models.py",
     "providers/tasks.py",
     "providers/api/__init__.py",

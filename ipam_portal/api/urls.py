@@ -11,5 +11,6 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("providers.api.urls")),
     path("", include("notifications.api.urls")),
+    path("", include("netbox_import.urls")),
     re_path(r"^.*$", not_found),  # last: unknown API paths answer JSON, not HTML
 ]
