@@ -44,7 +44,11 @@ class AccountForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='A JSON object of the adapter\'s options, e.g. {"external_network": "public"}',
     )
-    enabled = forms.BooleanField(required=False, initial=True, label="Enabled (serves its region's shoots)")
+    enabled = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="The enabled account of a provider and region serves its shoots",
+    )
 
     def __init__(self, *args: Any, account: ProviderAccount | None = None, **kwargs: Any) -> None:
         if account is not None:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import SYSTEM, Actor, audit_record
 from ipam_portal.events import publish
+from ipam_portal.numbers import grouped
 
 from .. import events, freespace, prefixes
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, OwnerType, PoolKind, Role
@@ -283,7 +284,7 @@ def pool_retire_plan(pool: Pool) -> RetirePlan:
     if carved is not None and carved.is_live:
         parent = pool.parent.name if pool.parent is not None else carved.pool.name
         consequences.append(
-            f"Its prefix {pool.cidr} goes back to {parent}: quarantined for {seconds} s "
+            f"Its prefix {pool.cidr} goes back to {parent}: quarantined for {grouped(seconds)} s "
             "(IPAM_QUARANTINE_SECONDS) before it can be handed out again."
             if seconds
             else f"Its prefix {pool.cidr} goes back to {parent} at once (IPAM_QUARANTINE_SECONDS is 0)."

@@ -291,7 +291,7 @@ def test_retire_a_child_pool_gives_its_prefix_back(ui: dict[str, Client], root_p
     assert confirm.status_code == 200
     text = confirm.content.decode()
     assert "hands out nothing more" in text
-    assert "goes back to gua-2001-db8: quarantined for 86400 s" in text
+    assert "goes back to gua-2001-db8: quarantined for 86\u202f400 s" in text
     assert 'name="confirm"' in text
     # without the confirmation: the page again, the error on the checkbox, nothing retired
     with nothing_written():
