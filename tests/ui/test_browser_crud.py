@@ -135,3 +135,21 @@ def test_retire_a_pool_and_open_a_node(site: str, browser: Any, width: int) -> N
             assert main.get_by_text(text, exact=True).count() == 0, (path, text)
         assert main.locator('form[method="post"]').count() == 0, path
         fits(page, f"auditor{path.replace('/', '-').rstrip('-')}", width)
+
+
+def test_admin_allocation_list_shows_its_columns_at_1280(site: str, browser: Any) -> None:  # noqa: F811
+    page = log_in(browser, site, "admin", 1280)
+    page.goto(f"{site}/admin/allocations/allocation/")
+    headers = page.locator("#result_list thead th")
+    assert headers.count() >= 8
+    shot(page, "crud-admin-allocations-1280")
+    # every column lies inside the window and its scrolling box: nothing hidden to scroll sideways to
+    right, box_right, box_scroll, box_width = page.evaluate(
+        "(() => { const box = document.querySelector('#changelist .results');"
+        " const r = Math.max(...[...document.querySelectorAll('#result_list thead th')]"
+        ".map(th => th.getBoundingClientRect().right));"
+        " return [r, box.getBoundingClientRect().right, box.scrollWidth, box.clientWidth]; })()"
+    )
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert right <= box_right + 1 and box_scroll <= box_width, (right, box_right, box_scroll, box_width)
+    assert scroll <= inner, (scroll, inner)
