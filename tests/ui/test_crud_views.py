@@ -410,3 +410,37 @@ def test_new_pages_render_for_every_reader(ui: dict[str, Client], demo_shoot: Sh
         for path in (url("ui:seed-list"), url("ui:node-detail", node.pk), url("providers:account-list")):
             assert ui[role].get(path).status_code == 200, (role, path)
     assert Allocation.objects.exists()
+
+
+# --- the audit log's filters pick pools and shoots by name ---------------------------
+
+
+def test_audit_log_picks_pool_and_shoot_by_name(ui: dict[str, Client], demo_shoot: Shoot) -> None:
+    pool = Pool.objects.get(name="openstack-eu-de-1")
+    by_name = ui["auditor"].get(url("audit:event-list") + "?pool=openstack-eu-de-1")
+    assert by_name.status_code == 200
+    events = list(by_name.context["page_obj"])
+    assert events and any(e.object_type == "allocations.pool" and e.object_id == str(pool.pk) for e in events)
+    assert 'value="openstack-eu-de-1"' in by_name.content.decode()
+    # an older link by id gives the same events
+    by_id = ui["auditor"].get(url("audit:event-list") + f"?pool={pool.pk}")
+    assert [e.pk for e in by_id.context["page_obj"]] == [e.pk for e in events]
+    # the pool page links its audit by the pool's name
+    assert "?pool=openstack-eu-de-1" in ui["auditor"].get(url("ui:pool-detail", pool.pk)).content.decode()
+    shoot = ui["auditor"].get(url("audit:event-list") + f"?shoot={demo_shoot.project}/{demo_shoot.name}")
+    shoot_events = list(shoot.context["page_obj"])
+    assert {"shoot.allocate", "node.register"} <= {e.action for e in shoot_events}
+    assert all(
+        e.object_type in {"allocations.shoot", "allocations.allocation", "allocations.node"}
+        for e in shoot_events
+    )
+
+
+@pytest.mark.parametrize(("field", "value"), [("pool", "no-such-pool"), ("shoot", "garden-demo/none")])
+def test_audit_log_unknown_name_is_a_field_error(ui: dict[str, Client], field: str, value: str) -> None:
+    response = ui["auditor"].get(url("audit:event-list") + f"?{field}={value}")
+    assert response.status_code == 200
+    form = response.context["filter"].form
+    assert form.errors[field] and value in form.errors[field][0]
+    assert list(response.context["page_obj"]) == []
+    assert f'id="id_{field}_errors"'.encode() in response.content or b"field-errors" in response.content
