@@ -27,6 +27,7 @@ from ipam_portal.admin import (
     ServiceForm,
     admin_actor,
 )
+from ipam_portal.templatetags.ipam import wrap_colons
 
 from . import pool_rules, services
 from .errors import Forbidden, IpamError
@@ -191,23 +192,44 @@ class AllocationForm(ServiceForm):
 @admin.register(Allocation)
 class AllocationAdmin(AddOnlyAdmin):
     form = AllocationForm
-    list_display = (
-        "cidr",
-        "pool",
-        "state",
-        "role",
-        "owner_type",
-        "shoot",
-        "project",
-        "label",
-        "expires_at",
-        "created_at",
-    )
+    # Short columns, so that all of them fit beside the admin's two sidebars at 1280 px: the
+    # pool by its name (its prefix is on its page), state with its end date, one owner column.
+    list_display = ("prefix", "pool_name", "state_until", "role", "owner", "label", "created")
+    list_display_links = ("prefix",)
     list_filter = ("state", "role", "owner_type", "family", "pool__kind")
     search_fields = ("cidr", "label", "project", "description", "shoot__name")
     list_select_related = ("pool", "shoot")
     date_hierarchy = "created_at"
     actions = ["release", "release_now", "purge_quarantine"]
+
+    class Media:
+        css = {"all": ("ipam/admin.css",)}  # IPv6 and long names wrap inside their column
+
+    @admin.display(description="CIDR", ordering="first")
+    def prefix(self, obj: Allocation) -> str:
+        return wrap_colons(obj.cidr)  # IPv6 breaks at its colons, never inside a group
+
+    @admin.display(description="Pool", ordering="pool__name")
+    def pool_name(self, obj: Allocation) -> str:
+        return obj.pool.name
+
+    @admin.display(description="State", ordering="state")
+    def state_until(self, obj: Allocation) -> str:
+        if obj.expires_at is None:
+            return obj.get_state_display()
+        return f"{obj.get_state_display()} until {obj.expires_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Owner", ordering="owner_type")
+    def owner(self, obj: Allocation) -> str:
+        if obj.shoot_id:
+            return str(obj.shoot)  # the role column says what of the shoot it is
+        return (
+            f"{obj.get_owner_type_display()}: {obj.project}" if obj.project else obj.get_owner_type_display()
+        )
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj: Allocation) -> str:
+        return f"{timezone.localtime(obj.created_at):%Y-%m-%d}"
 
     def _release(self, request: HttpRequest, queryset: QuerySet[Allocation], seconds: int | None) -> None:
         done = 0

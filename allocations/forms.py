@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from django import forms
 
-from . import layouts, names, selectors
+from . import layouts, names, prefixes, selectors
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
@@ -180,6 +180,12 @@ class ReleaseForm(forms.Form):
         return {} if seconds is None else {"quarantine_seconds": seconds}
 
 
+class RetireForm(forms.Form):
+    """Confirmation of a pool's retirement (the consequences are spelled out beside it)."""
+
+    confirm = forms.BooleanField(required=True, label="Yes, retire it")
+
+
 class ShootCreateForm(forms.Form):
     """Input of :func:`allocations.services.shoot_allocate`."""
 
@@ -231,3 +237,83 @@ class NodeRegisterForm(forms.Form):
 
     name = forms.CharField(max_length=253, label="Node name")
     ipv6_address = forms.CharField(max_length=100, label="Node IPv6 address")
+
+
+SEED_FAMILY_CHOICES = [("IPv4", "IPv4"), ("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv6", "IPv6")]
+#: The service's (Gardener's) field names → the seed form's fields.
+SEED_SERVICE_FIELDS = {
+    "networks.nodes": "nodes",
+    "networks.pods": "pods",
+    "networks.services": "services",
+    "networks.shootDefaults.pods": "shoot_default_pods",
+    "networks.shootDefaults.services": "shoot_default_services",
+    "networks.blockCIDRs": "block_cidrs",
+}
+
+
+def _cidrs_field(
+    label: str, help_text: str = "Comma-separated CIDRs", required: bool = False
+) -> forms.CharField:
+    return forms.CharField(required=required, max_length=2000, label=label, help_text=help_text)
+
+
+class SeedForm(forms.Form):
+    """Input of :func:`allocations.services.seed_create` (on an edit: ``seed_update``'s fields only)."""
+
+    name = forms.CharField(max_length=63, help_text="The seed's name in the garden")
+    provider = forms.ChoiceField(choices=Provider.choices)
+    region = forms.CharField(max_length=64)
+    ip_families = forms.ChoiceField(choices=SEED_FAMILY_CHOICES, label="IP families")
+    nodes = _cidrs_field("Node networks", "Comma-separated CIDRs (optional)")
+    pods = _cidrs_field("Pod networks", required=True)
+    services = _cidrs_field("Service networks", required=True)
+    shoot_default_pods = _cidrs_field("Shoot default pods", "For shoots without their own (optional)")
+    shoot_default_services = _cidrs_field("Shoot default services", "For shoots without their own (optional)")
+    block_cidrs = _cidrs_field("Blocked CIDRs", "Networks the seed's shoot control planes may not reach")
+
+    CIDR_FIELDS = ("nodes", "pods", "services", "shoot_default_pods", "shoot_default_services", "block_cidrs")
+
+    def __init__(
+        self, *args: Any, seed: Seed | None = None, updatable: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
+        if seed is not None:
+            kwargs["initial"] = {"region": seed.region, "block_cidrs": ", ".join(seed.block_cidrs or [])}
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+        if seed is not None:
+            for name in list(self.fields):
+                if name not in updatable:
+                    del self.fields[name]
+
+    def clean_name(self) -> str:
+        return _domain_check(names.check_name, self.cleaned_data["name"], "name")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        # every CIDR by the service's own parser, so each wrong field is reported at once
+        for name in self.CIDR_FIELDS:
+            if name in self.fields and name in data:
+                try:
+                    data[name] = [
+                        str(prefixes.parse_canonical_cidr(item, field=name))
+                        for item in comma_list(data[name])
+                    ]
+                except IpamError as exc:
+                    self.add_error(name, exc.message)
+        return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        """``seed_create``'s keywords, or on an edit the fields that changed."""
+        data = dict(self.cleaned_data)
+        if self.seed is not None:
+            return {k: v for k, v in data.items() if getattr(self.seed, k) != v}
+        data["ip_families"] = data["ip_families"].split(",")
+        return data
+
+    def add_service_error(self, exc: IpamError) -> None:
+        """The service's refusal on its field (Gardener's ``networks.pods[0]`` is the form's ``pods``)."""
+        field = exc.field or ""
+        for service_name, name in SEED_SERVICE_FIELDS.items():
+            if field == service_name or field.startswith(service_name + "["):
+                field = name
+        self.add_error(field if field in self.fields else None, exc.message)

@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from . import prefixes
 from .choices import AllocationState, OwnerType
 from .errors import IpamError
-from .models import Allocation, Node, Pool
+from .models import Allocation, Node, Pool, Shoot
 from .selectors import within_keys
 
 
@@ -45,10 +45,29 @@ def shoot_events(pk: int) -> Q:
     )
 
 
+def pools_named(text: str) -> list[int]:
+    """The pool called ``text`` (names are unique); a number is taken as an id (older links)."""
+    text = text.strip()
+    pks = list(Pool.objects.filter(name=text).values_list("pk", flat=True))
+    if not pks and text.isdigit():
+        pks = list(Pool.objects.filter(pk=int(text)).values_list("pk", flat=True))
+    return pks
+
+
+def shoots_named(text: str) -> list[int]:
+    """Every shoot ever called ``project/name`` (a released one and its successor alike); a number is an id."""
+    text = text.strip()
+    project, _, name = text.partition("/")
+    pks = list(Shoot.objects.filter(project=project, name=name).values_list("pk", flat=True)) if name else []
+    if not pks and text.isdigit():
+        pks = list(Shoot.objects.filter(pk=int(text)).values_list("pk", flat=True))
+    return pks
+
+
 def install() -> None:
     """Register the pool and shoot scopes with the audit app (idempotent)."""
-    scopes.register("pool", pool_events)
-    scopes.register("shoot", shoot_events)
+    scopes.register("pool", pool_events, pools_named)
+    scopes.register("shoot", shoot_events, shoots_named)
 
 
 # --- point in time ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ OBJECT_PAGES = {
     "allocations.pool": "ui:pool-detail",
     "allocations.allocation": "ui:allocation-detail",
     "allocations.shoot": "ui:shoot-detail",
+    "allocations.node": "ui:node-detail",
 }
 
 ACTION_LABELS = {

@@ -1,8 +1,8 @@
-"""URLs of the web UI (namespace ``ui``): dashboard, search, pools, allocations, shoots."""
+"""URLs of the web UI (namespace ``ui``): dashboard, search, pools, allocations, seeds, shoots, nodes."""
 
 from django.urls import path
 
-from .views import dashboard, pools, shoots
+from .views import dashboard, nodes, pools, seeds, shoots
 
 app_name = "ui"
 
@@ -20,6 +20,11 @@ urlpatterns = [
     path("allocations/<int:pk>/label/", pools.allocation_relabel, name="allocation-relabel"),
     path("allocations/<int:pk>/release/", pools.allocation_release, name="allocation-release"),
     path("allocations/<int:pk>/history/", pools.allocation_history, name="allocation-history"),
+    path("pools/<int:pk>/retire/", pools.pool_retire, name="pool-retire"),
+    path("seeds/", seeds.seed_list, name="seed-list"),
+    path("seeds/new/", seeds.seed_create, name="seed-create"),
+    path("seeds/<int:pk>/edit/", seeds.seed_edit, name="seed-edit"),
+    path("nodes/<int:pk>/", nodes.node_detail, name="node-detail"),
     path("shoots/", shoots.shoot_list, name="shoot-list"),
     path("shoots/new/", shoots.shoot_create, name="shoot-create"),
     path("shoots/<int:pk>/", shoots.shoot_detail, name="shoot-detail"),

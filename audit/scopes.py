@@ -15,15 +15,37 @@ from django.db.models import Q
 
 #: ``scope(pk)`` → the condition on :class:`~audit.models.AuditEvent` rows about object ``pk``.
 Scope = Callable[[int], Q]
+#: ``resolve(text)`` → the pks of the objects a person names with ``text`` (a pool's name, ``project/shoot``).
+Resolver = Callable[[str], list[int]]
 
 _scopes: dict[str, Scope] = {}
+_resolvers: dict[str, Resolver] = {}
 
 
-def register(name: str, scope: Scope) -> None:
-    """Make ``name`` (e.g. ``"shoot"``) answer with ``scope``; one scope per name."""
+def register(name: str, scope: Scope, resolve: Resolver | None = None) -> None:
+    """Make ``name`` (e.g. ``"shoot"``) answer with ``scope``; one scope per name.
+
+    ``resolve`` lets the audit log's filters pick the object by the name people call it.
+    """
     if _scopes.get(name, scope) is not scope:
         raise ValueError(f"audit scope {name!r} is registered already")
     _scopes[name] = scope
+    if resolve is not None:
+        _resolvers[name] = resolve
+
+
+def resolve(name: str, text: str) -> list[int]:
+    """The pks of the objects of scope ``name`` that ``text`` names (empty: none, or no resolver)."""
+    resolver = _resolvers.get(name)
+    return resolver(text) if resolver is not None else []
+
+
+def events_about_any(name: str, pks: list[int]) -> Q:
+    """The events about any of the objects ``pks`` of scope ``name``."""
+    condition = Q(pk__in=[])
+    for pk in pks:
+        condition |= events_about(name, pk)
+    return condition
 
 
 def events_about(name: str, pk: int) -> Q:

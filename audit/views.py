@@ -60,6 +60,25 @@ class _LocalDateTimeInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M")
 
 
+class AuditLogForm(forms.Form):
+    """The filter form: a pool or shoot typed by its name becomes the pks it names (else a field error)."""
+
+    def _named(self, scope: str, what: str) -> list[int] | str:
+        text = (self.cleaned_data.get(scope) or "").strip()
+        if not text:
+            return ""
+        pks = scopes.resolve(scope, text)
+        if not pks:
+            raise forms.ValidationError(f"no {what} is called {text!r}")
+        return pks
+
+    def clean_pool(self) -> list[int] | str:
+        return self._named("pool", "pool")
+
+    def clean_shoot(self) -> list[int] | str:
+        return self._named("shoot", "shoot (project/name)")
+
+
 class AuditLogFilterSet(AuditEventFilterSet):
     """The API's audit filters plus pool, shoot and a browser-friendly time range."""
 
@@ -67,8 +86,16 @@ class AuditLogFilterSet(AuditEventFilterSet):
     action = django_filters.CharFilter(lookup_expr="startswith", label="Action (or its start)")
     action_prefix = None  # ``action`` matches a start already
     object_type = django_filters.ChoiceFilter(choices=OBJECT_TYPES, label="Object type")
-    pool = django_filters.NumberFilter(method="filter_pool", label="Pool id", min_value=1)
-    shoot = django_filters.NumberFilter(method="filter_shoot", label="Shoot id", min_value=1)
+    pool = django_filters.CharFilter(
+        method="filter_pool",
+        label="Pool",
+        help_text="Its name, e.g. gua-2001-db8: its events and its allocations'",
+    )
+    shoot = django_filters.CharFilter(
+        method="filter_shoot",
+        label="Shoot",
+        help_text="project/name: its events, its allocations' and nodes'",
+    )
     since = django_filters.DateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="From", widget=_LocalDateTimeInput()
     )
@@ -78,12 +105,13 @@ class AuditLogFilterSet(AuditEventFilterSet):
 
     class Meta(AuditEventFilterSet.Meta):
         fields = ["actor", "source", "action", "object_type", "object_id", "project"]
+        form = AuditLogForm
 
     def filter_pool(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
-        return queryset.filter(scopes.events_about("pool", int(value)))
+        return queryset.filter(scopes.events_about_any("pool", value))
 
     def filter_shoot(self, queryset: QuerySet[AuditEvent], name: str, value: Any) -> QuerySet[AuditEvent]:
-        return queryset.filter(scopes.events_about("shoot", int(value)))
+        return queryset.filter(scopes.events_about_any("shoot", value))
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditLogFilterSet, QuerySet[AuditEvent]]:

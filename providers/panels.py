@@ -1,4 +1,4 @@
-"""Provisioning on the IPAM pages: the jobs on the dashboard and on a shoot's page.
+"""Provisioning on the IPAM pages: the jobs on the dashboard, on a shoot's page and on a node's page.
 
 The IPAM views do not know provisioning; they ask :func:`ipam_portal.ui.contributions`
 for their panels, and :func:`install` (from ``ProvidersConfig.ready()``) adds these
@@ -14,7 +14,7 @@ from django.http import HttpRequest
 from accounts import roles
 from allocations.choices import ShootState
 from allocations.errors import IpamError
-from allocations.models import Shoot
+from allocations.models import Node, Shoot
 from ipam_portal import ui
 
 from . import selectors
@@ -57,7 +57,18 @@ def shoot_jobs(request: HttpRequest, *, shoot: Shoot) -> dict[str, Any]:
     }
 
 
+def node_routes(request: HttpRequest, *, node: Node) -> dict[str, Any]:
+    """The route jobs of a node's shoot (sync-routes, provision), the newest first, and the last one's state."""
+    jobs = list(
+        selectors.job_list()
+        .filter(shoot=node.shoot, action__in=[JobAction.SYNC_ROUTES, JobAction.PROVISION])
+        .order_by("-created_at", "-id")[:JOBS_SHOWN]
+    )
+    return {"route_jobs": jobs, "route_job": jobs[0] if jobs else None, "route_panel": True}
+
+
 def install() -> None:
     """Add the provisioning panels to the IPAM pages (idempotent)."""
     ui.contribute("dashboard", dashboard_jobs)
     ui.contribute("shoot-detail", shoot_jobs)
+    ui.contribute("node-detail", node_routes)

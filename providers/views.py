@@ -31,6 +31,7 @@ from ipam_portal.ui import page, paginate, reader, require_admin, require_projec
 from . import selectors, services
 from .api.filters import FindingFilterSet, JobFilterSet
 from .choices import ACTIVE_JOB_STATES, SHOOT_ACTIONS, FindingStatus, JobAction, JobState, job_may_retry
+from .forms import AccountForm
 from .models import ProviderAccount, ProvisioningJob, ReconcileFinding
 
 #: How often the job page asks for fresh progress while the job is pending or running.
@@ -191,6 +192,46 @@ def account_list(request: HttpRequest) -> HttpResponse:
         ),
     )
     return page(request, "providers/account_list.html", {"accounts": list(accounts)})
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def account_create(request: HttpRequest) -> HttpResponse:
+    """Create a provider account (admins; ``account_create``): errors on their field, input kept."""
+    require_admin(request)
+    form = AccountForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            account = services.account_create(actor=ui_actor(request), **form.service_kwargs())
+        except IpamError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.success(request, f"Provider account {account.name} created.")
+            return redirect(f"{reverse('providers:account-list')}#account-{account.pk}")
+    return page(request, "providers/account_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def account_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change an account's region, endpoint, credential reference, options or enabled flag (admins)."""
+    require_admin(request)
+    account = get_object_or_404(ProviderAccount, pk=pk)
+    form = AccountForm(request.POST if request.method == "POST" else None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.account_update(account=account, actor=ui_actor(request), **form.service_kwargs())
+        except IpamError as exc:
+            form.add_service_error(exc)
+        else:
+            messages.success(request, f"Provider account {account.name} saved.")
+            return redirect(f"{reverse('providers:account-list')}#account-{account.pk}")
+    return page(
+        request,
+        "providers/account_form.html",
+        {"form": form, "account": account},
+        status=400 if form.errors else 200,
+    )
 
 
 @reader

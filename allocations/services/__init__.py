@@ -3,15 +3,18 @@
 from .allocate import allocation_relabel, allocation_release, pool_allocate
 from .nodes import node_register, node_remove
 from .pools import (
+    RetirePlan,
     pool_create,
     pool_delete,
     pool_free_space_problems,
     pool_rebuild_free_space,
+    pool_retire,
+    pool_retire_plan,
     pool_update,
 )
 from .quota import quota_units
 from .reclaim import pool_reclaim, quarantine_purge, reclaim_all
-from .seeds import seed_create
+from .seeds import SEED_UPDATABLE, seed_create, seed_update
 from .shoot_ranges import GivenRanges
 from .shoots import (
     shoot_adopt_ipv6_block,
@@ -25,7 +28,9 @@ from .shoots import (
 )
 
 __all__ = [
+    "SEED_UPDATABLE",
     "GivenRanges",
+    "RetirePlan",
     "allocation_relabel",
     "allocation_release",
     "node_register",
@@ -36,11 +41,14 @@ __all__ = [
     "pool_free_space_problems",
     "pool_rebuild_free_space",
     "pool_reclaim",
+    "pool_retire",
+    "pool_retire_plan",
     "pool_update",
     "quarantine_purge",
     "quota_units",
     "reclaim_all",
     "seed_create",
+    "seed_update",
     "shoot_adopt_ipv6_block",
     "shoot_allocate",
     "shoot_change_ip_families",

@@ -10,19 +10,22 @@ pool's free space starts as one free block (:mod:`allocations.freespace`).
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 
 from audit.services import SYSTEM, Actor, audit_record
 from ipam_portal.events import publish
+from ipam_portal.numbers import grouped
 
 from .. import events, freespace, prefixes
-from ..choices import AllocationState, OwnerType, PoolKind, Role
+from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationState, OwnerType, PoolKind, Role
 from ..errors import AlreadyExists, InvalidState, IpamError, PrefixOverlap
 from ..models import Allocation, Pool, Shoot
 from ..pool_rules import NAMES, UPDATABLE, PoolRules, pool_snapshot
-from .allocate import allocation_release, pool_allocate, pools_changed
+from .allocate import _pool_retire, allocation_release, pool_allocate, pools_changed
 from .units import step, unit_cache_clear
 
 
@@ -207,6 +210,112 @@ def pool_delete(*, pool: Pool, actor: Actor) -> None:
         pools_changed([pool])
         if carved is not None:
             allocation_release(allocation=carved, actor=actor)
+
+
+@dataclass(frozen=True)
+class RetirePlan:
+    """What retiring a pool would do, or why it is refused (``refusal``), decided by :func:`pool_retire_plan`.
+
+    ``consequences`` are the sentences a confirmation shows; ``pool_retire`` does exactly these.
+    """
+
+    pool: Pool
+    refusal: str = ""
+    consequences: list[str] = field(default_factory=list)
+    live_allocations: int = 0
+    live_children: list[Pool] = field(default_factory=list)
+    carved_from: Allocation | None = None
+    quarantine_seconds: int = 0
+
+
+def pool_retire_plan(pool: Pool) -> RetirePlan:
+    """Whether ``pool`` may be retired and what that does (reads only; :func:`pool_retire` acts on it).
+
+    Refused: a pool already retired; a shoot's own pool (it goes with its shoot's
+    release); a pool holding live shoots' blocks (release the shoots); a pool with
+    live child pools (retire them first); a pool with live
+    allocations (active or quarantined: release them, or wait for or purge the
+    quarantine). Otherwise the pool hands out nothing more, its free space is
+    dropped, its released allocations and audit trail stay; a child pool's prefix
+    goes back to its parent through a normal release (quarantined like any other).
+    """
+    if pool.retired_at is not None:
+        return RetirePlan(pool, refusal=f"pool {pool.name} is retired already")
+    if pool.purpose in SHOOT_OWN_PURPOSES:
+        return RetirePlan(
+            pool, refusal=f"pool {pool.name} belongs to a shoot: it is retired when the shoot is released"
+        )
+    children = list(pool.children.filter(retired_at__isnull=True).order_by("first"))
+    live = (
+        pool.allocations.filter(state__in=LIVE_STATES)
+        .exclude(pk__in=[c.parent_allocation_id for c in children if c.parent_allocation_id])
+        .count()
+    )
+    shoot_blocks = [c for c in children if c.purpose in SHOOT_OWN_PURPOSES]
+    if shoot_blocks:
+        return RetirePlan(
+            pool,
+            refusal=f"{len(shoot_blocks)} shoot block(s) of live shoots lie in pool {pool.name}: "
+            "release those shoots first",
+            live_allocations=live,
+            live_children=children,
+        )
+    if children:
+        names = ", ".join(c.name for c in children[:5]) + (" …" if len(children) > 5 else "")
+        return RetirePlan(
+            pool,
+            refusal=f"pool {pool.name} still has {len(children)} live child pool(s) ({names}): retire them first",
+            live_allocations=live,
+            live_children=children,
+        )
+    if live:
+        return RetirePlan(
+            pool,
+            refusal=f"pool {pool.name} still has {live} live allocation(s) (active or quarantined): "
+            "release them first; a quarantine ends by itself or an admin purges it",
+            live_allocations=live,
+        )
+    consequences = [
+        f"{pool.name} hands out nothing more: no allocation, no child pool, no shoot range.",
+        "Its free space is forgotten; its released allocations and its audit trail stay.",
+    ]
+    carved = pool.parent_allocation
+    seconds = int(django_settings.IPAM_QUARANTINE_SECONDS)
+    if carved is not None and carved.is_live:
+        parent = pool.parent.name if pool.parent is not None else carved.pool.name
+        consequences.append(
+            f"Its prefix {pool.cidr} goes back to {parent}: quarantined for {grouped(seconds)} s "
+            "(IPAM_QUARANTINE_SECONDS) before it can be handed out again."
+            if seconds
+            else f"Its prefix {pool.cidr} goes back to {parent} at once (IPAM_QUARANTINE_SECONDS is 0)."
+        )
+    else:
+        carved = None
+        consequences.append(f"{pool.cidr} stays on record as a retired root pool.")
+    return RetirePlan(pool, consequences=consequences, carved_from=carved, quarantine_seconds=seconds)
+
+
+def pool_retire(*, pool: Pool, actor: Actor) -> Pool:
+    """Retire an empty pool as :func:`pool_retire_plan` decides (``InvalidState`` naming why not).
+
+    Audited as ``pool.retire`` (and, for a child pool, ``allocation.quarantine`` or
+    ``allocation.release`` of the prefix it was carved from).
+    """
+    with transaction.atomic():
+        pool = (
+            Pool.objects.select_for_update(of=("self",))
+            .select_related("parent", "parent_allocation")
+            .get(pk=pool.pk)
+        )
+        plan = pool_retire_plan(pool)
+        if plan.refusal:
+            raise InvalidState(plan.refusal, field="pool")
+        if plan.carved_from is not None:
+            allocation_release(allocation=plan.carved_from, actor=actor)  # retires the empty child with it
+        else:
+            _pool_retire(pool, actor)
+        pool.refresh_from_db()
+    return pool
 
 
 def pool_rebuild_free_space(*, pool: Pool, actor: Actor = SYSTEM) -> int:

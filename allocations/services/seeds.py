@@ -1,4 +1,4 @@
-"""Seed services: register a seed with its networks, checked by Gardener's seed rules."""
+"""Seed services: register a seed with its networks, checked by Gardener's seed rules; correct its record."""
 
 from __future__ import annotations
 
@@ -88,6 +88,44 @@ def seed_create(
     return seed
 
 
+#: What seed_update may change. A seed's provider, IP families and networks are immutable, as in
+#: Gardener (its shoots' ranges were checked against them); its region and the blockCIDRs (networks
+#: the seed's shoot control planes may not reach, checked against no range) are the portal's record.
+SEED_UPDATABLE = ("region", "block_cidrs")
+
+
+def seed_update(*, seed: Seed, actor: Actor, **changes: Any) -> Seed:
+    """Change a seed's region or blockCIDRs (each CIDR canonical); audited as ``seed.update``.
+
+    An unchanged value leaves no event; any other field is refused naming it.
+    """
+    unknown = set(changes) - set(SEED_UPDATABLE)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise IpamError(
+            f"{field} of a seed cannot be changed (immutable in Gardener); register another seed",
+            field=field,
+        )
+    if "region" in changes:
+        changes["region"] = str(changes["region"] or "").strip()
+        if not changes["region"]:
+            raise IpamError("a seed needs its region", field="region")
+        if len(changes["region"]) > Seed._meta.get_field("region").max_length:  # type: ignore[operator]
+            raise IpamError("a region has at most 64 characters", field="region")
+    if "block_cidrs" in changes:
+        changes["block_cidrs"] = _cidr_list(changes["block_cidrs"], "networks.blockCIDRs")
+    with transaction.atomic():
+        seed = Seed.objects.select_for_update().get(pk=seed.pk)
+        before = _seed_snapshot(seed)
+        for key, value in changes.items():
+            setattr(seed, key, value)
+        after = _seed_snapshot(seed)
+        if after != before:
+            seed.save(update_fields=list(changes))
+            audit_record(actor=actor, action="seed.update", obj=seed, before=before, after=after)
+    return seed
+
+
 def _seed_snapshot(seed: Seed) -> dict[str, Any]:
     return {
         "name": seed.name,
@@ -99,4 +137,5 @@ def _seed_snapshot(seed: Seed) -> dict[str, Any]:
         "services": seed.services,
         "shoot_default_pods": seed.shoot_default_pods,
         "shoot_default_services": seed.shoot_default_services,
+        "block_cidrs": seed.block_cidrs,
     }

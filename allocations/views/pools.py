@@ -32,7 +32,15 @@ from .. import prefixes, selectors, services
 from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
-from ..forms import AllocateForm, PoolCreateForm, PoolEditForm, RelabelForm, ReleaseForm, add_service_error
+from ..forms import (
+    AllocateForm,
+    PoolCreateForm,
+    PoolEditForm,
+    RelabelForm,
+    ReleaseForm,
+    RetireForm,
+    add_service_error,
+)
 from ..models import Allocation, Node, Pool
 from . import address_map
 from .common import events_of, filtered, history_page, pool_rows
@@ -96,6 +104,30 @@ def pool_edit(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("ui:pool-detail", pk=pool.pk)
     return page(
         request, "ipam/pool_form.html", {"form": form, "pool": pool}, status=400 if form.errors else 200
+    )
+
+
+@reader
+@require_http_methods(["GET", "POST"])
+def pool_retire(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirmation with the consequences (``pool_retire_plan``), then ``pool_retire`` (admins)."""
+    require_admin(request)
+    pool = get_object_or_404(Pool.objects.select_related("parent", "parent_allocation__pool"), pk=pk)
+    form = RetireForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.pool_retire(pool=pool, actor=ui_actor(request))
+        except IpamError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, f"Pool {pool.name} ({pool.cidr}) retired.")
+            return redirect("ui:pool-detail", pk=pool.pk)
+    plan = services.pool_retire_plan(pool)
+    return page(
+        request,
+        "ipam/confirm_retire.html",
+        {"pool": pool, "plan": plan, "form": form if not plan.refusal else None},
+        status=400 if form.errors or (request.method == "POST" and plan.refusal) else 200,
     )
 
 

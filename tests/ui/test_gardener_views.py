@@ -94,6 +94,12 @@ def test_real_import_from_an_uploaded_multi_document_file(ui: dict[str, Client])
     assert report.ok and report.written and report.changes == 2
     body = response.content.decode()
     assert "Import result" in body and "shoots.yaml#0" in body and "shoots.yaml#1" in body
+    # each row is named by its object (kind, namespace/name); the place in the file comes second
+    assert re.search(
+        r'<th scope="row" class="object-name">Shoot <span class="name">garden-demo/brownfield</span><br>'
+        r'<small class="muted" title="where in the manifests">shoots.yaml#0</small></th>',
+        body,
+    )
     assert "Imported: 2 change(s) written." in messages_of(response)
     assert Shoot.objects.filter(project="garden-demo", name__in=["brownfield", "second"]).count() == 2
     # importing again changes nothing
