@@ -8,7 +8,9 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-worker run-webhook manage test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
+AXE_DIR := tests/ui/axe
+
+.PHONY: axe run run-worker run-webhook manage test test-fast venv venv-dev lint format typecheck contracts migrate bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +68,14 @@ test: lint typecheck contracts
 test-fast: lint
 	$(PY) -m pytest -q -m "not emulator and not browser and not slow" $(PYTEST_ARGS)
 
+## axe-core for the accessibility check of every page (tests/ui/test_browser_pages.py): the pinned
+## npm package of tests/ui/axe (package-lock.json), installed with `npm ci`.
+axe: $(AXE_DIR)/node_modules/axe-core/axe.min.js
+
+$(AXE_DIR)/node_modules/axe-core/axe.min.js: $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 lint: venv-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -92,7 +102,7 @@ bench-quick: venv-dev
 	DEBUG=1 $(PY) bench/allocate.py --quick --db both
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis .mypy_cache .import_linter_cache
+	rm -rf $(VENV) $(AXE_DIR)/node_modules db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache .hypothesis .mypy_cache .import_linter_cache
 
 ## Build the Neutron virtualenv for the OpenStack adapter tests (the tests also build it when missing).
 NEUTRON_VENV ?= .venv-neutron

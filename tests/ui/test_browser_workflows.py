@@ -2,10 +2,9 @@
 
 Search with several matches and a free address; allocate by clicking a free map
 cell (the form arrives pre-filled); a form error keeps the input; the release
-confirmation; and no page wider than a phone's screen (``scrollWidth <=
-innerWidth``). Screenshots of every page at both widths go to
-``artifacts/screenshots/`` (``<page>-<width>.png``). Fixtures as in
-:mod:`tests.ui.test_browser`.
+confirmation. Every page's width at 390 px (``scrollWidth <= innerWidth``), its
+accessibility and its screenshots at both widths: ``test_browser_pages.py``.
+Fixtures as in :mod:`tests.ui.test_browser`.
 """
 
 from __future__ import annotations
@@ -98,38 +97,3 @@ def test_form_error_keeps_the_input_and_confirmation(site: str, browser: Any, wi
     assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 6
     assert box["x"] < label["x"]
     shot(page, f"confirm-release-{width}")
-
-
-def test_no_page_is_wider_than_a_phone(site: str, browser: Any) -> None:  # noqa: F811
-    shoot = Shoot.objects.get(project="garden-demo", name="aws-ds")
-    pool = Pool.objects.get(name="gua-2001-db8")
-    allocation = Allocation.objects.filter(shoot=shoot, state="active", family=6).first()
-    pages = {
-        "dashboard": "/",
-        "pool-list": "/pools/",
-        "pool-detail": f"/pools/{pool.pk}/",
-        "pool-per-shoot": f"/pools/{Pool.objects.get(name='ipv4-pods').pk}/",
-        "allocation-detail": f"/allocations/{allocation.pk}/",
-        "shoot-list": "/shoots/",
-        "shoot-detail": f"/shoots/{shoot.pk}/",
-        "shoot-create": "/shoots/new/",
-        "pool-create": "/pools/new/",
-        "search": "/search/?q=10.0.5.5",
-        "audit-log": "/audit/",
-        "jobs": "/jobs/",
-        "accounts": "/provider-accounts/",
-        "drift": "/gardener/drift/",
-    }
-    for width in WIDTHS:
-        page = log_in(browser, site, "admin", width)
-        for name, path in pages.items():
-            response = page.goto(f"{site}{path}")
-            assert response is not None and response.status == 200, path
-            shot(page, f"{name}-{width}")
-            scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-            wide = page.evaluate(
-                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > "
-                "window.innerWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className)"
-            )
-            assert scroll <= inner, (name, width, scroll, inner, wide)
-        page.close()
