@@ -26,14 +26,18 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import prometheus_client
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from .models import ControllerStatus
+
+if TYPE_CHECKING:
+    from .nodes.loop import NodeController
 
 EVENTS = Counter("ipam_controller_events", "Watch events handled", ["controller", "resource", "type"])
 ACTIONS = Counter("ipam_controller_actions", "Actions carried out", ["controller", "action", "result"])
@@ -182,3 +186,52 @@ class HealthServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+# -- the node controller's health server: /healthz (its loop turns), /readyz (every shoot with a
+# readable kubeconfig listed and watched; the body shows each shoot, never a kubeconfig's
+# content), /metrics.
+
+
+def _node_handler(controller: NodeController, stall_seconds: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, doc: dict[str, Any]) -> None:
+            self._send(status, json.dumps(doc, sort_keys=True).encode(), "application/json")
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                age = time.monotonic() - controller.last_loop_at
+                alive = age < stall_seconds
+                self._json(200 if alive else 503, {"status": "ok" if alive else "stalled", "loop_age": age})
+            elif path == "/readyz":
+                ready = controller.ready()
+                self._json(
+                    200 if ready else 503, {"status": "ok" if ready else "syncing", **controller.report()}
+                )
+            elif path == "/metrics":
+                self._send(200, prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST)
+            else:
+                self._json(404, {"detail": "not found: /healthz, /readyz, /metrics"})
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # probes every few seconds: not worth a log line each
+
+    return Handler
+
+
+def node_serve(
+    controller: NodeController, *, host: str, port: int, stall_seconds: float
+) -> ThreadingHTTPServer:
+    """Start the health server in a daemon thread; ``server.server_address`` tells the port taken."""
+    server = ThreadingHTTPServer((host, port), _node_handler(controller, stall_seconds))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="node-controller-health", daemon=True).start()
+    return server

@@ -5,5 +5,5 @@
 * :mod:`.services` — applies the actions through the allocations node services.
 * :mod:`.kubeconfig` — where a shoot's kubeconfig is found (by reference, never stored).
 * :mod:`.loop` — the thin list/watch loop, one watcher per shoot, one work queue.
-* :mod:`.health` — ``/healthz``, ``/readyz`` and ``/metrics`` of the process.
+* :mod:`.metrics` — its Prometheus metrics (the health server is :mod:`controllers.health`).
 """

@@ -14,7 +14,7 @@
   ``spec.podCIDRs`` patches. One thread writes to the database.
 
 Everything the process knows is in :attr:`NodeController.status` (``/readyz``) and
-the Prometheus metrics of :mod:`.health`.
+the Prometheus metrics of :mod:`.metrics`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from kubernetes.watch import Watch
 from allocations.models import Shoot
 from audit.services import Actor
 
-from . import health
+from . import metrics
 from .decisions import node_layout
 from .kubeconfig import Kubeconfig, KubeconfigError, kubeconfig_read, kubeconfig_ref
 from .selectors import watched_shoots
@@ -171,7 +171,7 @@ class ShootWatcher(threading.Thread):
             self.synced = True
         self.resource_version = str(meta.get("resourceVersion") or "")
         self.lists += 1
-        health.LISTS.inc()
+        metrics.LISTS.inc()
         self.queue.add(self.key)
 
     def _watch_once(self) -> None:
@@ -202,7 +202,7 @@ class ShootWatcher(threading.Thread):
             if version:
                 self.resource_version = str(version)
             if kind != "BOOKMARK":
-                health.EVENTS.labels(str(kind).lower()).inc()
+                metrics.EVENTS.labels(str(kind).lower()).inc()
                 self.queue.add(self.key)
 
     def run(self) -> None:
@@ -224,15 +224,15 @@ class ShootWatcher(threading.Thread):
             except ApiException as exc:
                 if exc.status == 410:
                     need_list = True  # the version is too old: read the whole picture again
-                    health.ERRORS.labels("gone").inc()
+                    metrics.ERRORS.labels("gone").inc()
                     continue
                 failures += 1
                 self.last_error = f"HTTP {exc.status} {exc.reason}"
-                health.ERRORS.labels("watch").inc()
+                metrics.ERRORS.labels("watch").inc()
             except Exception as exc:
                 failures += 1
                 self.last_error = exc.__class__.__name__
-                health.ERRORS.labels("watch").inc()
+                metrics.ERRORS.labels("watch").inc()
                 log.debug("watch of %s", self.label, exc_info=exc)
             if failures and not self._halt.is_set():
                 log.info("watch of %s failed (%s); again soon", self.label, self.last_error)
@@ -315,7 +315,7 @@ class NodeController:
                 self._stop_watcher(key)
                 gone = self.status.pop(key, None)
                 if gone is not None:
-                    for gauge in (health.DRIFT, health.IGNORED):
+                    for gauge in (metrics.DRIFT, metrics.IGNORED):
                         with contextlib.suppress(KeyError):
                             gauge.remove(gone.shoot)
         for key, shoot in wanted.items():
@@ -347,7 +347,7 @@ class NodeController:
                 st.watching, st.synced, st.problem = False, False, str(exc)
                 continue
             self.queue.add(key)  # the periodic resync: decide again even without events
-        health.WATCHED.set(sum(1 for s in self.status.values() if s.watching))
+        metrics.WATCHED.set(sum(1 for s in self.status.values() if s.watching))
         self.scanned = True
 
     def _stop_watcher(self, key: int) -> None:
@@ -369,24 +369,24 @@ class NodeController:
         if shoot is None or layout is None:
             return
         sync = shoot_nodes_sync(shoot=shoot, nodes=nodes, node_ipam=layout.node_ipam, actor=self.actor)
-        health.NODES.labels("registered").inc(len(sync.registered))
-        health.NODES.labels("removed").inc(len(sync.removed))
-        health.ERRORS.labels("refused").inc(len(sync.refused))
+        metrics.NODES.labels("registered").inc(len(sync.registered))
+        metrics.NODES.labels("removed").inc(len(sync.removed))
+        metrics.ERRORS.labels("refused").inc(len(sync.refused))
         for patch in sync.patches:
             try:
                 watcher.patch_node(patch.name, patch.body())
-                health.NODES.labels("patched").inc()
+                metrics.NODES.labels("patched").inc()
             except ApiException as exc:
                 if exc.status == 409:  # changed since the decision: decide again on fresh data
                     self.queue.add(key)
                 sync.refused[patch.name] = f"patch of spec.podCIDRs: HTTP {exc.status} {exc.reason}"
-                health.ERRORS.labels("patch").inc()
+                metrics.ERRORS.labels("patch").inc()
             except Exception as exc:  # noqa: BLE001 - a connection failure: the next pass tries again
                 sync.refused[patch.name] = f"patch of spec.podCIDRs: {exc.__class__.__name__}"
-                health.ERRORS.labels("patch").inc()
+                metrics.ERRORS.labels("patch").inc()
         st.last_sync, st.last_sync_at, st.synced = sync.as_dict(), time.time(), True
-        health.DRIFT.labels(st.shoot).set(len(sync.drift))
-        health.IGNORED.labels(st.shoot).set(len(sync.ignored))
+        metrics.DRIFT.labels(st.shoot).set(len(sync.drift))
+        metrics.IGNORED.labels(st.shoot).set(len(sync.ignored))
 
     def step(self, timeout: float) -> None:
         """Scan when due, then reconcile at most one queued shoot (waiting up to ``timeout``)."""
@@ -396,7 +396,7 @@ class NodeController:
                 self.scan()
             except Exception:  # the database may be away for a while (logged): scan again later
                 log.exception("scan for shoots failed")
-                health.ERRORS.labels("scan").inc()
+                metrics.ERRORS.labels("scan").inc()
             self._next_scan = self.last_loop_at + self.resync_seconds
         key = self.queue.get(timeout)
         if key is None:
@@ -405,7 +405,7 @@ class NodeController:
             self.reconcile(key)
         except Exception:  # one shoot's failure (logged) must not stop the others
             log.exception("reconcile of shoot %s failed", key)  # the next scan queues it again
-            health.ERRORS.labels("reconcile").inc()
+            metrics.ERRORS.labels("reconcile").inc()
         finally:
             self.queue.done(key)
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from controllers.nodes import health
+from controllers.health import node_serve
 from controllers.nodes.loop import NodeController
 
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             resync_seconds=options["resync_seconds"], watch_timeout=options["watch_timeout_seconds"]
         )
         stall = max(60.0, 3 * options["resync_seconds"])
-        server = health.serve(
+        server = node_serve(
             controller, host=options["health_host"], port=options["health_port"], stall_seconds=stall
         )
         for signum in (signal.SIGTERM, signal.SIGINT):

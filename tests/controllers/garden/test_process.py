@@ -6,15 +6,8 @@ the test's PostgreSQL database (committed data: ``transaction=True``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,63 +16,15 @@ from django.test import Client
 
 from controllers.health import StatusRecorder, portal_health
 from controllers.models import ControllerStatus
+from tests.support.controllers import ControllerProcess, wait_for
 from tests.support.kubeapi import KubeAPIServer
-from tests.support.worker import ROOT, database_url
 
 MAX_TAKEOVER_SECONDS = 15  # election every 0.3 s; PostgreSQL frees a dead session's lock at once
 
 
-class ControllerProcess:
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "ipam_portal.settings_test",
-            "DATABASE_URL": database_url(),
-        }
-        cmd = [sys.executable, "manage.py", "ipam_garden_controller", "--kubeconfig", str(kubeconfig),
-               "--health-port", "0", "--health-host", "127.0.0.1", "--elect-seconds", "0.3", "--watch-seconds", "2"]  # fmt: skip
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.port = self._port()
-
-    def _port(self) -> int:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = re.search(r"health on port (\d+)", self.log.read_text(errors="replace"))
-            if found:
-                return int(found.group(1))
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"controller exited:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise TimeoutError(self.log.read_text()[-3000:])
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
-                return resp.status, resp.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def leading(self) -> bool:
-        status, body = self.get("/metrics")
-        assert status == 200
-        return 'ipam_controller_leading{controller="garden"} 1.0' in body
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+def garden_controller(kubeconfig: Path, log: Path) -> ControllerProcess:
+    args = ["--kubeconfig", str(kubeconfig), "--elect-seconds", "0.3", "--watch-seconds", "2"]
+    return ControllerProcess("ipam_garden_controller", args, log)
 
 
 @pytest.fixture
@@ -88,27 +33,18 @@ def garden(tmp_path: Path) -> Iterator[tuple[KubeAPIServer, Path]]:
         yield api, api.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-def wait_for(condition, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout}s")
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_controllers_never_both_lead_and_the_second_takes_over_after_sigkill(garden, tmp_path) -> None:
     api, kubeconfig = garden
-    first = ControllerProcess(kubeconfig, tmp_path / "first.log")
-    second = ControllerProcess(kubeconfig, tmp_path / "second.log")
+    first = garden_controller(kubeconfig, tmp_path / "first.log")
+    second = garden_controller(kubeconfig, tmp_path / "second.log")
     try:
-        wait_for(lambda: first.leading() or second.leading(), 30, "a leader")
+        wait_for(lambda: first.leading("garden") or second.leading("garden"), 30, "a leader")
         samples = []
         for _ in range(20):  # a few seconds of both electing every 0.3 s
-            samples.append((first.leading(), second.leading()))
+            samples.append((first.leading("garden"), second.leading("garden")))
             time.sleep(0.15)
         assert all(a != b for a, b in samples), samples  # exactly one leads, always
         leader, standby = (first, second) if samples[-1][0] else (second, first)
@@ -121,9 +57,9 @@ def test_two_controllers_never_both_lead_and_the_second_takes_over_after_sigkill
         api.wait_for_watchers(3)  # seeds, managed seeds and shoots watched by the leader only
 
         leader.kill()
-        took = wait_for(standby.leading, MAX_TAKEOVER_SECONDS, "a takeover")
+        took = wait_for(lambda: standby.leading("garden"), MAX_TAKEOVER_SECONDS, "a takeover")
         print(f"takeover after SIGKILL: {took:.2f}s")
-        assert not (standby.leading() and leader.proc.poll() is None)
+        assert not (standby.leading("garden") and leader.proc.poll() is None)
         wait_for(
             lambda: ControllerStatus.objects.get(name="garden").holder.endswith(f":{standby.proc.pid}"),
             10,

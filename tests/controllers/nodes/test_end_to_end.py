@@ -10,19 +10,19 @@ committed test database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from allocations import services as ipam
-from allocations.models import Node, Seed, Shoot
+from allocations.models import Node, Seed
 from audit.services import Actor
 from controllers.nodes.loop import NodeController
 from providers import selectors
 from providers.choices import JobAction, JobState
 from providers.models import ProvisioningJob
+from tests.support.controllers import ENDED, routes_settled, shoot_kubeconfig, spin
 from tests.support.factories import cloud_landscape
 from tests.support.kubeapi import NODES, KubeAPIServer
 from tests.support.worker import REDIS_URL, celery_worker, wait_until
@@ -31,20 +31,6 @@ from .nodeobjects import dual
 
 pytestmark = [pytest.mark.emulator, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 ACTOR = Actor("e2e-nodes", "command")
-ENDED = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-
-def spin(controller: NodeController, until: Callable[[], object], timeout: float = 90) -> object:
-    def turned() -> object:
-        controller.step(timeout=0.1)
-        return until()
-
-    return wait_until(turned, timeout=timeout, interval=0.05)
-
-
-def routes_settled(shoot: Shoot) -> bool:
-    jobs = ProvisioningJob.objects.filter(shoot=shoot, action=JobAction.SYNC_ROUTES)
-    return jobs.exists() and all(state in ENDED for state in jobs.values_list("state", flat=True))
 
 
 def test_two_nodes_appear_two_routes_one_leaves_one_route(
@@ -66,9 +52,7 @@ def test_two_nodes_appear_two_routes_one_leaves_one_route(
         provision = ProvisioningJob.objects.filter(shoot=shoot, action=JobAction.PROVISION)
         wait_until(lambda: provision.filter(state__in=ENDED).exists(), timeout=120)
         assert provision.get().state == JobState.SUCCEEDED, provision.get().last_error
-        kubeconfig = tmp_path / "shoots" / shoot.project / f"{shoot.name}.kubeconfig"
-        kubeconfig.parent.mkdir(parents=True)
-        api.write_kubeconfig(kubeconfig)
+        shoot_kubeconfig(api, shoot)
 
         spec = selectors.shoot_spec(shoot)
         nodes = spec.plan.range("nodes").cidr

@@ -20,7 +20,8 @@ from allocations import selectors
 from allocations import services as ipam
 from allocations.models import Node, Seed, Shoot
 from audit.services import Actor
-from controllers.nodes import health
+from controllers.health import node_serve
+from controllers.nodes import metrics
 from controllers.nodes.loop import NodeController
 from tests.support.factories import demo_landscape
 from tests.support.kubeapi import NODES, KubeAPIServer
@@ -244,10 +245,10 @@ def fetch(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_health_readiness_and_metrics(shoot: Shoot, api: KubeAPIServer, controller: NodeController) -> None:
-    server = health.serve(controller, host="127.0.0.1", port=0, stall_seconds=60)
+    server = node_serve(controller, host="127.0.0.1", port=0, stall_seconds=60)
     port = server.server_address[1]
     try:
-        before = health.NODES.labels("registered")._value.get()
+        before = metrics.NODES.labels("registered")._value.get()
         api.add(NODES, dual("n1", "10.250.0.1", addr(shoot, 1)))
         spin(controller, lambda: "n1" in held(shoot))
         status, body = fetch(port, "/healthz")
@@ -258,7 +259,7 @@ def test_health_readiness_and_metrics(shoot: Shoot, api: KubeAPIServer, controll
         assert ready["shoots"][str(shoot)]["synced"] and ready["shoots"][str(shoot)]["watching"]
         status, body = fetch(port, "/metrics")
         assert status == 200 and b'ipam_node_controller_nodes_total{action="registered"}' in body
-        assert health.NODES.labels("registered")._value.get() == before + 1
+        assert metrics.NODES.labels("registered")._value.get() == before + 1
         controller.last_loop_at -= 120  # a loop that stopped turning
         assert fetch(port, "/healthz")[0] == 503
         assert fetch(port, "/nothing")[0] == 404
