@@ -1,34 +1,40 @@
 """What every controller process shares: its metrics, its status row, its health server.
 
-* Prometheus metrics (labelled ``controller="garden"``/``"nodes"``):
-  ``ipam_controller_events_total{controller,resource,type}`` (watch events handled),
-  ``ipam_controller_actions_total{controller,action,result}``,
+* Prometheus metrics, the same names for both controllers (label ``controller="garden"`` or
+  ``"nodes"``):
+  ``ipam_controller_events_total{controller,resource,type}`` (watch events handled; ``type``
+  ``ADDED``/``MODIFIED``/``DELETED``), ``ipam_controller_lists_total{controller,resource}``
+  (complete lists), ``ipam_controller_actions_total{controller,action,result}`` (garden:
+  ``confirm``, ``release``, ``import``, ``record``…; nodes: ``register``, ``remove``, ``patch``),
   ``ipam_controller_errors_total{controller,kind}`` (``watch``: the stream failed and was
   resumed with backoff; ``gone``: 410, re-listed; ``handler``: an event whose effect failed and
-  is seen again; ``refused``: a service refused an action),
-  ``ipam_controller_event_lag_seconds{controller}`` (from an event read off the stream to its
-  effect committed), ``ipam_controller_last_sync_timestamp_seconds{controller}`` and
-  ``ipam_controller_leading{controller}`` (1 while this process leads).
+  is seen again; ``refused``: a service refused an action; nodes also ``patch``, ``scan``,
+  ``reconcile``), ``ipam_controller_event_lag_seconds{controller}`` (from an event read off the
+  stream to its effect committed), ``ipam_controller_last_sync_timestamp_seconds{controller}``
+  and ``ipam_controller_leading{controller}`` (1 while this process leads).
 * :class:`StatusRecorder` keeps the ``ControllerStatus`` row: leading, holder, heartbeat,
   last sync, resourceVersions; the portal's ``/healthz`` shows it (:func:`portal_health`).
-* :class:`HealthServer` serves ``/healthz`` (the process is alive: its loop ran within
-  ``stale_seconds``), ``/readyz`` (it reached the database and, if it leads, has synced) and
-  ``/metrics`` on ``--health-port``.
+* :class:`HealthServer` serves ``/healthz`` (the process is alive: its loop turned recently;
+  whether it leads, when it last synced), ``/readyz`` (it reached the database and, if it
+  leads, has synced) and ``/metrics`` on ``--health-port``, on ``CONTROLLER_HEALTH_HOST``
+  (``::``: IPv6 and IPv4).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import prometheus_client
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
@@ -36,11 +42,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 
 from .models import ControllerStatus
 
-if TYPE_CHECKING:
-    from .nodes.loop import NodeController
+log = logging.getLogger("controllers.health")
 
 EVENTS = Counter("ipam_controller_events", "Watch events handled", ["controller", "resource", "type"])
 ACTIONS = Counter("ipam_controller_actions", "Actions carried out", ["controller", "action", "result"])
+LISTS = Counter("ipam_controller_lists", "Complete lists of a resource", ["controller", "resource"])
 ERRORS = Counter("ipam_controller_errors", "Errors, by kind", ["controller", "kind"])
 LAG = Histogram(
     "ipam_controller_event_lag_seconds",
@@ -65,6 +71,7 @@ class StatusRecorder:
     def __init__(self, name: str) -> None:
         self.name = name
         self.holder = holder_name()
+        self.last_sync: float | None = None  # Unix time of the last list, event or pass handled
         # the watchers of one process share the row: read-modify-write of its JSON one at a time
         self._lock = threading.Lock()
 
@@ -93,7 +100,8 @@ class StatusRecorder:
     def synced(self, resource: str, resource_version: str, *, events: int = 0) -> None:
         """Record progress: the resourceVersion handled for ``resource`` (and ``events`` more handled)."""
         now = timezone.now()
-        LAST_SYNC.labels(self.name).set(time.time())
+        self.last_sync = time.time()
+        LAST_SYNC.labels(self.name).set(self.last_sync)
         with self._lock:
             row = self._row()
             versions = dict(row.resource_versions or {})
@@ -104,6 +112,15 @@ class StatusRecorder:
                 heartbeat_at=now,
                 events_handled=F("events_handled") + events,
             )
+
+    def passed(self, *, events: int = 0) -> None:
+        """Record a pass over everything watched (the node controller's), with ``events`` handled."""
+        now = timezone.now()
+        self.last_sync = time.time()
+        LAST_SYNC.labels(self.name).set(self.last_sync)
+        ControllerStatus.objects.filter(name=self.name, holder=self.holder).update(
+            last_sync_at=now, heartbeat_at=now, events_handled=F("events_handled") + events
+        )
 
     def error(self, kind: str, message: str) -> None:
         ERRORS.labels(self.name, kind).inc()
@@ -130,21 +147,57 @@ def portal_health() -> tuple[bool, Any]:
     return True, out
 
 
+def _bind(host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on ``host``; ``::`` (and any IPv6 address) with IPV6_V6ONLY off, so IPv4 connects too.
+
+    Where the kernel has no IPv6 (a node or pod with it disabled), ``::`` falls back to ``0.0.0.0``.
+    """
+    if ":" not in host:
+        return ThreadingHTTPServer((host, port), handler)
+
+    class DualStack(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+        def server_bind(self) -> None:
+            with contextlib.suppress(OSError, AttributeError):  # not every platform has the option
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    try:
+        return DualStack((host, port), handler)
+    except OSError as exc:
+        if host != "::" or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
+            raise
+        log.warning("health server: no IPv6 here (%s); listening on 0.0.0.0", exc.strerror)
+        return ThreadingHTTPServer(("0.0.0.0", port), handler)  # noqa: S104 - probes come from the kubelet
+
+
 class HealthServer:
     """``/healthz``, ``/readyz`` and ``/metrics`` of one controller process, on a daemon thread.
 
-    ``alive()``: the loop ran recently; ``ready()``: the process can do its job (database
-    reachable; a leader has synced, a standby is ready to take over).
+    Both controllers serve it. ``alive()``: the loop turned recently (``/healthz`` 200, else 503;
+    the body says whether the process leads and when it last synced, from ``leading()`` and
+    ``last_sync()``, a Unix time or None); ``ready()``: the process can do its job (database
+    reachable; a leader has synced, a standby is ready to take over) and what to show.
+    ``host`` ``::`` (the default, ``CONTROLLER_HEALTH_HOST``) takes IPv6 and IPv4 alike.
     """
 
-    def __init__(self, port: int, *, alive: Callable[[], bool], ready: Callable[[], tuple[bool, dict[str, Any]]],
-                 host: str = "0.0.0.0") -> None:  # noqa: S104 - probes come from the kubelet, not loopback  # fmt: skip
-        self.alive, self.ready = alive, ready
+    def __init__(
+        self,
+        port: int,
+        *,
+        alive: Callable[[], bool],
+        ready: Callable[[], tuple[bool, dict[str, Any]]],
+        leading: Callable[[], bool],
+        last_sync: Callable[[], float | None],
+        host: str = "::",
+    ) -> None:
         server = self
+        self.alive, self.ready, self.leading, self.last_sync = alive, ready, leading, last_sync
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
-                return
+                return  # probes every few seconds: not worth a log line each
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
@@ -152,7 +205,19 @@ class HealthServer:
                     self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
                 elif path == "/healthz":
                     ok = server.alive()
-                    self._json(200 if ok else 503, {"status": "ok" if ok else "stalled"})
+                    synced = server.last_sync()
+                    self._json(
+                        200 if ok else 503,
+                        {
+                            "status": "ok" if ok else "stalled",
+                            "leading": bool(server.leading()),
+                            "last_sync_at": (
+                                datetime.fromtimestamp(synced, UTC).isoformat()
+                                if synced is not None
+                                else None
+                            ),
+                        },
+                    )
                 elif path == "/readyz":
                     try:
                         ok, body = server.ready()
@@ -162,10 +227,10 @@ class HealthServer:
                         close_old_connections()
                     self._json(200 if ok else 503, {"status": "ok" if ok else "not ready", **body})
                 else:
-                    self._json(404, {"status": "not found"})
+                    self._json(404, {"status": "not found: /healthz, /readyz, /metrics"})
 
             def _json(self, code: int, body: dict[str, Any]) -> None:
-                self._send(code, json.dumps(body).encode(), "application/json")
+                self._send(code, json.dumps(body, sort_keys=True).encode(), "application/json")
 
             def _send(self, code: int, data: bytes, content_type: str) -> None:
                 self.send_response(code)
@@ -174,8 +239,9 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd = _bind(host, port, Handler)
         self._httpd.daemon_threads = True
+        self.host = str(self._httpd.server_address[0])
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="health", daemon=True)
 
@@ -186,52 +252,3 @@ class HealthServer:
     def stop(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
-
-
-# -- the node controller's health server: /healthz (its loop turns), /readyz (every shoot with a
-# readable kubeconfig listed and watched; the body shows each shoot, never a kubeconfig's
-# content), /metrics.
-
-
-def _node_handler(controller: NodeController, stall_seconds: float) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: int, doc: dict[str, Any]) -> None:
-            self._send(status, json.dumps(doc, sort_keys=True).encode(), "application/json")
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/healthz":
-                age = time.monotonic() - controller.last_loop_at
-                alive = age < stall_seconds
-                self._json(200 if alive else 503, {"status": "ok" if alive else "stalled", "loop_age": age})
-            elif path == "/readyz":
-                ready = controller.ready()
-                self._json(
-                    200 if ready else 503, {"status": "ok" if ready else "syncing", **controller.report()}
-                )
-            elif path == "/metrics":
-                self._send(200, prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST)
-            else:
-                self._json(404, {"detail": "not found: /healthz, /readyz, /metrics"})
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # probes every few seconds: not worth a log line each
-
-    return Handler
-
-
-def node_serve(
-    controller: NodeController, *, host: str, port: int, stall_seconds: float
-) -> ThreadingHTTPServer:
-    """Start the health server in a daemon thread; ``server.server_address`` tells the port taken."""
-    server = ThreadingHTTPServer((host, port), _node_handler(controller, stall_seconds))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="node-controller-health", daemon=True).start()
-    return server

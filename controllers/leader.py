@@ -71,6 +71,11 @@ class Leader:
                 self._check()
             return self._leading
 
+    @property
+    def known(self) -> bool:
+        """Leading as last checked, without checking now (for probes: never touches the database)."""
+        return True if not self.postgres else self._leading
+
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it (reconnecting first if needed); returns :attr:`leading`."""
         if not self.postgres:

@@ -366,7 +366,6 @@ PROVISIONING_TASK_SOFT_TIME_LIMIT = env_int("PROVISIONING_TASK_SOFT_TIME_LIMIT",
 SHOOT_KUBECONFIG_REF = os.environ.get(
     "SHOOT_KUBECONFIG_REF", "file:{credentials_dir}/shoots/{project}/{name}.kubeconfig"
 )
-NODE_CONTROLLER_HEALTH_HOST = os.environ.get("NODE_CONTROLLER_HEALTH_HOST", "0.0.0.0")  # noqa: S104 - probes
 NODE_CONTROLLER_HEALTH_PORT = env_int("NODE_CONTROLLER_HEALTH_PORT", 8081)
 NODE_CONTROLLER_RESYNC_SECONDS = env_int("NODE_CONTROLLER_RESYNC_SECONDS", 30)
 NODE_CONTROLLER_WATCH_TIMEOUT_SECONDS = env_int("NODE_CONTROLLER_WATCH_TIMEOUT_SECONDS", 300)
@@ -422,6 +421,8 @@ ADMISSION_HOLD_UNTIL_SEEN = env_bool("ADMISSION_HOLD_UNTIL_SEEN", False)
 # in-cluster config in a pod, else ~/.kube/config); how long one watch request runs before it is
 # renewed; how often a standby tries to take the lead.
 GARDEN_KUBECONFIG = os.environ.get("GARDEN_KUBECONFIG", "")
+# the controllers' /healthz, /readyz, /metrics: "::" takes IPv6 and IPv4 (0.0.0.0 where no IPv6)
+CONTROLLER_HEALTH_HOST = os.environ.get("CONTROLLER_HEALTH_HOST", "::")
 CONTROLLER_WATCH_SECONDS = env_int("CONTROLLER_WATCH_SECONDS", 300)
 CONTROLLER_ELECT_SECONDS = float(os.environ.get("CONTROLLER_ELECT_SECONDS", "5"))
 # Client certificates (verified by gunicorn against its --ca-certs) whose subject CN may call

@@ -32,7 +32,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from ..health import ACTIONS, EVENTS, LAG, StatusRecorder
+from ..health import ACTIONS, EVENTS, LAG, LISTS, StatusRecorder
 from . import actions
 
 log = logging.getLogger("controllers.garden")
@@ -204,6 +204,7 @@ class ResourceWatcher:
             self._check()
             self._handle("DELETED", obj)
         self.recorder.synced(self.resource.name, rv)
+        LISTS.labels(self.recorder.name, self.resource.name).inc()
         log.info("%s: listed %d objects at resourceVersion %s", self.resource.name, len(listed), rv)
         return rv
 

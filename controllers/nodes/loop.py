@@ -11,10 +11,13 @@
   watch every ``resync_seconds`` (layout in ``NODE_LAYOUTS``, active, kubeconfig
   readable), starts and stops watchers, and reconciles queued shoots through
   :func:`controllers.nodes.services.shoot_nodes_sync`, then sends its
-  ``spec.podCIDRs`` patches. One thread writes to the database.
+  ``spec.podCIDRs`` patches. One thread writes to the database. Across replicas one
+  process leads (``Leader("nodes")``, the garden controller's advisory-lock election); a
+  standby watches nothing and takes over when the leader's database session is gone.
 
-Everything the process knows is in :attr:`NodeController.status` (``/readyz``) and
-the Prometheus metrics of :mod:`.metrics`.
+Everything the process knows is in :attr:`NodeController.status` (``/readyz``), the
+shared ``ipam_controller_*{controller="nodes"}`` metrics of :mod:`controllers.health` and
+the node gauges of :mod:`.metrics`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from kubernetes.client import CoreV1Api
 from kubernetes.client.rest import ApiException
 from kubernetes.watch import Watch
@@ -38,6 +41,8 @@ from kubernetes.watch import Watch
 from allocations.models import Shoot
 from audit.services import Actor
 
+from ..health import ACTIONS, ERRORS, EVENTS, LAG, LAST_SYNC, LISTS, StatusRecorder
+from ..leader import Leader
 from . import metrics
 from .decisions import node_layout
 from .kubeconfig import Kubeconfig, KubeconfigError, kubeconfig_read, kubeconfig_ref
@@ -46,6 +51,7 @@ from .services import shoot_nodes_sync
 
 log = logging.getLogger(__name__)
 
+NAME = "nodes"
 ACTOR = Actor("node-controller", "controller")
 LIST_PAGE = 500
 #: A watch that ends sooner than this (without an error) counts as a failure for the backoff.
@@ -59,6 +65,8 @@ class WorkQueue:
         self._order: collections.deque[int] = collections.deque()
         self._dirty: set[int] = set()
         self._processing: set[int] = set()
+        self._since: dict[int, float] = {}  # when a key was first queued since its last pass began
+        self._taken: dict[int, float] = {}
         self._cond = threading.Condition()
 
     def add(self, key: int) -> None:
@@ -66,6 +74,7 @@ class WorkQueue:
             if key in self._dirty:
                 return
             self._dirty.add(key)
+            self._since.setdefault(key, time.monotonic())
             if key not in self._processing:
                 self._order.append(key)
                 self._cond.notify()
@@ -80,14 +89,18 @@ class WorkQueue:
             key = self._order.popleft()
             self._dirty.discard(key)
             self._processing.add(key)
+            self._taken[key] = self._since.pop(key, time.monotonic())
             return key
 
-    def done(self, key: int) -> None:
+    def done(self, key: int) -> float:
+        """``key``'s pass is over; returns when it was queued (monotonic) for the lag."""
         with self._cond:
             self._processing.discard(key)
+            queued = self._taken.pop(key, time.monotonic())
             if key in self._dirty:
                 self._order.append(key)
                 self._cond.notify()
+            return queued
 
     def __len__(self) -> int:
         with self._cond:
@@ -171,7 +184,7 @@ class ShootWatcher(threading.Thread):
             self.synced = True
         self.resource_version = str(meta.get("resourceVersion") or "")
         self.lists += 1
-        metrics.LISTS.inc()
+        LISTS.labels(NAME, "nodes").inc()
         self.queue.add(self.key)
 
     def _watch_once(self) -> None:
@@ -202,7 +215,7 @@ class ShootWatcher(threading.Thread):
             if version:
                 self.resource_version = str(version)
             if kind != "BOOKMARK":
-                metrics.EVENTS.labels(str(kind).lower()).inc()
+                EVENTS.labels(NAME, "nodes", str(kind)).inc()
                 self.queue.add(self.key)
 
     def run(self) -> None:
@@ -224,15 +237,15 @@ class ShootWatcher(threading.Thread):
             except ApiException as exc:
                 if exc.status == 410:
                     need_list = True  # the version is too old: read the whole picture again
-                    metrics.ERRORS.labels("gone").inc()
+                    ERRORS.labels(NAME, "gone").inc()
                     continue
                 failures += 1
                 self.last_error = f"HTTP {exc.status} {exc.reason}"
-                metrics.ERRORS.labels("watch").inc()
+                ERRORS.labels(NAME, "watch").inc()
             except Exception as exc:
                 failures += 1
                 self.last_error = exc.__class__.__name__
-                metrics.ERRORS.labels("watch").inc()
+                ERRORS.labels(NAME, "watch").inc()
                 log.debug("watch of %s", self.label, exc_info=exc)
             if failures and not self._halt.is_set():
                 log.info("watch of %s failed (%s); again soon", self.label, self.last_error)
@@ -269,7 +282,16 @@ class NodeController:
         backoff_base: float = 0.5,
         backoff_cap: float = 30,
         actor: Actor = ACTOR,
+        leader: Leader | None = None,
+        elect_seconds: float = 5.0,
     ) -> None:
+        self.leader = leader or Leader(NAME)
+        self.recorder = StatusRecorder(NAME)
+        self.elect_seconds = elect_seconds
+        self.leading = False  # as :meth:`run` last found it (a standby watches nothing)
+        self.last_sync: float | None = None  # Unix time of the last pass committed
+        self._passes = 0  # passes since the status row was last written
+        self._beat = 0.0
         self.resync_seconds, self.watch_timeout = resync_seconds, watch_timeout
         self.backoff_base, self.backoff_cap, self.actor = backoff_base, backoff_cap, actor
         self.queue = WorkQueue()
@@ -288,6 +310,15 @@ class NodeController:
         No shoot to watch is ready too; a process that has not read the portal yet is not.
         """
         return self.scanned and all(s.synced for s in self.status.values() if s.watching)
+
+    def alive(self, stall_seconds: float) -> bool:
+        """The loop turned within ``stall_seconds`` (liveness)."""
+        return time.monotonic() - self.last_loop_at < stall_seconds
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """For ``/readyz``: a leader once :meth:`ready`; a standby is ready to take over."""
+        leading = self.leader.known
+        return (self.ready() if leading else True), {"leading": leading, **self.report()}
 
     def report(self) -> dict[str, Any]:
         return {
@@ -369,21 +400,21 @@ class NodeController:
         if shoot is None or layout is None:
             return
         sync = shoot_nodes_sync(shoot=shoot, nodes=nodes, node_ipam=layout.node_ipam, actor=self.actor)
-        metrics.NODES.labels("registered").inc(len(sync.registered))
-        metrics.NODES.labels("removed").inc(len(sync.removed))
-        metrics.ERRORS.labels("refused").inc(len(sync.refused))
+        ACTIONS.labels(NAME, "register", "done").inc(len(sync.registered))
+        ACTIONS.labels(NAME, "remove", "done").inc(len(sync.removed))
+        ERRORS.labels(NAME, "refused").inc(len(sync.refused))
         for patch in sync.patches:
             try:
                 watcher.patch_node(patch.name, patch.body())
-                metrics.NODES.labels("patched").inc()
+                ACTIONS.labels(NAME, "patch", "done").inc()
             except ApiException as exc:
                 if exc.status == 409:  # changed since the decision: decide again on fresh data
                     self.queue.add(key)
                 sync.refused[patch.name] = f"patch of spec.podCIDRs: HTTP {exc.status} {exc.reason}"
-                metrics.ERRORS.labels("patch").inc()
+                ERRORS.labels(NAME, "patch").inc()
             except Exception as exc:  # noqa: BLE001 - a connection failure: the next pass tries again
                 sync.refused[patch.name] = f"patch of spec.podCIDRs: {exc.__class__.__name__}"
-                metrics.ERRORS.labels("patch").inc()
+                ERRORS.labels(NAME, "patch").inc()
         st.last_sync, st.last_sync_at, st.synced = sync.as_dict(), time.time(), True
         metrics.DRIFT.labels(st.shoot).set(len(sync.drift))
         metrics.IGNORED.labels(st.shoot).set(len(sync.ignored))
@@ -396,28 +427,87 @@ class NodeController:
                 self.scan()
             except Exception:  # the database may be away for a while (logged): scan again later
                 log.exception("scan for shoots failed")
-                metrics.ERRORS.labels("scan").inc()
+                ERRORS.labels(NAME, "scan").inc()
             self._next_scan = self.last_loop_at + self.resync_seconds
         key = self.queue.get(timeout)
         if key is None:
             return
+        done = False
         try:
             self.reconcile(key)
+            done = True
         except Exception:  # one shoot's failure (logged) must not stop the others
             log.exception("reconcile of shoot %s failed", key)  # the next scan queues it again
-            metrics.ERRORS.labels("reconcile").inc()
+            ERRORS.labels(NAME, "reconcile").inc()
         finally:
-            self.queue.done(key)
+            queued = self.queue.done(key)
+        if done:
+            LAG.labels(NAME).observe(time.monotonic() - queued)
+            self.last_sync = time.time()
+            LAST_SYNC.labels(NAME).set(self.last_sync)
+            self._passes += 1
+
+    # --- leadership ---------------------------------------------------------------------------
+
+    def _lead(self) -> bool:
+        """Lead (taking the lock if free) or stand by; False: a standby, which waited ``elect_seconds``."""
+        leading = self.leader.leading if self.leading else self.leader.try_acquire()
+        if leading and not self.leading:
+            log.info("node controller: leading (%s)", self.recorder.holder)
+            self.leading, self._next_scan = True, 0.0
+            self.recorder.leading(True)
+        elif not leading:
+            if self.leading:
+                log.info("node controller: leadership lost; watching nothing")
+                self._stand_down()
+            self.stopping.wait(self.elect_seconds)
+            return False
+        if time.monotonic() - self._beat >= 1.0:  # the status row: alive, and the passes since
+            if self._passes:
+                self.recorder.passed(events=self._passes)
+            else:
+                self.recorder.heartbeat()
+            self._passes, self._beat = 0, time.monotonic()
+        return True
+
+    def _stand_down(self) -> None:
+        """Stop watching and forget what was seen (the next leader, maybe this one, scans afresh)."""
+        self.leading = False
+        for key in list(self.watchers):
+            self._stop_watcher(key)
+        self.status.clear()
+        self.scanned = False
+        try:
+            self.recorder.leading(False)
+        except Exception:  # noqa: BLE001 - the row shows stale soon enough (heartbeat)
+            log.debug("node controller: could not record standing down")
+            connection.close()
 
     def run(self, until: Callable[[], bool] | None = None) -> None:
-        """Loop until :meth:`stop` (or ``until()`` says so); watchers are stopped on the way out."""
+        """Elect, then loop while leading, until :meth:`stop` (or ``until()`` says so).
+
+        One active controller across replicas: only the holder of the PostgreSQL advisory lock
+        ``Leader("nodes")`` watches and writes; a standby tries again every ``elect_seconds``,
+        and a leader whose session is gone stops its watchers at once. On SQLite it always leads.
+        """
         try:
             while not self.stopping.is_set() and not (until and until()):
+                self.last_loop_at = time.monotonic()
                 close_old_connections()  # a connection the database dropped is replaced, as per request
+                try:
+                    if not self._lead():
+                        continue
+                except Exception:  # the database away: logged, stand down, elect again
+                    log.exception("node controller: leadership bookkeeping failed")
+                    ERRORS.labels(NAME, "scan").inc()
+                    self._stand_down()
+                    self.leader.release()
+                    self.stopping.wait(min(self.elect_seconds, 5))
+                    continue
                 self.step(timeout=min(1.0, self.resync_seconds))
         finally:
-            for key in list(self.watchers):
-                self._stop_watcher(key)
+            self._stand_down()
+            self.leader.release()
 
     def stop(self) -> None:
         self.stopping.set()

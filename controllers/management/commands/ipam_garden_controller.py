@@ -47,7 +47,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--health-port", type=int, default=8080, help="port of /healthz, /readyz, /metrics (0: any)"
         )
-        parser.add_argument("--health-host", default="0.0.0.0", help="address the health server listens on")  # noqa: S104
+        parser.add_argument(
+            "--health-host",
+            default=settings.CONTROLLER_HEALTH_HOST,
+            help="address the health server listens on (:: takes IPv6 and IPv4)",
+        )
         parser.add_argument("--watch-seconds", type=int, default=settings.CONTROLLER_WATCH_SECONDS)
         parser.add_argument("--elect-seconds", type=float, default=settings.CONTROLLER_ELECT_SECONDS)
 
@@ -63,6 +67,8 @@ class Command(BaseCommand):
             options["health_port"],
             alive=controller.alive,
             ready=controller.ready,
+            leading=lambda: controller.leader.known,
+            last_sync=lambda: controller.recorder.last_sync,
             host=options["health_host"],
         ).start()
         self.stdout.write(f"garden controller: health on port {health.port}")

@@ -1,9 +1,9 @@
 """``manage.py ipam_node_controller``: keep the portal's nodes of the watched shoots true (long-running).
 
-Thin: parse the options, start the health server, run
-:class:`controllers.nodes.loop.NodeController` until SIGTERM/SIGINT. One process
-per landscape: it takes no lock, so run a single replica (the Deployment's
-``replicas: 1`` with ``strategy: Recreate``).
+Thin: parse the options, start the health server (:class:`controllers.health.HealthServer`),
+run :class:`controllers.nodes.loop.NodeController` until SIGTERM/SIGINT. Run two replicas
+for availability: one leads (a PostgreSQL advisory lock, ``Leader("nodes")``), the other
+stands by. On SQLite run exactly one process.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from controllers.health import node_serve
-from controllers.nodes.loop import NodeController
+from controllers.health import HealthServer
+from controllers.leader import Leader
+from controllers.nodes.loop import NAME, NodeController
 
 
 class Command(BaseCommand):
     help = "Watch the Nodes of every shoot whose layout needs per-node ranges; register, remove, patch."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--health-host", default=settings.NODE_CONTROLLER_HEALTH_HOST)
+        parser.add_argument(
+            "--health-host",
+            default=settings.CONTROLLER_HEALTH_HOST,
+            help="address the health server listens on (:: takes IPv6 and IPv4)",
+        )
         parser.add_argument("--health-port", type=int, default=settings.NODE_CONTROLLER_HEALTH_PORT)
         parser.add_argument(
             "--resync-seconds",
@@ -36,21 +41,35 @@ class Command(BaseCommand):
             default=settings.NODE_CONTROLLER_WATCH_TIMEOUT_SECONDS,
             help="the server-side timeout of one watch request (then it is watched again)",
         )
+        parser.add_argument(
+            "--elect-seconds",
+            type=float,
+            default=settings.CONTROLLER_ELECT_SECONDS,
+            help="how often a standby tries to take the lead",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        elect = options["elect_seconds"]
         controller = NodeController(
-            resync_seconds=options["resync_seconds"], watch_timeout=options["watch_timeout_seconds"]
+            resync_seconds=options["resync_seconds"],
+            watch_timeout=options["watch_timeout_seconds"],
+            leader=Leader(NAME, check_seconds=min(2.0, elect)),
+            elect_seconds=elect,
         )
-        stall = max(60.0, 3 * options["resync_seconds"])
-        server = node_serve(
-            controller, host=options["health_host"], port=options["health_port"], stall_seconds=stall
-        )
+        stall = max(60.0, 3 * options["resync_seconds"], 3 * elect)
+        server = HealthServer(
+            options["health_port"],
+            alive=lambda: controller.alive(stall),
+            ready=controller.readiness,
+            leading=lambda: controller.leader.known,
+            last_sync=lambda: controller.last_sync,
+            host=options["health_host"],
+        ).start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: controller.stop())
-        host, port = server.server_address[:2]
-        self.stdout.write(f"node controller: health on {host!s}:{port}", ending="\n")
+        self.stdout.write(f"node controller: health on {server.host}:{server.port}", ending="\n")
         self.stdout.flush()
         try:
             controller.run()
         finally:
-            server.shutdown()
+            server.stop()

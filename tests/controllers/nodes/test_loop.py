@@ -20,8 +20,7 @@ from allocations import selectors
 from allocations import services as ipam
 from allocations.models import Node, Seed, Shoot
 from audit.services import Actor
-from controllers.health import node_serve
-from controllers.nodes import metrics
+from controllers.health import ACTIONS, HealthServer
 from controllers.nodes.loop import NodeController
 from tests.support.factories import demo_landscape
 from tests.support.kubeapi import NODES, KubeAPIServer
@@ -244,27 +243,44 @@ def fetch(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def registered() -> float:
+    return ACTIONS.labels("nodes", "register", "done")._value.get()
+
+
 def test_health_readiness_and_metrics(shoot: Shoot, api: KubeAPIServer, controller: NodeController) -> None:
-    server = node_serve(controller, host="127.0.0.1", port=0, stall_seconds=60)
-    port = server.server_address[1]
+    server = HealthServer(
+        0,
+        alive=lambda: controller.alive(60),
+        ready=controller.readiness,
+        leading=lambda: controller.leader.known,
+        last_sync=lambda: controller.last_sync,
+        host="127.0.0.1",
+    ).start()
+    port = server.port
     try:
-        before = metrics.NODES.labels("registered")._value.get()
+        before = registered()
         api.add(NODES, dual("n1", "10.250.0.1", addr(shoot, 1)))
         spin(controller, lambda: "n1" in held(shoot))
         status, body = fetch(port, "/healthz")
-        assert status == 200 and json.loads(body)["status"] == "ok"
+        health = json.loads(body)
+        assert status == 200 and health["status"] == "ok" and health["last_sync_at"]
         status, body = fetch(port, "/readyz")
         ready = json.loads(body)
         assert status == 200 and ready["status"] == "ok"
         assert ready["shoots"][str(shoot)]["synced"] and ready["shoots"][str(shoot)]["watching"]
         status, body = fetch(port, "/metrics")
-        assert status == 200 and b'ipam_node_controller_nodes_total{action="registered"}' in body
-        assert metrics.NODES.labels("registered")._value.get() == before + 1
+        assert status == 200
+        # the garden controller's names, labelled controller="nodes"
+        assert b'ipam_controller_actions_total{action="register",controller="nodes",result="done"}' in body
+        assert b'ipam_controller_lists_total{controller="nodes",resource="nodes"}' in body
+        assert b'ipam_controller_event_lag_seconds_count{controller="nodes"}' in body
+        assert b'ipam_controller_last_sync_timestamp_seconds{controller="nodes"}' in body
+        assert registered() == before + 1
         controller.last_loop_at -= 120  # a loop that stopped turning
         assert fetch(port, "/healthz")[0] == 503
         assert fetch(port, "/nothing")[0] == 404
     finally:
-        server.shutdown()
+        server.stop()
 
 
 def test_a_server_that_ends_every_watch_at_once_is_not_hammered(shoot: Shoot, tmp_path: Path) -> None:
