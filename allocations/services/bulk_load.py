@@ -99,7 +99,7 @@ class LoadRefused(IpamError):
     def __init__(self, problems: list[LoadProblem]) -> None:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        super().__init__(f"{first}{more}", field=first.field, line=first.line)
+        super().__init__(f"line {first.line}: {first.message}{more}", field=first.field, line=first.line)
         self.problems = problems
 
 
@@ -379,3 +379,61 @@ def loaded_units(pool: Pool) -> int:
     return int(
         Allocation.objects.filter(pool=pool, state__in=LIVE_STATES).aggregate(u=Sum("units"))["u"] or 0
     )
+
+
+#: The fields a load file may give per row (``cidr`` is required; CSV header names them).
+FILE_FIELDS = ("cidr", "description", "label", "project", "role", "owner_type", "state", "expires_at")
+
+
+def read_rows(lines: Iterable[str], *, fmt: str) -> Iterator[LoadRow]:
+    """Parse a load file as a stream: ``csv`` (a header naming :data:`FILE_FIELDS`) or ``jsonl``.
+
+    Yields :class:`LoadRow` with the file's line numbers; a line that cannot be
+    read raises :class:`LoadRefused` naming the line and field (inside
+    :func:`allocations_load` that refuses the whole load).
+    """
+    import csv
+    import json
+
+    from django.utils.dateparse import parse_datetime
+
+    def row_of(line: int, data: Any) -> LoadRow:
+        if not isinstance(data, dict):
+            raise LoadRefused([LoadProblem(line, "row", "expected an object with a cidr")])
+        unknown = sorted(set(data) - set(FILE_FIELDS))
+        if unknown:
+            raise LoadRefused(
+                [LoadProblem(line, unknown[0], f"unknown field (known: {', '.join(FILE_FIELDS)})")]
+            )
+        values = {k: v for k, v in data.items() if v not in (None, "")}
+        for key, value in values.items():
+            if not isinstance(value, str):
+                raise LoadRefused([LoadProblem(line, key, "expected a string")])
+        if "cidr" not in values:
+            raise LoadRefused([LoadProblem(line, "cidr", "this field is required")])
+        if "expires_at" in values:
+            when = parse_datetime(values["expires_at"])
+            if when is None or when.tzinfo is None:
+                raise LoadRefused(
+                    [LoadProblem(line, "expires_at", "expected an ISO 8601 time with a time zone")]
+                )
+            values["expires_at"] = when
+        return LoadRow(line=line, **values)
+
+    if fmt == "jsonl":
+        for number, text in enumerate(lines, 1):
+            if not text.strip():
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise LoadRefused([LoadProblem(number, "row", f"not JSON: {exc}")]) from None
+            yield row_of(number, data)
+        return
+    if fmt != "csv":
+        raise IpamError(f"{fmt!r} is not one of: csv, jsonl", field="format")
+    reader = csv.DictReader(lines)
+    for data in reader:
+        if None in data:
+            raise LoadRefused([LoadProblem(reader.line_num, "row", "more values than header columns")])
+        yield row_of(reader.line_num, data)

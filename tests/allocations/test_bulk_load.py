@@ -112,3 +112,27 @@ def test_exclusion_constraint_still_refuses_a_raw_overlap_after_a_load(make_pool
             "('2001:db8:0:100::/60', 6, 60, %s, %s, '', 'manual', '', 'block', '', 'active', 1, '', now(), 'x', '')",
             [bytes.fromhex("20010db8000001000000000000000000"), pool.pk],
         )
+
+
+def test_ipam_load_command_csv_jsonl_dry_run_and_line_errors(make_pool, tmp_path) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    pool = make_pool("2001:db8::/32", name="brown")
+    csv_file = tmp_path / "load.csv"
+    csv_file.write_text("cidr,description,project\n2001:db8::/56,first,p1\n2001:db8:0:100::/56,,\n")
+    out = io.StringIO()
+    call_command("ipam_load", "brown", str(csv_file), "--dry-run", stdout=out)
+    assert "would load 2" in out.getvalue() and not Allocation.objects.filter(pool=pool).exists()
+    call_command("ipam_load", "brown", str(csv_file), stdout=out)
+    assert Allocation.objects.get(pool=pool, cidr="2001:db8::/56").description == "first"
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text('{"cidr": "2001:db8:1::/56"}\n\n{"cidr": "2001:db8:1::/48", "colour": "red"}\n')
+    with pytest.raises(CommandError, match="colour: line 3: unknown field"):
+        call_command("ipam_load", "brown", str(jsonl), stdout=out)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("cidr\n2001:db8:2::/56\n2001:db8:2::/57x\n")
+    with pytest.raises(CommandError, match="cidr: line 3: "):
+        call_command("ipam_load", "brown", str(bad), stdout=out)
+    assert Allocation.objects.filter(pool=pool).count() == 2
