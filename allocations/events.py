@@ -192,3 +192,25 @@ class DriftFound(ShootEvent):
     type: ClassVar[str] = "drift.found"
     reported_at: str | None = None
     differences: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class AllocationsLoaded(DomainEvent):
+    """Many given allocations were loaded into a pool at once (a bulk load, an import).
+
+    One event per load, not per row: ``count`` rows, ``digest`` the sha256 over
+    their CIDRs in address order (one per line), all created at ``loaded_at``.
+    """
+
+    type: ClassVar[str] = "allocation.loaded"
+    pool_id: int
+    name: str
+    cidr: str
+    count: int
+    digest: str
+    loaded_at: str
+
+    @property
+    def subject(self) -> str:
+        return f"pool/{self.pool_id}"

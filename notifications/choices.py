@@ -17,6 +17,7 @@ class EventType(models.TextChoices):
     ALLOCATION_ALLOCATED = "allocation.allocated", "Allocation allocated"
     ALLOCATION_RELEASED = "allocation.released", "Allocation released"
     QUARANTINE_ENDED = "allocation.quarantine-ended", "Quarantine ended"
+    ALLOCATIONS_LOADED = "allocation.loaded", "Allocations bulk-loaded"
     SHOOT_CREATED = "shoot.created", "Shoot created"
     SHOOT_CHANGED = "shoot.families-changed", "Shoot changed (IP families)"
     SHOOT_DELETED = "shoot.deleted", "Shoot deleted"

@@ -18,6 +18,7 @@ EVENT_CLASSES: tuple[type[DomainEvent], ...] = (
     ipam_events.AllocationAllocated,
     ipam_events.AllocationReleased,
     ipam_events.QuarantineEnded,
+    ipam_events.AllocationsLoaded,
     ipam_events.ShootCreated,
     ipam_events.ShootFamiliesChanged,
     ipam_events.ShootDeleted,

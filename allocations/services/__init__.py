@@ -1,6 +1,7 @@
 """Services: every write of the IPAM domain (see DESIGN §3). Import from here."""
 
 from .allocate import allocation_relabel, allocation_release, pool_allocate
+from .bulk_load import LoadProblem, LoadRefused, LoadResult, LoadRow, allocations_load
 from .nodes import node_register, node_remove
 from .pools import (
     RetirePlan,
@@ -30,9 +31,14 @@ from .shoots import (
 __all__ = [
     "SEED_UPDATABLE",
     "GivenRanges",
+    "LoadProblem",
+    "LoadRefused",
+    "LoadResult",
+    "LoadRow",
     "RetirePlan",
     "allocation_relabel",
     "allocation_release",
+    "allocations_load",
     "node_register",
     "node_remove",
     "pool_allocate",
