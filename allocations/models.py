@@ -291,7 +291,15 @@ class Allocation(PrefixFields):
             models.Index(fields=["pool", "first"], name="allocation_pool_first"),
             models.Index(fields=["pool", "expires_at"], name="allocation_pool_expiry"),
             models.Index(fields=["expires_at"], name="allocation_expiry"),
+            # quarantine ending soonest (dashboard): the state's rows in expiry order, no NULLs to skip
+            models.Index(fields=["state", "expires_at"], name="allocation_state_expiry"),
             models.Index(fields=["pool", "state", "prefix_length"], name="allocation_pool_length"),
+            # Covering index of the pool page's reads (utilisation by group, map cells by range):
+            # grouped in index order, counted per range, no table row read and no sort.
+            models.Index(
+                fields=["pool", "scope", "state", "owner_type", "prefix_length", "first"],
+                name="allocation_pool_usage",
+            ),
         ]
 
     def __str__(self) -> str:

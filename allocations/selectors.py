@@ -67,6 +67,9 @@ class Utilisation:
     free_blocks_by_length: dict[int, int] = field(default_factory=dict)
     family: int = 6
     quarantined_by_length: dict[int, int] = field(default_factory=dict)
+    #: The grouped count it was computed from: (prefix length, state, owner type) → live
+    #: allocations. The address-space map reuses it instead of grouping the pool again.
+    groups: dict[tuple[int, str, str], int] = field(default_factory=dict, compare=False)
 
     @property
     def allocated_percent(self) -> str:
@@ -131,6 +134,23 @@ def pool_unit_length(pool: Pool) -> int:
     return 64 if pool.family == 6 and pool.prefix_length <= 64 else pool.bits
 
 
+def live_groups(pool: Pool) -> dict[tuple[int, str, str], int]:
+    """The pool's live global-scope allocations counted by (prefix length, state, owner type).
+
+    One grouped scan of the covering index ``allocation_pool_usage`` (pool, scope, state,
+    owner type, prefix length, first): no table rows are read and, the groups being in
+    index order, no sort (SQLite has no hash aggregation: without that index it sorted
+    every row of the pool).
+    """
+    rows = (
+        Allocation.objects.filter(pool=pool, scope="", state__in=LIVE_STATES)
+        .order_by()
+        .values_list("state", "owner_type", "prefix_length")
+        .annotate(n=Count("id"))
+    )
+    return {(length, state, owner): n for state, owner, length, n in rows}
+
+
 def pool_utilisation(pool: Pool) -> Utilisation:
     """Exact utilisation from two grouped index scans (allocations and free blocks by length)."""
     bits = pool.bits
@@ -138,21 +158,16 @@ def pool_utilisation(pool: Pool) -> Utilisation:
     by_length: dict[int, int] = {}
     quarantined_by_length: dict[int, int] = {}
     allocated = quarantined = held = 0
-    rows = (
-        Allocation.objects.filter(pool=pool, state__in=LIVE_STATES, scope="")
-        .values("prefix_length", "state", "owner_type")
-        .annotate(n=Count("id"))
-    )
-    for row in rows:
-        block = 1 << (bits - row["prefix_length"])
-        by_length[row["prefix_length"]] = by_length.get(row["prefix_length"], 0) + row["n"]
-        allocated += block * row["n"]
-        if row["state"] == AllocationState.QUARANTINED:
-            quarantined += block * row["n"]
-            length = row["prefix_length"]
-            quarantined_by_length[length] = quarantined_by_length.get(length, 0) + row["n"]
-        elif row["owner_type"] == OwnerType.RESERVATION:
-            held += block * row["n"]
+    groups = live_groups(pool) if pool.is_global else {}
+    for (length, state, owner), n in groups.items():
+        block = 1 << (bits - length)
+        by_length[length] = by_length.get(length, 0) + n
+        allocated += block * n
+        if state == AllocationState.QUARANTINED:
+            quarantined += block * n
+            quarantined_by_length[length] = quarantined_by_length.get(length, 0) + n
+        elif owner == OwnerType.RESERVATION:
+            held += block * n
     unit = pool_unit_length(pool)
     if pool.is_global:
         free_by_length = freespace.count_by_length(pool)
@@ -181,6 +196,7 @@ def pool_utilisation(pool: Pool) -> Utilisation:
         free_blocks_by_length=free_by_length,
         family=pool.family,
         quarantined_by_length=quarantined_by_length,
+        groups=groups,
     )
 
 
@@ -354,19 +370,23 @@ def allocation_kinds(allocations: list[Allocation]) -> list[tuple[Allocation, st
     return out
 
 
-def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> AddressMap:
+def pool_address_map(
+    pool: Pool,
+    view: prefixes.IPNetwork | None = None,
+    *,
+    groups: dict[tuple[int, str, str], int] | None = None,
+) -> AddressMap:
     """Aggregate a pool's live allocations into the cells of its address-space map.
 
-    ``view`` (default: the whole pool) must lie inside the pool. Cost is bounded by
-    the number of cells, not of allocations: the grouping happens in SQL on the
-    leading bytes of the indexed ``first`` key (``SUBSTR`` works on SQLite blobs and
-    PostgreSQL ``bytea`` alike), so a /32 with 100 000 allocations returns at most a
-    few hundred grouped rows. Per-shoot pools get an empty map (every shoot may
-    reuse the same ranges, so "used" means nothing there).
+    ``view`` (default: the whole pool) must lie inside the pool. ``groups`` is the pool's
+    :func:`live_groups` when the caller has it already (``Utilisation.groups``), else it is
+    read here. Cost is bounded by the cells drawn and the index entries inside the view,
+    never a sort of the pool's rows: for each (prefix length, state, owner type) group the
+    allocations of each cell are one range of the covering index ``allocation_pool_usage``,
+    counted by a correlated sub-query per cell (:func:`_cell_counts`), so a /32 with
+    100 000 allocations costs two or three index range scans. Per-shoot pools get an
+    empty map (every shoot may reuse the same ranges, so "used" means nothing there).
     """
-    from django.db.models import Min
-    from django.db.models.functions import Substr
-
     view = view or pool.network
     bits = pool.bits
     cell_bits = _map_cell_bits(view.prefixlen, bits)
@@ -385,13 +405,32 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
     amap = AddressMap(pool_id=pool.pk, view=view, cell_length=cell_length, cells=cells)
     if not pool.is_global:
         return amap
+    if groups is None:
+        groups = live_groups(pool)
     live = Allocation.objects.filter(pool=pool, scope="", state__in=LIVE_STATES)
+    view_range = Q(first__gte=prefixes.to_key(view_first), first__lte=prefixes.to_key(view_last))
 
-    # 1. Allocations as big as a cell or bigger (including one containing the whole view).
-    big = list(
-        live.filter(
-            (within_keys(view) & Q(prefix_length__lte=cell_length)) | containing_keys(view)
-        ).values_list("id", "first", "prefix_length", "state", "owner_type")
+    # 1. Allocations as big as a cell or bigger: per group of such a length, its index range
+    #    inside the view, or the one key that would contain the view. Every branch fixes
+    #    all columns of ``allocation_pool_usage`` but ``first``; no such group, no query.
+    big_groups = Q()
+    for length, state, owner in groups:
+        if length > cell_length:
+            continue
+        group = Q(prefix_length=length, state=state, owner_type=owner)
+        if length <= view.prefixlen:
+            containing = view_first & ~((1 << (bits - length)) - 1)
+            big_groups |= group & Q(first=prefixes.to_key(containing))
+        else:
+            big_groups |= group & view_range
+    big = (
+        list(
+            live.filter(big_groups)
+            .order_by()
+            .values_list("id", "first", "prefix_length", "state", "owner_type")
+        )
+        if big_groups
+        else []
     )
     # Allocations that carry a child pool are drawn as the child pool they are (the
     # pool's own list shows them so): the big ones by id, the small ones by range.
@@ -429,24 +468,27 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
         if start >= view_first and length >= view.prefixlen:
             amap.within_count += 1
 
-    # 2. Smaller allocations, grouped per cell by the leading bytes of their key.
-    key_bits = (128 - bits) + cell_length  # IPv4 keys carry 96 zero bits in front
-    key_bytes = (key_bits + 7) // 8
-    rows = (
-        live.filter(within_keys(view), prefix_length__gt=cell_length)
-        .annotate(head=Substr("first", 1, key_bytes))
-        .values("head", "prefix_length", "state", "owner_type")
-        .annotate(n=Count("id"), min_id=Min("id"))
-    )
-    view_cell = view_first >> (bits - cell_length)
-    for row in rows:
-        absolute = int.from_bytes(bytes(row["head"]), "big") >> (8 * key_bytes - key_bits)
-        cell = cells[absolute - view_cell]
-        category = _map_category(row["state"], row["owner_type"])
-        cell.used[category] = cell.used.get(category, 0) + (row["n"] << (bits - row["prefix_length"]))
-        cell.count += row["n"]
-        cell.allocation_id = row["min_id"] if cell.count == 1 else None
-        amap.within_count += row["n"]
+    # 2. Smaller allocations, counted per cell and group.
+    small = [group for group in groups if group[0] > cell_length]
+    for (length, state, owner), counts in zip(
+        small, _cell_counts(pool, small, view_first, cell_size, len(cells)), strict=True
+    ):
+        category = _map_category(state, owner)
+        for cell, n in zip(cells, counts, strict=True):
+            if not n:
+                continue
+            cell.used[category] = cell.used.get(category, 0) + (n << (bits - length))
+            cell.count += n
+            amap.within_count += n
+    singles = [cell for cell in cells if cell.count == 1 and not cell.whole]
+    if singles:
+        # The one allocation of a cell that holds a single small one (the cell links to it).
+        by_cell = Q()
+        for cell in singles:
+            low = view_first + cell.index * cell_size
+            by_cell |= Q(first__gte=prefixes.to_key(low), first__lte=prefixes.to_key(low + cell_size - 1))
+        for pk, first_key in live.filter(by_cell, prefix_length__gt=cell_length).values_list("id", "first"):
+            cells[(prefixes.from_key(first_key) - view_first) // cell_size].allocation_id = pk
 
     # 3. Small carved allocations move from their owner's kind to "pool"; a cell holding
     #    only one of them links to that pool.
@@ -462,6 +504,54 @@ def pool_address_map(pool: Pool, view: prefixes.IPNetwork | None = None) -> Addr
         if cell.allocation_id == alloc_pk:
             cell.pool_id = pool_pk
     return amap
+
+
+#: Groups counted by one statement of :func:`_cell_counts` (one column each).
+CELL_COUNT_GROUPS_PER_QUERY = 32
+
+
+def _cell_counts(
+    pool: Pool, groups: list[tuple[int, str, str]], view_first: int, cell_size: int, n_cells: int
+) -> list[list[int]]:
+    """For each group, the number of its live allocations starting in each cell of the map.
+
+    One statement per :data:`CELL_COUNT_GROUPS_PER_QUERY` groups: the cells as a ``VALUES``
+    list and, per group, a correlated ``COUNT(*)`` over the index range of the cell in
+    ``allocation_pool_usage`` (every column but ``first`` is fixed, so the range is
+    contiguous and read from the index alone). Raw SQL because the ORM has no
+    ``VALUES`` row source; the same text runs on SQLite and PostgreSQL.
+    """
+    from django.db import connection
+
+    if not groups:
+        return []
+    qn = connection.ops.quote_name
+    table = qn(Allocation._meta.db_table)
+    first, pool_col = qn("first"), qn("pool_id")
+    key = "CAST(%s AS BYTEA)" if connection.vendor == "postgresql" else "%s"
+    values = ", ".join(f"({i}, {key}, {key})" for i in range(n_cells))
+    cell_params: list[Any] = []
+    for i in range(n_cells):
+        low = view_first + i * cell_size
+        cell_params += [prefixes.to_key(low), prefixes.to_key(low + cell_size - 1)]
+    out: list[list[int]] = []
+    for start in range(0, len(groups), CELL_COUNT_GROUPS_PER_QUERY):
+        chunk = groups[start : start + CELL_COUNT_GROUPS_PER_QUERY]
+        columns = ", ".join(
+            f"(SELECT COUNT(*) FROM {table} a WHERE a.{pool_col} = %s AND a.{qn('scope')} = '' "
+            f"AND a.{qn('state')} = %s AND a.{qn('owner_type')} = %s AND a.{qn('prefix_length')} = %s "
+            f"AND a.{first} >= cells.lo AND a.{first} <= cells.hi)"
+            for _ in chunk
+        )
+        params: list[Any] = list(cell_params)
+        for length, state, owner in chunk:
+            params += [pool.pk, state, owner, length]
+        sql = f"WITH cells (i, lo, hi) AS (VALUES {values}) SELECT i, {columns} FROM cells ORDER BY i"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        out += [[row[1 + g] for row in rows] for g in range(len(chunk))]
+    return out
 
 
 def allocation_parents(allocation: Allocation) -> list[Allocation]:

@@ -146,14 +146,14 @@ def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:
 
 def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = None) -> dict[str, Any]:
     view, at_error = _map_view(pool, request.GET.get("at", ""))
-    amap = selectors.pool_address_map(pool, view)
+    util = selectors.pool_utilisation(pool)
+    amap = selectors.pool_address_map(pool, view, groups=util.groups)
     mark = _map_mark(amap, request.GET.get("mark", ""))
     allocations = (
         pool.allocations.filter(selectors.within_keys(view), state__in=LIVE_STATES)
         .select_related("shoot")
         .order_by("first", "prefix_length", "id")
     )
-    util = selectors.pool_utilisation(pool)
     page_obj = paginate(request, allocations, count=amap.within_count if pool.is_global else None)
     may_allocate = (
         pool.retired_at is None
