@@ -1,10 +1,11 @@
 """Delivery of the transactional outbox (durable subscribers, at least once).
 
 :func:`enqueue` writes one row per (event, subscriber) in the publishing
-transaction and asks for delivery after commit; inside :func:`outbox_batch` (a
-unit of work) the rows of the whole block go in one INSERT at its end. :func:`deliver` hands each due
-row to its subscriber inside a transaction that also marks the row delivered, so
-a subscriber's database writes happen once; effects outside the database happen
+transaction and asks for delivery after commit (while serving an HTTP request:
+after its response is sent); inside :func:`outbox_batch` (a unit of work) the
+rows of the whole block go in one INSERT at its end. :func:`deliver` hands each
+due row to its subscriber inside a transaction that also marks the row
+delivered, so a subscriber's database writes happen once; effects outside the database happen
 at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
 
 * A failing subscriber is retried with exponential backoff and jitter, up to
@@ -24,6 +25,7 @@ import dataclasses
 import datetime as dt
 import logging
 import random
+import threading
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -92,11 +94,51 @@ def outbox_batch() -> AbstractContextManager[None]:
     return _ROWS.collect()
 
 
+class _Request(threading.local):
+    """Whether this thread is serving an HTTP request, and whether it asked for a dispatch."""
+
+    serving = False
+    dispatch = False
+
+
+_request = _Request()
+
+
 def dispatch() -> None:
-    """Ask a worker to deliver what is due (in-process when Celery runs eagerly)."""
+    """Ask a worker to deliver what is due (in-process when Celery runs eagerly).
+
+    While serving an HTTP request the dispatch waits for the response to be sent
+    (:func:`dispatch_after_response`, on ``request_finished``): the client's answer
+    never depends on the delivery, the rows are committed already, and a request
+    that commits several times dispatches once. Outside a request it happens now.
+    """
+    if _request.serving:
+        _request.dispatch = True
+        return
     from .tasks import deliver_outbox
 
     deliver_outbox.delay()
+
+
+def request_started(**kwargs: object) -> None:
+    """``request_started``: dispatches of this thread wait for the end of the request."""
+    _request.serving, _request.dispatch = True, False
+
+
+def dispatch_after_response(**kwargs: object) -> None:
+    """``request_finished`` (the server sent the response and closed it): the deferred dispatch.
+
+    Its errors are logged, as for any on-commit dispatch: the committed rows stay
+    pending and the next dispatch or the periodic sweep delivers them.
+    """
+    wanted = _request.dispatch
+    _request.serving, _request.dispatch = False, False
+    if not wanted:
+        return
+    try:
+        dispatch()
+    except Exception:  # logged: the response is out, the rows are safe in the outbox
+        logger.exception("outbox: dispatch after the response failed")
 
 
 def backoff_seconds(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:

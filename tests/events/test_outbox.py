@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import pytest
+from django.core import signals
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -290,3 +291,32 @@ def test_outside_a_transaction_a_batch_writes_at_once(subscribers) -> None:
     with outbox.outbox_batch():
         publish(Rang(bell="k"))
         assert OutboxMessage.objects.count() == 1
+
+
+# --- the in-process delivery of a request runs after its response --------------------
+
+
+def test_a_request_delivers_after_its_response_once_however_often_it_commits(subscribers) -> None:
+    durable = subscribers("t.after-response", Delivery.OUTBOX)
+    signals.request_started.send(sender=None)
+    try:
+        for n in range(2):
+            with transaction.atomic():
+                publish(Rang(bell="l", n=n))
+        assert durable.seen == []  # the response is not out yet: nothing delivered in the request
+        assert OutboxMessage.objects.filter(state=OutboxMessage.State.PENDING).count() == 2
+    finally:
+        signals.request_finished.send(sender=None)
+    assert [e.event.n for e in durable.seen] == [0, 1]
+    with transaction.atomic():  # outside a request: at once, as before
+        publish(Rang(bell="l", n=2))
+    assert len(durable.seen) == 3
+
+
+def test_after_a_request_without_events_a_dispatch_is_immediate_again(subscribers, client) -> None:
+    durable = subscribers("t.api-request", Delivery.OUTBOX)
+    response = client.get("/healthz")  # no event: the request finishes without a dispatch
+    assert response.status_code == 200
+    with transaction.atomic():
+        publish(Rang(bell="m"))
+    assert len(durable.seen) == 1
