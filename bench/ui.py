@@ -228,8 +228,9 @@ def measure(samples: int, pool: Any) -> list[dict[str, Any]]:
         )
         progress(f"{name}: p50 {fmt3(figures['p50_ms'])} ms")
     reference = next(r for r in results if r["page"] == REFERENCE_PAGE)
+    reference_ms = float(reference["p50_ms"] or 0)
     for r in results:
-        r["p50_vs_reference"] = sig3(r["p50_ms"] / reference["p50_ms"]) if reference["p50_ms"] else None
+        r["p50_vs_reference"] = sig3(float(r["p50_ms"] or 0) / reference_ms) if reference_ms else None
     return results
 
 

@@ -343,6 +343,7 @@ NOT_DEPLOYED = {
     "NEUTRON_VENV": "tests only",
     "SQLITE_TEST_NAME": "tests only",
     "IPAM_ALLOW_INSECURE_KEY": "never in production",
+    "NETBOX_TOKEN": "an operator's own token for a one-off ipam_import_netbox run",
 }
 #: Set per container where only that kind of process needs it.
 PER_CONTAINER = {"PROMETHEUS_MULTIPROC_DIR": {"ipam-portal-web", "ipam-portal-webhook"}}
