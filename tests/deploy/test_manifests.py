@@ -585,7 +585,7 @@ def test_the_kube_apiserver_kubeconfigs_name_the_webhook_host() -> None:
 
 CONTROLLERS = {
     "ipam-portal-garden-controller": ("ipam_garden_controller", 8080, 2),
-    "ipam-portal-node-controller": ("ipam_node_controller", 8081, 1),
+    "ipam-portal-node-controller": ("ipam_node_controller", 8081, 2),
 }
 
 
@@ -615,8 +615,15 @@ def test_the_controllers_run_their_commands_with_probes_on_the_health_port() -> 
             if selector_matches(m["spec"]["selector"], service["metadata"]["labels"])
         ]
         assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    node = one(objects, "Deployment", "ipam-portal-node-controller")
-    assert node["spec"]["strategy"] == {"type": "Recreate"}
+        # both elect a leader: a rollout starts the new pod before the old one goes, and a
+        # voluntary disruption leaves one of them running
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        (budget,) = [
+            b
+            for b in find(objects, "PodDisruptionBudget")
+            if selector_matches(b["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert budget["spec"]["maxUnavailable"] == 1
 
 
 def test_rbac_is_get_list_watch_of_shoots_seeds_and_managedseeds_only() -> None:
