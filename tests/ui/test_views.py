@@ -714,7 +714,9 @@ def test_list_pages_do_not_grow_queries_with_rows(ui: dict[str, Client], demo_sh
     }
     assert after["shoots"] == before["shoots"] <= 8
     assert after["audit"] == before["audit"] <= 8
-    assert after["pool"] == before["pool"] <= 16
+    # the map asks once for the allocation of the cells holding a single small one, when
+    # any cell does: that one query comes and goes with the data, it never multiplies
+    assert abs(after["pool"] - before["pool"]) <= 1 and max(after["pool"], before["pool"]) <= 16
     # utilisation is two grouped queries per pool; the shoots' own pools are not on the dashboard
     assert after["dashboard"] == before["dashboard"]
 
