@@ -45,13 +45,19 @@ def routes_settled(shoot: Shoot) -> bool:
 
 
 def spin(controller: Any, until: Callable[[], object], timeout: float = 90) -> object:
-    """Turn ``controller`` (a NodeController) step by step in this thread until ``until()`` is truthy."""
+    """Turn ``controller`` (a NodeController) step by step in this thread until ``until()`` is truthy.
+
+    A timeout says what the controller reported, so a stuck loop shows its state.
+    """
 
     def turned() -> object:
-        controller.step(timeout=0.1)
+        controller.step(timeout=0.05)
         return until()
 
-    return wait_until(turned, timeout=timeout, interval=0.05)
+    try:
+        return wait_until(turned, timeout=timeout, interval=0)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}: {controller.report()}") from None
 
 
 def shoot_kubeconfig(api: KubeAPIServer, shoot: Shoot) -> Path:

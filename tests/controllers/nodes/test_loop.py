@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from allocations.models import Node, Seed, Shoot
 from audit.services import Actor
 from controllers.health import ACTIONS, HealthServer
 from controllers.nodes.loop import NodeController
+from tests.support.controllers import spin
 from tests.support.factories import demo_landscape
 from tests.support.kubeapi import NODES, KubeAPIServer
 
@@ -71,15 +72,6 @@ def controller() -> Iterator[NodeController]:
             watcher.stop()
         for watcher in list(made.watchers.values()):
             watcher.join(timeout=10)
-
-
-def spin(controller: NodeController, until: Callable[[], object], timeout: float = 20) -> None:
-    """Turn the controller's loop until ``until()`` holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not until():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not reached in {timeout}s: {controller.report()}")
-        controller.step(timeout=0.05)
 
 
 def addr(shoot: Shoot, index: int) -> str:
