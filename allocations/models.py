@@ -42,7 +42,7 @@ class PrefixFields(models.Model):
 
     @property
     def network(self) -> prefixes.IPNetwork:
-        return prefixes.parse_prefix(self.cidr)
+        return prefixes.stored_network(self.cidr)
 
     def set_prefix(self, net: prefixes.IPNetwork) -> None:
         self.cidr = str(net)

@@ -11,6 +11,7 @@ so a pool setting is declared here once. No database access here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -147,9 +148,15 @@ UPDATABLE: tuple[str, ...] = tuple(
 
 def check_choice(value: str, choices: Any, field: str) -> None:
     """Refuse a value that is not one of a choice class's values, naming ``field``."""
-    if value not in choices.values:
+    if value not in _values_of(choices):
         allowed = ", ".join(choices.values)
         raise IpamError(f"{value!r} is not one of: {allowed}", field=field)
+
+
+@functools.cache
+def _values_of(choices: Any) -> frozenset[str]:
+    """A choice class's values as a set (``.values`` builds a new list on every call)."""
+    return frozenset(choices.values)
 
 
 def check_length(pool: Pool, length: int, field: str) -> None:
