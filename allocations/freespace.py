@@ -25,6 +25,8 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
+from ipam_portal.bulk_sql import insert_rows
+
 from . import prefixes
 from .choices import LIVE_STATES, FitPolicy
 from .errors import PoolExhausted
@@ -382,11 +384,11 @@ def rebuild(pool: Pool) -> int:
     """
     blocks = _from_allocations(pool)
     FreeBlock.objects.filter(pool=pool).delete()
-    FreeBlock.objects.bulk_create(
-        (FreeBlock(pool=pool, prefix_length=ln, first=prefixes.to_key(f)) for f, ln in blocks),
-        batch_size=5000,
+    return insert_rows(
+        FreeBlock._meta.db_table,
+        ("pool_id", "prefix_length", "first"),
+        ((pool.pk, length, prefixes.to_key(first)) for first, length in blocks),
     )
-    return len(blocks)
 
 
 def problems(pool: Pool) -> list[str]:

@@ -27,7 +27,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import heapq
-import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,6 +35,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from audit.services import Actor, audit_record
+from ipam_portal.bulk_sql import insert_rows
 from ipam_portal.events import publish
 
 from .. import events, freespace, prefixes
@@ -243,24 +243,25 @@ def _checked(pool: Pool, row: LoadRow, now: dt.datetime) -> tuple[Any, ...]:
 def _stage(
     pool: Pool, rows: Iterable[LoadRow], now: dt.datetime, problems: list[LoadProblem], most: int
 ) -> None:
-    """Check every row and write the good ones into the staging table, a chunk at a time."""
-    sql = f"INSERT INTO {STAGE} ({', '.join(_STAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_STAGE_COLUMNS))})"
+    """Check every row and stream the good ones into the staging table (``COPY`` on PostgreSQL).
+
+    After the first refused row nothing more is written (the load is refused whole), but
+    rows are still checked until ``most`` problems are named.
+    """
 
     def checked() -> Iterator[tuple[Any, ...]]:
         for row in rows:
             try:
-                yield _checked(pool, row, now)
+                values = _checked(pool, row, now)
             except IpamError as exc:
-                if len(problems) < most:
-                    problems.append(LoadProblem(row.line, exc.field or "cidr", exc.message))
-
-    values = checked()
-    with connection.cursor() as cursor:
-        while batch := list(itertools.islice(values, CHUNK)):
+                problems.append(LoadProblem(row.line, exc.field or "cidr", exc.message))
+                if len(problems) >= most:
+                    return
+                continue
             if not problems:
-                cursor.executemany(sql, batch)
-            elif len(problems) >= most:
-                break
+                yield values
+
+    insert_rows(STAGE, _STAGE_COLUMNS, checked())
 
 
 def _stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
@@ -351,19 +352,24 @@ def _charge_quotas(pool: Pool, problems: list[LoadProblem], most: int) -> None:
 
 
 def _insert(pool: Pool, actor: Actor, now: dt.datetime) -> None:
-    """Copy the staged rows into the allocations table in address order, one statement.
+    """Copy the staged rows into the allocations table, one statement.
 
     On PostgreSQL the exclusion constraint checks every row (it is never lifted);
     the sweep already refused every overlap, so a refusal here means a concurrent
-    writer took a prefix meanwhile — the whole load is refused.
+    writer took a prefix meanwhile — the whole load is refused. There the rows go
+    in scattered order (by a hash of their key): the constraint's GiST index over
+    ``inet`` degenerates when fed in address order — 10⁵ sorted /64s took 32 s
+    against 5 s scattered (``bench/load.py``, docs/bulk-load.md). SQLite has only
+    B-tree indexes, which prefer address order.
     """
     table = Allocation._meta.db_table
     created = connection.ops.adapt_datetimefield_value(now)
+    order = "md5(first)" if connection.vendor == "postgresql" else "first, prefix_length"
     sql = (
         f"INSERT INTO {table} (cidr, family, prefix_length, first, pool_id, scope, owner_type, project, role, "
         "label, state, units, description, expires_at, created_at, created_by, released_by) "
         f"SELECT cidr, %s, prefix_length, first, %s, '', owner_type, project, role, label, state, units, "
-        f"description, expires_at, %s, %s, '' FROM {STAGE} ORDER BY first, prefix_length"
+        f"description, expires_at, %s, %s, '' FROM {STAGE} ORDER BY {order}"
     )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
