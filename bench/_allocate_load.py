@@ -71,8 +71,8 @@ def fragment_slots(n: int, shape: str) -> range:
     return range(n) if shape == "contiguous" else range(0, 2 * n, 2)
 
 
-def _rows(pool: Any, slots: range) -> Iterator[tuple[Any, ...]]:
-    """The ``LOAD_COLUMNS`` values of one active /56 allocation per slot."""
+def _rows(pool: Any, slots: range, length: int) -> Iterator[tuple[Any, ...]]:
+    """The ``LOAD_COLUMNS`` values of one active /``length`` allocation per slot."""
     from django.db import connection
     from django.utils import timezone
 
@@ -81,7 +81,7 @@ def _rows(pool: Any, slots: range) -> Iterator[tuple[Any, ...]]:
     base = int(pool.network.network_address)
     fixed = {
         "family": 6,
-        "prefix_length": CHILD_LENGTH,
+        "prefix_length": length,
         "pool_id": pool.pk,
         "scope": "",
         "owner_type": "manual",
@@ -89,20 +89,20 @@ def _rows(pool: Any, slots: range) -> Iterator[tuple[Any, ...]]:
         "role": "block",
         "label": "",
         "state": "active",
-        "units": quota_units(6, CHILD_LENGTH),
+        "units": quota_units(6, length),
         "description": "",
         "created_at": connection.ops.adapt_datetimefield_value(timezone.now()),
         "created_by": "bench",
         "released_by": "",
     }
     for slot in slots:
-        net = slot_net(base, slot, CHILD_LENGTH)
+        net = slot_net(base, slot, length)
         row = {**fixed, "cidr": str(net), "first": int(net.network_address).to_bytes(16, "big")}
         yield tuple(row[column] for column in LOAD_COLUMNS)
 
 
-def load_allocations(pool: Any, slots: range, *, method: str) -> None:
-    """Insert one active /56 allocation per slot, bypassing the allocator (rebuild afterwards).
+def load_allocations(pool: Any, slots: range, *, method: str, length: int = CHILD_LENGTH) -> None:
+    """Insert one active /``length`` allocation per slot, bypassing the allocator (rebuild afterwards).
 
     ``copy``: PostgreSQL COPY (the exclusion constraint still checks every row);
     ``executemany``: one prepared INSERT for all rows (SQLite); ``bulk_create``: the
@@ -118,22 +118,22 @@ def load_allocations(pool: Any, slots: range, *, method: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         if method == "copy":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:  # psycopg's own cursor
-                for row in _rows(pool, slots):
+                for row in _rows(pool, slots, length):
                     copy.write_row(row)
         elif method == "executemany":
             sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(LOAD_COLUMNS))})"
-            rows = _rows(pool, slots)
+            rows = _rows(pool, slots, length)
             while batch := list(itertools.islice(rows, 5000)):
                 cursor.executemany(sql, batch)
         else:
             base = int(pool.network.network_address)
-            units = quota_units(6, CHILD_LENGTH)
+            units = quota_units(6, length)
             objects: list[Allocation] = []
             for slot in slots:
                 alloc = Allocation(
                     pool=pool, scope="", units=units, owner_type="manual", role="block", state="active"
                 )
-                alloc.set_prefix(slot_net(base, slot, CHILD_LENGTH))
+                alloc.set_prefix(slot_net(base, slot, length))
                 objects.append(alloc)
                 if len(objects) == 5000:
                     Allocation.objects.bulk_create(objects, batch_size=5000)

@@ -1,7 +1,7 @@
 """Data of ``bench/api.py``: pools, seed, N existing /64s, API tokens, and the in-process baseline.
 
 Both measured pools (the OpenStack shoots pool and a plain pool) hold N fragmented
-/64s (every other one), bulk-loaded with ``bulk_create`` and then
+/64s (every other one), bulk-loaded with PostgreSQL ``COPY`` and then
 ``pool_rebuild_free_space``. :func:`measure_service` times the same operations the
 HTTP clients send, as plain service calls in the benchmark process.
 
@@ -11,11 +11,11 @@ Django (:func:`bench._common.bench_database`) before calling any of them.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from functools import partial
 from typing import Any
 
+from bench._allocate_load import load_allocations
 from bench._common import analyze, bench_actor, fmt_int, sig3, step, timed_ms
 
 ACTOR = "bench-api"
@@ -28,27 +28,14 @@ SEED = "seed-eu-de-1"
 
 
 def load_fragmented(pool: Any, n: int) -> int:
-    """N active /64s in every other slot of ``pool`` (bulk_create), then rebuild the free space."""
-    from django.db import transaction
+    """N active /64s in every other slot of ``pool``, then rebuild the free space.
 
-    from allocations.models import Allocation
-    from allocations.services import pool_rebuild_free_space, quota_units
+    Loaded as ``bench/allocate.py`` loads its pools, the fastest path there is
+    (PostgreSQL ``COPY``; the exclusion constraint still checks every row).
+    """
+    from allocations.services import pool_rebuild_free_space
 
-    base = int(pool.network.network_address)
-    units = quota_units(6, LENGTH)
-    with transaction.atomic():
-        batch: list[Any] = []
-        for slot in range(0, 2 * n, 2):
-            alloc = Allocation(
-                pool=pool, scope="", units=units, owner_type="manual", role="block", state="active"
-            )
-            alloc.set_prefix(ipaddress.IPv6Network((base + (slot << (128 - LENGTH)), LENGTH)))
-            batch.append(alloc)
-            if len(batch) == 5000:
-                Allocation.objects.bulk_create(batch, batch_size=5000)
-                batch = []
-        if batch:
-            Allocation.objects.bulk_create(batch, batch_size=5000)
+    load_allocations(pool, range(0, 2 * n, 2), method="copy", length=LENGTH)
     return pool_rebuild_free_space(pool=pool, actor=bench_actor(ACTOR))
 
 

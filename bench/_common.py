@@ -124,9 +124,12 @@ def bench_database(vendor: str, prefix: str, *, pg_url: str = DEFAULT_PG_URL) ->
 
     ``vendor`` is ``sqlite`` (a file in a temporary directory) or ``postgres`` (a
     database ``<prefix>_<pid>`` on the server of ``pg_url``, created here and
-    dropped ``WITH (FORCE)`` at the end). Yields ``{"vendor", "name", "version"}``.
+    dropped ``WITH (FORCE)`` at the end; ``$BENCH_DB_TAG``, if set, goes between prefix and
+    pid, so that runs sharing a server can tell their databases apart). Yields
+    ``{"vendor", "name", "version"}``.
     """
-    name = f"{prefix}_{os.getpid()}"
+    tag = os.environ.get("BENCH_DB_TAG", "")
+    name = f"{prefix}_{tag + '_' if tag else ''}{os.getpid()}"
     if not _SAFE_NAME.match(name):
         raise ValueError(f"unsafe database name {name!r}")
     tmpdir: str | None = None
@@ -331,18 +334,24 @@ def run_children(script: Path, argvs: Sequence[Sequence[str]]) -> list[tuple[int
     return results
 
 
+def with_option(argv: Sequence[str], option: str, *values: str) -> list[str]:
+    """``argv`` with ``option`` (either spelling, with all of its values) left out, then
+    ``option values`` appended if any are given."""
+    out: list[str] = []
+    skipping = False
+    for arg in argv:
+        if skipping and not arg.startswith("-"):
+            continue
+        skipping = arg == option
+        if skipping or arg.startswith(f"{option}="):
+            continue
+        out.append(arg)
+    return [*out, option, *values] if values else out
+
+
 def with_db(argv: Sequence[str], db: str) -> list[str]:
     """``argv`` with its ``--db`` option (either spelling) replaced by ``--db db``."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--db":
-            skip = True
-        elif not arg.startswith("--db="):
-            out.append(arg)
-    return [*out, "--db", db]
+    return with_option(argv, "--db", db)
 
 
 # --- the runner ----------------------------------------------------------------------
