@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from django import forms
 
-from . import layouts, names, prefixes, selectors
+from . import history, layouts, names, prefixes, selectors
 from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
@@ -33,6 +33,27 @@ def add_service_error(form: forms.Form, exc: IpamError) -> None:
     """Show a service's refusal on the field it names (or above the form if it names none here)."""
     field = exc.field if exc.field in form.fields else None
     form.add_error(field, exc.message)
+
+
+class AsOfForm(forms.Form):
+    """``?as_of=`` of the pool, allocation and shoot pages: an instant as the API's ``at`` takes it."""
+
+    as_of = forms.CharField(
+        required=False,
+        max_length=40,
+        label="As of (UTC)",
+        help_text="A date (2026-03-01) or a time (2026-03-01T12:00:00Z); empty: now.",
+        widget=forms.TextInput(attrs={"placeholder": "2026-03-01T12:00:00Z", "autocomplete": "off"}),
+    )
+
+    def clean_as_of(self) -> Any:
+        value = self.cleaned_data["as_of"]
+        if not value:
+            return None
+        try:
+            return history.parse_instant(value, field="as_of")
+        except IpamError as exc:
+            raise forms.ValidationError(exc.message) from None
 
 
 def comma_list(text: str) -> list[str]:

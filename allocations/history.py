@@ -18,6 +18,7 @@ from django.db.models import Case, Count, Q, Value, When
 
 from audit import scopes
 from audit.models import AuditEvent
+from ipam_portal import numbers
 
 from . import prefixes
 from .choices import AllocationState, OwnerType
@@ -279,6 +280,31 @@ class PoolAt:
     def free(self) -> int:
         return self.size - self.allocated
 
+    @property
+    def allocated_percent(self) -> str:
+        """The share allocated then, in the UI's words (:func:`ipam_portal.numbers.percent`)."""
+        return numbers.percent(prefixes.exact_fraction(self.allocated, self.size))
+
+    @property
+    def quarantined_percent(self) -> str:
+        """The share quarantined then."""
+        return numbers.percent(prefixes.exact_fraction(self.quarantined, self.size))
+
+    @property
+    def allocated_text(self) -> str:
+        """The allocations then by length (``2 × /48, 1 × /64``)."""
+        return numbers.blocks_by_length(self.allocations_by_length, self.pool.family)
+
+    @property
+    def rows(self) -> list[tuple[Allocation, str]]:
+        """Each listed allocation with its state then."""
+        return [(a, state_at(a, self.at) or "") for a in self.allocations]
+
+    @property
+    def truncated(self) -> bool:
+        """More allocations were held then than :attr:`allocations` lists."""
+        return self.allocation_count > len(self.allocations)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "pool": self.pool.pk,
@@ -340,4 +366,80 @@ def pool_at(pool: Pool, at: dt.datetime, *, limit: int = 100) -> PoolAt:
         quarantined=quarantined,
         held=held,
         allocations_by_length=by_length,
+    )
+
+
+def format_instant(at: dt.datetime) -> str:
+    """``at`` in UTC as ISO 8601 with ``Z`` (``2026-03-01T12:00:00Z``): how the UI names an instant."""
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+#: The state word of an allocation at an instant it did not hold its prefix.
+NOT_YET = "not yet allocated"
+FREED = "freed"
+
+
+@dataclass(frozen=True)
+class AllocationAt:
+    """An allocation at ``at``: its state then (a state, :data:`NOT_YET` or :data:`FREED`),
+    the stage it was in, its every stage, and what contained it then."""
+
+    allocation: Allocation
+    at: dt.datetime
+    state: str
+    stage: Interval | None
+    stages: list[Interval]
+    parents: list[Allocation]
+    pools: list[Pool]
+
+
+def allocation_at(allocation: Allocation, at: dt.datetime) -> AllocationAt:
+    """Allocation ``allocation`` at ``at``: its state, stages and parents (in its scope) then."""
+    state = state_at(allocation, at)
+    stages = intervals(allocation)
+    stage = next((s for s in stages if s.since <= at and (s.until is None or at < s.until)), None)
+    parents: list[Allocation] = []
+    if state is not None:
+        net = allocation.network
+        parents = [
+            a
+            for a in allocations_containing_at(net, at)
+            if a.pk != allocation.pk and a.scope in ("", allocation.scope)
+        ]
+    if state is None:
+        state = NOT_YET if at < allocation.created_at else FREED
+    return AllocationAt(
+        allocation=allocation,
+        at=at,
+        state=state,
+        stage=stage,
+        stages=stages,
+        parents=parents,
+        pools=pools_containing_at(allocation.network, at),
+    )
+
+
+@dataclass(frozen=True)
+class ShootAt:
+    """A shoot at ``at``: whether it existed (created, not yet deleted) and the ranges it held then."""
+
+    shoot: Shoot
+    at: dt.datetime
+    existed: bool
+    allocations: list[tuple[Allocation, str]]
+
+
+def shoot_at(shoot: Shoot, at: dt.datetime) -> ShootAt:
+    """Shoot ``shoot`` at ``at``: each allocation it held then with its state then, by family and prefix."""
+    existed = shoot.created_at <= at and (shoot.deleted_at is None or shoot.deleted_at > at)
+    rows = (
+        shoot.allocations.filter(held_at(at))
+        .select_related("pool")
+        .order_by("family", "first", "prefix_length")
+    )
+    return ShootAt(
+        shoot=shoot,
+        at=at,
+        existed=existed,
+        allocations=[(a, state_at(a, at) or "") for a in rows],
     )

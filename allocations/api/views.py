@@ -72,7 +72,7 @@ class PoolViewSet(ETagMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, A
                 "existed": then.existed,
                 "utilisation": then.as_dict(),
                 "allocations": history_views.allocations_at_data(then.allocations, query["at"]),
-                "allocations_truncated": then.allocation_count > len(then.allocations),
+                "allocations_truncated": then.truncated,
             }
         )
 

@@ -144,7 +144,7 @@ def _reserve_ipv6(
     assert plan.block is not None
     source = given_ipv6_source(shoot, plan.block, layout, actor)
     block_pool = pool_create(
-        name=block_pool_name(shoot),
+        name=block_pool_name(shoot, plan.block),
         parent=source,
         cidr=str(plan.block),
         purpose=Purpose.SHOOT_BLOCK,

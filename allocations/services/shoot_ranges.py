@@ -122,18 +122,24 @@ def given_ipv4_pool(
     return pool
 
 
-def block_pool_name(shoot: Shoot, *, new_shoot: bool = False) -> str:
-    """The name of the shoot's next block pool: ``project/name#pk``, then ``.1``, ``.2``, ….
+def block_pool_name(shoot: Shoot, block: prefixes.IPNetwork) -> str:
+    """The name of the shoot's block pool ``block``, readable and without database ids.
 
-    A shoot migrated back and forth gets a new block each time; old block pools stay
-    as history. ``new_shoot``: created in this unit, so it has none yet (no query).
+    ``project/name``; pool names are unique, so when an earlier block pool of a shoot so
+    called has it (a deleted shoot's, or an earlier block of a migration back and forth)
+    the block's CIDR tells them apart — ``project/name (2001:db8:1::/56)`` — and when that
+    is taken too (the same block given back to a recreated shoot) a count follows:
+    ``project/name (2001:db8:1::/56) 2``. One look-up of the two names on the unique index.
     """
-    generation = (
-        0
-        if new_shoot
-        else Pool.objects.filter(purpose=Purpose.SHOOT_BLOCK, parent_allocation__shoot=shoot).count()
-    )
-    return f"{shoot.project}/{shoot.name}#{shoot.pk}" + (f".{generation}" if generation else "")
+    base = f"{shoot.project}/{shoot.name}"
+    with_cidr = f"{base} ({block})"
+    taken = set(Pool.objects.filter(name__in=[base, with_cidr]).order_by().values_list("name", flat=True))
+    if base not in taken:
+        return base
+    if with_cidr not in taken:
+        return with_cidr
+    names = set(Pool.objects.filter(name__startswith=with_cidr).order_by().values_list("name", flat=True))
+    return next(f"{with_cidr} {n}" for n in range(2, len(names) + 3) if f"{with_cidr} {n}" not in names)
 
 
 def planned_role(planned: layouts.PlannedRange) -> str:
@@ -291,7 +297,6 @@ def shoot_ipv6_allocate(
         return [], None
     if cidr is None:
         gardener_reserved_hold(source, actor)
-    name = block_pool_name(shoot, new_shoot=new_shoot)
     restored = sticky_block(shoot, source, actor) if new_shoot and cidr is None else None
     if restored is not None:
         cidr = restored.cidr
@@ -304,10 +309,10 @@ def shoot_ipv6_allocate(
         prefix_length=None if cidr is not None else layout.block_prefix_length,
         owner_type=OwnerType.SHOOT,
         role=Role.BLOCK,
-        label=name,
         shoot=shoot,
         project=shoot.project,
     )
+    name = block.label = block_pool_name(shoot, block.network)
     block_pool = new_pool(
         name=name,
         net=block.network,

@@ -1,7 +1,9 @@
-"""What the IPAM pages share: the pool tree rows and the per-object history tab."""
+"""What the IPAM pages share: the pool tree rows, the per-object history tab, the "as of" form."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import django_filters
@@ -12,7 +14,8 @@ from rest_framework.exceptions import ValidationError
 from audit.models import AuditEvent
 from ipam_portal.ui import page, paginate
 
-from .. import selectors
+from .. import history, selectors
+from ..forms import AsOfForm
 from ..models import Pool
 
 
@@ -75,3 +78,27 @@ def filtered(filterset: django_filters.FilterSet, default: QuerySet[Any]) -> Que
                 filterset.form.add_error(field if field in filterset.form.fields else None, str(error))
         return filterset.queryset.none()
     return qs
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """A page's ``?as_of=`` form and the instant it asks for (None: now, or the input was refused)."""
+
+    form: AsOfForm
+    at: dt.datetime | None
+
+    @property
+    def status(self) -> int:
+        """400 when the input was refused (the error is on the form's field), else 200."""
+        return 400 if self.form.errors else 200
+
+    def context(self) -> dict[str, Any]:
+        text = history.format_instant(self.at) if self.at is not None else ""
+        return {"as_of_form": self.form, "as_of": self.at, "as_of_text": text}
+
+
+def as_of(request: HttpRequest) -> AsOf:
+    """The ``?as_of=`` of a pool, allocation or shoot page (:class:`~allocations.forms.AsOfForm`)."""
+    form = AsOfForm(request.GET if "as_of" in request.GET else None)
+    at = form.cleaned_data["as_of"] if form.is_bound and form.is_valid() else None
+    return AsOf(form, at)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import roles
 from ipam_portal.ui import (
+    PAGE_SIZE,
     page,
     paginate,
     reader,
@@ -28,7 +29,7 @@ from ipam_portal.ui import (
     ui_actor,
 )
 
-from .. import prefixes, selectors, services
+from .. import history, prefixes, selectors, services
 from ..api.filters import AllocationFilterSet
 from ..choices import LIVE_STATES, SHOOT_OWN_PURPOSES, AllocationTransition, allocation_may
 from ..errors import IpamError
@@ -43,7 +44,7 @@ from ..forms import (
 )
 from ..models import Allocation, Node, Pool
 from . import address_map
-from .common import events_of, filtered, history_page, pool_rows
+from .common import as_of, events_of, filtered, history_page, pool_rows
 
 CHILDREN_SHOWN = 50
 
@@ -182,6 +183,7 @@ def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = 
         "may_allocate": may_allocate or form is not None,  # a refused form shows why, on its field
         "chain": _ancestors(pool),
         "query": "" if view == pool.network else urlencode({"at": str(view)}),
+        **as_of(request).context(),
     }
 
 
@@ -226,9 +228,21 @@ def _parent_view(pool: Pool, view: prefixes.IPNetwork, cell_bits: int) -> str | 
 
 @reader
 def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A pool: utilisation, address-space map, free blocks, allocations and the allocate form."""
+    """A pool: utilisation, address-space map, free blocks, allocations and the allocate form.
+
+    ``?as_of=T``: whether it existed, its usage and its allocations at T
+    (:func:`allocations.history.pool_at`), and no form that writes.
+    """
     pool = get_object_or_404(Pool.objects.select_related("parent", "parent_allocation"), pk=pk)
-    return page(request, "ipam/pool_detail.html", _pool_context(request, pool))
+    when = as_of(request)
+    if when.at is None:
+        return page(request, "ipam/pool_detail.html", _pool_context(request, pool), status=when.status)
+    context = {
+        "pool": pool,
+        "chain": _ancestors(pool),
+        "then": history.pool_at(pool, when.at, limit=PAGE_SIZE),
+    }
+    return page(request, "ipam/pool_detail.html", {**context, **when.context()})
 
 
 @reader
@@ -314,14 +328,31 @@ def _allocation_context(
         "node": Node.objects.filter(pod_allocation=allocation).first(),
         "may_release": may_release,
         "label_form": label_form or (RelabelForm(allocation=allocation) if may_relabel else None),
+        "stages": history.intervals(allocation),
+        **as_of(request).context(),
     }
 
 
 @reader
 def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """One allocation with its chain of parents (the containing allocations and pools)."""
+    """One allocation with its chain of parents (the containing allocations and pools) and its stages.
+
+    ``?as_of=T``: its state and parents at T (:func:`allocations.history.allocation_at`),
+    and no form that writes.
+    """
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
-    return page(request, "ipam/allocation_detail.html", _allocation_context(request, allocation))
+    when = as_of(request)
+    context = _allocation_context(request, allocation)
+    if when.at is not None:
+        then = history.allocation_at(allocation, when.at)
+        context |= {
+            "then": then,
+            "parents": then.parents,
+            "pools": then.pools,
+            "may_release": False,
+            "label_form": None,
+        }
+    return page(request, "ipam/allocation_detail.html", context, status=when.status)
 
 
 @reader

@@ -29,14 +29,14 @@ from ipam_portal.ui import (
     ui_actor,
 )
 
-from .. import selectors, services
+from .. import history, selectors, services
 from ..api.filters import ShootFilterSet
 from ..choices import LIVE_STATES, AllocationState, ShootState
 from ..errors import IpamError
 from ..forms import NodeRegisterForm, ReleaseForm, ShootCreateForm, add_service_error
 from ..history import shoot_events
 from ..models import Shoot
-from .common import history_page
+from .common import as_of, history_page
 
 # --- shoots --------------------------------------------------------------------------
 
@@ -118,14 +118,23 @@ def _shoot_context(
         "may_change": may_change,
         "node_form": node_form or (NodeRegisterForm() if may_change else None),
         **contributions("shoot-detail", request, shoot=shoot),
+        **as_of(request).context(),
     }
 
 
 @reader
 def shoot_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A shoot: dual-stack ranges side by side, nodes and router routes, jobs, Gardener YAML."""
+    """A shoot: dual-stack ranges side by side, nodes and router routes, jobs, Gardener YAML.
+
+    ``?as_of=T``: whether it existed and the ranges it held at T
+    (:func:`allocations.history.shoot_at`), and no form that writes.
+    """
     shoot = get_object_or_404(Shoot.objects.select_related("seed"), pk=pk)
-    return page(request, "ipam/shoot_detail.html", _shoot_context(request, shoot))
+    when = as_of(request)
+    if when.at is None:
+        return page(request, "ipam/shoot_detail.html", _shoot_context(request, shoot), status=when.status)
+    context = {"shoot": shoot, "then": history.shoot_at(shoot, when.at)}
+    return page(request, "ipam/shoot_detail.html", {**context, **when.context()})
 
 
 @reader

@@ -351,7 +351,7 @@ def test_shoot_allocate_refusals(landscape: None) -> None:
 
 def test_node_register_lookup_remove_and_shoot_release(landscape: None) -> None:
     run(SHOOT)
-    block = f"garden-dev/shoot-a#{Shoot.objects.get().pk}"  # the pool of the shoot's IPv6 block
+    block = "garden-dev/shoot-a"  # the pool of the shoot's IPv6 block: its name, no id
     out = run("ipam_node_register garden-dev shoot-a node-1 2001:db8::10")
     assert out == (
         "registered node node-1 (2001:db8::10) of shoot garden-dev/shoot-a: pods 2001:db8:0:0:4000::/112\n"

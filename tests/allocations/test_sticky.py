@@ -7,15 +7,17 @@ meantime never receives them; the Gardener export pins them.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.test import override_settings
 from django.utils import timezone
 
 from allocations import selectors, services
 from allocations.choices import Purpose, Uniqueness
-from allocations.models import Allocation, Shoot
+from allocations.models import Allocation, Pool, Shoot
 from audit.models import AuditEvent
 from audit.services import Actor
 
@@ -118,6 +120,49 @@ def test_delete_and_recreate_gives_the_same_ranges_audited(world: dict[str, Any]
     assert early.seq < made.seq
     # the pool's free space is still consistent
     assert services.pool_free_space_problems(pool=world["os"]) == []
+
+
+def block_pools(shoot: Shoot) -> list[str]:
+    """The names of the shoot's block pool and its child pools, the block first."""
+    pool = Pool.objects.get(parent_allocation=block(shoot))
+    return [pool.name, *sorted(pool.children.values_list("name", flat=True))]
+
+
+def test_block_pools_are_named_without_ids_the_cidr_telling_them_apart(world: dict[str, Any]) -> None:
+    names = []
+    for _ in range(3):  # the same shoot deleted and created again gets the same block (sticky)
+        shoot = create(world, "a")
+        names.append(block_pools(shoot))
+        cidr = block(shoot).cidr
+        assert block(shoot).label == names[-1][0]
+        services.shoot_release(shoot=shoot, actor=ACTOR)
+    assert [n[0] for n in names] == ["garden-dev/a", f"garden-dev/a ({cidr})", f"garden-dev/a ({cidr}) 2"]
+    for block_name, *children in names:
+        assert children and all(c.startswith(f"{block_name}/") for c in children)
+    assert not Pool.objects.filter(name__contains="#").exists()
+
+
+def test_the_migration_renames_block_pools_named_with_ids(world: dict[str, Any]) -> None:
+    first = create(world, "a")
+    services.shoot_release(shoot=first, actor=ACTOR)
+    second = create(world, "a")
+    old = {}
+    for n, shoot in enumerate((first, second)):  # as the portal named them before
+        name = f"garden-dev/a#{shoot.pk}" + (".1" if n else "")
+        pool = Pool.objects.get(parent_allocation=block(shoot) if n else shoot.allocations.get(role="block"))
+        for child in pool.children.all():
+            Pool.objects.filter(pk=child.pk).update(name=name + child.name[len(pool.name) :])
+        Pool.objects.filter(pk=pool.pk).update(name=name)
+        Allocation.objects.filter(pk=pool.parent_allocation_id).update(label=name)
+        old[shoot.pk] = pool.pk
+    migration = importlib.import_module("allocations.migrations.0012_block_pool_names_without_ids")
+    migration.rename(apps, None)
+    cidr = block(second).cidr
+    assert Pool.objects.get(pk=old[first.pk]).name == "garden-dev/a"
+    renamed = Pool.objects.get(pk=old[second.pk])
+    assert renamed.name == f"garden-dev/a ({cidr})" and block(second).label == renamed.name
+    assert all(c.startswith(f"{renamed.name}/") for c in renamed.children.values_list("name", flat=True))
+    assert not Pool.objects.filter(name__contains="#").exists()
 
 
 def test_another_shoot_in_the_meantime_never_receives_the_quarantined_block(world: dict[str, Any]) -> None:

@@ -83,9 +83,12 @@ def test_shoot_creation_sends_one_statement_per_step(c: dict[str, APIClient]) ->
     # 15: one look-up of an earlier, deleted shoot of the same name in a sticky pool (docs/history.md);
     # +1: the outbox rows of the durable subscriber (outbound events) for every event the shoot
     # publishes (its ranges, the shoot), batched by the unit of work into one INSERT at its end
-    # (issue 18; was one INSERT per publish: three, 18 statements in all).
+    # (issue 18; was one INSERT per publish: three, 18 statements in all);
+    # +1: whether the block pool's readable name (``project/name``, else with the block's CIDR) is
+    # taken by an earlier shoot's block pool, one look-up on the unique name (issue 16: no ids in names).
     assert tables(sql, "INSERT").count("events_outboxmessage") == 1, tables(sql, "INSERT")  # batched
-    assert len(sql) <= 16, "\n".join(sql)
+    assert tables(sql, "SELECT").count("allocations_pool") == 2, tables(sql, "SELECT")  # pools, the name
+    assert len(sql) <= 17, "\n".join(sql)
     published = list(OutboxMessage.objects.filter(pk__gt=outbox_before).values_list("event_type", flat=True))
     ranges = Allocation.objects.filter(shoot_id=response.json()["id"]).count()
     assert published == ["allocation.allocated"] * ranges + ["shoot.created"]  # one row per event, in order

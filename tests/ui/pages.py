@@ -19,7 +19,9 @@ from typing import Any
 from django.db.models import Model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from allocations.history import format_instant
 from allocations.models import Allocation, Node, Pool, Seed, Shoot
 from audit.models import AuditEvent
 from notifications.models import EventDelivery, EventSubscription
@@ -120,7 +122,17 @@ def _kwargs(route: str, samples: dict[type[Model], Any]) -> dict[str, Any]:
 
 def extra_pages() -> list[UiPage]:
     pool = Pool.objects.get(name="gua-2001-db8")
+    shoot = Shoot.objects.filter(state="active").order_by("pk").first()
+    assert shoot is not None, "the demo landscape has a live shoot"
+    block = (
+        Allocation.objects.filter(shoot=shoot, role="block").order_by("pk").first()
+        or shoot.allocations.first()
+    )
+    as_of = f"?as_of={format_instant(timezone.now())}"
     return [
+        UiPage("pool-as-of", f"/pools/{pool.pk}/{as_of}"),
+        UiPage("allocation-as-of", f"/allocations/{block.pk}/{as_of}"),
+        UiPage("shoot-as-of", f"/shoots/{shoot.pk}/{as_of}"),
         UiPage("pool-zoomed", f"/pools/{pool.pk}/?at=2001:db8::/40"),
         UiPage("pool-per-shoot", f"/pools/{Pool.objects.get(name='ipv4-pods').pk}/"),
         UiPage("search-address", "/search/?q=10.0.5.5"),
