@@ -17,6 +17,7 @@ from .choices import FitPolicy, PoolKind, Provider, Purpose, Uniqueness
 from .errors import IpamError
 from .models import Pool, Seed
 from .pool_rules import UPDATABLE, PoolRules
+from .services.seeds import SEED_ERROR_FIELDS
 
 FAMILY_CHOICES = [("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv4", "IPv4 only")]
 
@@ -261,15 +262,6 @@ class NodeRegisterForm(forms.Form):
 
 
 SEED_FAMILY_CHOICES = [("IPv4", "IPv4"), ("IPv4,IPv6", "Dual-stack: IPv4 + IPv6"), ("IPv6", "IPv6")]
-#: The service's (Gardener's) field names → the seed form's fields.
-SEED_SERVICE_FIELDS = {
-    "networks.nodes": "nodes",
-    "networks.pods": "pods",
-    "networks.services": "services",
-    "networks.shootDefaults.pods": "shoot_default_pods",
-    "networks.shootDefaults.services": "shoot_default_services",
-    "networks.blockCIDRs": "block_cidrs",
-}
 
 
 def _cidrs_field(
@@ -334,7 +326,7 @@ class SeedForm(forms.Form):
     def add_service_error(self, exc: IpamError) -> None:
         """The service's refusal on its field (Gardener's ``networks.pods[0]`` is the form's ``pods``)."""
         field = exc.field or ""
-        for service_name, name in SEED_SERVICE_FIELDS.items():
+        for service_name, name in SEED_ERROR_FIELDS.items():
             if field == service_name or field.startswith(service_name + "["):
                 field = name
         self.add_error(field if field in self.fields else None, exc.message)

@@ -243,17 +243,6 @@ class LookupViewSet(ApiViewSet):
         )
 
 
-# The seed service names Gardener's fields (as a Seed manifest does); the API's request has its own.
-SEED_REQUEST_FIELDS = {
-    "networks.nodes": "nodes",
-    "networks.pods": "pods",
-    "networks.services": "services",
-    "networks.shootDefaults.pods": "shoot_default_pods",
-    "networks.shootDefaults.services": "shoot_default_services",
-    "networks.blockCIDRs": "block_cidrs",
-}
-
-
 class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Seeds with their networks (immutable once created, as in Gardener)."""
 
@@ -265,7 +254,7 @@ class SeedViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     @extend_schema(request=s.SeedCreateSerializer, responses={201: s.SeedSerializer})
     def create(self, request: Request) -> Response:
         data = _validated(s.SeedCreateSerializer, request.data)
-        with fields_renamed(SEED_REQUEST_FIELDS):
+        with fields_renamed(services.SEED_ERROR_FIELDS):
             seed = services.seed_create(actor=request_actor(request), **data)
         return Response(s.SeedSerializer(seed).data, status=status.HTTP_201_CREATED)
 

@@ -15,7 +15,7 @@ from .pools import (
 )
 from .quota import quota_units
 from .reclaim import pool_reclaim, quarantine_purge, reclaim_all
-from .seeds import SEED_UPDATABLE, seed_create, seed_update
+from .seeds import SEED_ERROR_FIELDS, SEED_UPDATABLE, seed_create, seed_update
 from .shoot_ranges import GivenRanges
 from .shoots import (
     shoot_adopt_ipv6_block,
@@ -29,6 +29,7 @@ from .shoots import (
 )
 
 __all__ = [
+    "SEED_ERROR_FIELDS",
     "SEED_UPDATABLE",
     "GivenRanges",
     "LoadProblem",

@@ -88,6 +88,18 @@ def seed_create(
     return seed
 
 
+#: The keyword argument of seed_create behind each Gardener field name its errors carry
+#: (``networks.pods[0]`` is an error in ``pods``): the API request and the UI form rename by it.
+SEED_ERROR_FIELDS = {
+    "networks.nodes": "nodes",
+    "networks.pods": "pods",
+    "networks.services": "services",
+    "networks.shootDefaults.pods": "shoot_default_pods",
+    "networks.shootDefaults.services": "shoot_default_services",
+    "networks.blockCIDRs": "block_cidrs",
+}
+
+
 #: What seed_update may change. A seed's provider, IP families and networks are immutable, as in
 #: Gardener (its shoots' ranges were checked against them); its region and the blockCIDRs (networks
 #: the seed's shoot control planes may not reach, checked against no range) are the portal's record.
