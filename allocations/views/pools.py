@@ -44,7 +44,7 @@ from ..forms import (
 )
 from ..models import Allocation, Node, Pool
 from . import address_map
-from .common import as_of, events_of, filtered, history_page, pool_rows
+from .common import AsOf, as_of, events_of, filtered, history_page, pool_rows
 
 CHILDREN_SHOWN = 50
 
@@ -145,7 +145,9 @@ def _map_view(pool: Pool, at: str) -> tuple[prefixes.IPNetwork, str]:
     return net, ""
 
 
-def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = None) -> dict[str, Any]:
+def _pool_context(
+    request: HttpRequest, pool: Pool, form: AllocateForm | None = None, when: AsOf | None = None
+) -> dict[str, Any]:
     view, at_error = _map_view(pool, request.GET.get("at", ""))
     util = selectors.pool_utilisation(pool)
     amap = selectors.pool_address_map(pool, view, groups=util.groups)
@@ -183,7 +185,7 @@ def _pool_context(request: HttpRequest, pool: Pool, form: AllocateForm | None = 
         "may_allocate": may_allocate or form is not None,  # a refused form shows why, on its field
         "chain": _ancestors(pool),
         "query": "" if view == pool.network else urlencode({"at": str(view)}),
-        **as_of(request).context(),
+        **(when or as_of(request)).context(),
     }
 
 
@@ -236,7 +238,9 @@ def pool_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pool = get_object_or_404(Pool.objects.select_related("parent", "parent_allocation"), pk=pk)
     when = as_of(request)
     if when.at is None:
-        return page(request, "ipam/pool_detail.html", _pool_context(request, pool), status=when.status)
+        return page(
+            request, "ipam/pool_detail.html", _pool_context(request, pool, when=when), status=when.status
+        )
     context = {
         "pool": pool,
         "chain": _ancestors(pool),
@@ -315,21 +319,36 @@ def allocation_list(request: HttpRequest) -> HttpResponse:
 
 
 def _allocation_context(
-    request: HttpRequest, allocation: Allocation, label_form: RelabelForm | None = None
+    request: HttpRequest,
+    allocation: Allocation,
+    label_form: RelabelForm | None = None,
+    when: AsOf | None = None,
 ) -> dict[str, Any]:
-    may_write = roles.may_write_project(request.user, allocation.project)
-    may_release = allocation_may(allocation.state, AllocationTransition.RELEASE) and may_write
-    may_relabel = allocation.is_live and may_write
-    return {
+    """Now, or with ``?as_of=T`` its state and parents at T (and no form that writes)."""
+    when = when or as_of(request)
+    common = {
         "allocation": allocation,
-        "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
-        "pools": selectors.pools_containing(allocation.network),
         "child_pool": Pool.objects.filter(parent_allocation=allocation).first(),
         "node": Node.objects.filter(pod_allocation=allocation).first(),
-        "may_release": may_release,
-        "label_form": label_form or (RelabelForm(allocation=allocation) if may_relabel else None),
         "stages": history.intervals(allocation),
-        **as_of(request).context(),
+        **when.context(),
+    }
+    if when.at is not None:
+        then = history.allocation_at(allocation, when.at)
+        return common | {
+            "then": then,
+            "parents": then.parents,
+            "pools": then.pools,
+            "may_release": False,
+            "label_form": None,
+        }
+    may_write = roles.may_write_project(request.user, allocation.project)
+    may_relabel = allocation.is_live and may_write
+    return common | {
+        "parents": selectors.allocation_parents(allocation) if allocation.is_live else [],
+        "pools": selectors.pools_containing(allocation.network),
+        "may_release": allocation_may(allocation.state, AllocationTransition.RELEASE) and may_write,
+        "label_form": label_form or (RelabelForm(allocation=allocation) if may_relabel else None),
     }
 
 
@@ -342,16 +361,7 @@ def allocation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """
     allocation = get_object_or_404(Allocation.objects.select_related("pool", "shoot", "seed"), pk=pk)
     when = as_of(request)
-    context = _allocation_context(request, allocation)
-    if when.at is not None:
-        then = history.allocation_at(allocation, when.at)
-        context |= {
-            "then": then,
-            "parents": then.parents,
-            "pools": then.pools,
-            "may_release": False,
-            "label_form": None,
-        }
+    context = _allocation_context(request, allocation, when=when)
     return page(request, "ipam/allocation_detail.html", context, status=when.status)
 
 

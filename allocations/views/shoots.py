@@ -36,7 +36,7 @@ from ..errors import IpamError
 from ..forms import NodeRegisterForm, ReleaseForm, ShootCreateForm, add_service_error
 from ..history import shoot_events
 from ..models import Shoot
-from .common import as_of, history_page
+from .common import AsOf, as_of, history_page
 
 # --- shoots --------------------------------------------------------------------------
 
@@ -98,7 +98,7 @@ def _networking_table(networking: dict[str, list[str]]) -> list[dict[str, Any]]:
 
 
 def _shoot_context(
-    request: HttpRequest, shoot: Shoot, node_form: NodeRegisterForm | None = None
+    request: HttpRequest, shoot: Shoot, node_form: NodeRegisterForm | None = None, when: AsOf | None = None
 ) -> dict[str, Any]:
     live = shoot.state == ShootState.ACTIVE
     manifest = selectors.shoot_gardener_manifest(shoot) if live else None
@@ -118,7 +118,7 @@ def _shoot_context(
         "may_change": may_change,
         "node_form": node_form or (NodeRegisterForm() if may_change else None),
         **contributions("shoot-detail", request, shoot=shoot),
-        **as_of(request).context(),
+        **(when or as_of(request)).context(),
     }
 
 
@@ -132,7 +132,9 @@ def shoot_detail(request: HttpRequest, pk: int) -> HttpResponse:
     shoot = get_object_or_404(Shoot.objects.select_related("seed"), pk=pk)
     when = as_of(request)
     if when.at is None:
-        return page(request, "ipam/shoot_detail.html", _shoot_context(request, shoot), status=when.status)
+        return page(
+            request, "ipam/shoot_detail.html", _shoot_context(request, shoot, when=when), status=when.status
+        )
     context = {"shoot": shoot, "then": history.shoot_at(shoot, when.at)}
     return page(request, "ipam/shoot_detail.html", {**context, **when.context()})
 
