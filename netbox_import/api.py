@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,7 +29,7 @@ from rest_framework.response import Response
 from allocations.errors import ImportConflict
 from ipam_portal.api.base import ApiViewSet, request_actor
 from ipam_portal.api.errors import error_body
-from ipam_portal.api.parsers import StrictJSONParser
+from ipam_portal.api.parsers import StrictJSONParser, read_text_body
 from ipam_portal.api.serializers import StrictSerializer
 
 from .records import Estate, estate_from_csv, estate_from_objects
@@ -45,14 +43,7 @@ class CSVTextParser(BaseParser):
     media_type = "text/csv"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise ParseError(f"the CSV export is larger than {limit} bytes")
-        try:
-            return {"csv": {"body": raw.decode("utf-8-sig")}}
-        except UnicodeDecodeError:
-            raise ParseError("the CSV export is not UTF-8 text") from None
+        return {"csv": {"body": read_text_body(stream, what="the CSV export", encoding="utf-8-sig")}}
 
 
 class NetboxImportSerializer(StrictSerializer):

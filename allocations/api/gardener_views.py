@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -24,7 +22,7 @@ from rest_framework.response import Response
 
 from ipam_portal.api.base import ApiViewSet, request_actor
 from ipam_portal.api.errors import error_body
-from ipam_portal.api.parsers import StrictJSONParser
+from ipam_portal.api.parsers import StrictJSONParser, read_text_body
 from ipam_portal.api.renderers import YAMLRenderer
 from ipam_portal.api.serializers import StrictSerializer
 
@@ -43,14 +41,7 @@ class ManifestTextParser(BaseParser):
     media_type = "application/yaml"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise ParseError(f"the manifest is larger than {limit} bytes")
-        try:
-            return {"manifest": raw.decode("utf-8")}
-        except UnicodeDecodeError:
-            raise ParseError("the manifest is not UTF-8 text") from None
+        return {"manifest": read_text_body(stream, what="the manifest")}
 
 
 class ImportBodySerializer(StrictSerializer):
