@@ -322,6 +322,10 @@ OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8)
 # Backoff before attempt n+1: uniform in [b·2^(n-1)/2, b·2^(n-1)] seconds, capped.
 OUTBOX_BACKOFF_SECONDS = env_int("OUTBOX_BACKOFF_SECONDS", 5)
 OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 300)
+# A request's dispatch (after its response) is sent by a background thread of the web process,
+# coalesced, so the server thread is free for the next request of the connection at once;
+# false: sent by the server thread itself (what the test suite does, to stay synchronous).
+OUTBOX_DISPATCH_IN_BACKGROUND = env_bool("OUTBOX_DISPATCH_IN_BACKGROUND", True)
 # Delivered rows are kept this long (failed rows until retried or deleted by an admin).
 OUTBOX_RETENTION_SECONDS = env_int("OUTBOX_RETENTION_SECONDS", 7 * 24 * 3600)
 

@@ -11,3 +11,6 @@ SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405 - no collectstatic manifest in tests
 # The emulators (moto, Neutron, the fault proxy) listen on loopback: allowed in tests only.
 PROVIDER_ENDPOINT_ALLOWED_HOSTS = ["127.0.0.0/8", "::1/128", "localhost"]
+# A request's outbox dispatch in the server thread, at the end of the request: tests see its effect
+# when the test client returns (tests/events/test_outbox.py covers the background dispatcher).
+OUTBOX_DISPATCH_IN_BACKGROUND = False

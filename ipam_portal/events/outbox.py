@@ -21,13 +21,14 @@ at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from django.conf import settings
@@ -120,6 +121,27 @@ def dispatch() -> None:
     deliver_outbox.delay()
 
 
+@contextlib.contextmanager
+def dispatch_deferred() -> Iterator[None]:
+    """Dispatches asked for in the block wait for its end and are sent there as one.
+
+    What serving a request does (without the background thread), for code that
+    commits several times, or times its writes apart from their delivery (the
+    benchmarks' service calls). Nested in a request, the request's end sends it.
+    """
+    if _request.serving:
+        yield
+        return
+    _request.serving, _request.dispatch = True, False
+    try:
+        yield
+    finally:
+        wanted = _request.dispatch
+        _request.serving, _request.dispatch = False, False
+        if wanted:
+            dispatch()
+
+
 def request_started(**kwargs: object) -> None:
     """``request_started``: dispatches of this thread wait for the end of the request."""
     _request.serving, _request.dispatch = True, False
@@ -128,17 +150,79 @@ def request_started(**kwargs: object) -> None:
 def dispatch_after_response(**kwargs: object) -> None:
     """``request_finished`` (the server sent the response and closed it): the deferred dispatch.
 
-    Its errors are logged, as for any on-commit dispatch: the committed rows stay
-    pending and the next dispatch or the periodic sweep delivers them.
+    With ``OUTBOX_DISPATCH_IN_BACKGROUND`` (the default) the process's dispatcher
+    thread sends it (:class:`Dispatcher`), so the server thread is free for the
+    next request on the connection at once; otherwise it is sent here. Its errors
+    are logged, as for any on-commit dispatch: the committed rows stay pending and
+    the next dispatch or the periodic sweep delivers them.
     """
     wanted = _request.dispatch
     _request.serving, _request.dispatch = False, False
     if not wanted:
         return
+    if getattr(settings, "OUTBOX_DISPATCH_IN_BACKGROUND", True):
+        dispatcher.wake()
+        return
+    _dispatch_logged()
+
+
+def _dispatch_logged() -> None:
     try:
         dispatch()
     except Exception:  # logged: the response is out, the rows are safe in the outbox
         logger.exception("outbox: dispatch after the response failed")
+
+
+class Dispatcher:
+    """One thread per process that sends the dispatches of finished requests, coalesced.
+
+    A keep-alive connection is served by one server thread at a time: a dispatch
+    sent in that thread (a message to the broker, or in the embedded mode the whole
+    delivery) would delay the client's next request. Here it waits for this thread
+    instead, and the requests that finish while it is busy share one more dispatch:
+    every row committed before :meth:`wake` is seen by a dispatch that starts after
+    it. The thread starts on first use (again in a forked worker) and is a daemon: a
+    dispatch lost at exit leaves its rows pending for the periodic sweep.
+    """
+
+    def __init__(self) -> None:
+        self._wanted = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.sent = 0  # dispatches sent by the thread (for tests and the curious)
+
+    def wake(self) -> None:
+        """Ask for a dispatch soon (returns at once)."""
+        with self._lock:
+            self._idle.clear()
+            self._wanted.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every dispatch asked for has been sent; False on timeout."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            try:
+                _dispatch_logged()
+                self.sent += 1
+            finally:
+                close_old_connections()  # the embedded mode delivers on this thread's connection
+                with self._lock:
+                    if not self._wanted.is_set():
+                        self._idle.set()
+
+
+dispatcher = Dispatcher()
 
 
 def backoff_seconds(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:

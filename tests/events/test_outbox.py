@@ -320,3 +320,24 @@ def test_after_a_request_without_events_a_dispatch_is_immediate_again(subscriber
     with transaction.atomic():
         publish(Rang(bell="m"))
     assert len(durable.seen) == 1
+
+
+def test_the_background_dispatcher_delivers_after_the_response_and_coalesces(subscribers, settings) -> None:
+    """OUTBOX_DISPATCH_IN_BACKGROUND (the default outside tests): the dispatcher thread delivers."""
+    settings.OUTBOX_DISPATCH_IN_BACKGROUND = True
+    durable = subscribers("t.background", Delivery.OUTBOX)
+    assert outbox.dispatcher.wait_idle(timeout=10)
+    sent = outbox.dispatcher.sent
+    for n in range(3):  # three requests, each committing one event
+        signals.request_started.send(sender=None)
+        with transaction.atomic():
+            publish(Rang(bell="n", n=n))
+        signals.request_finished.send(sender=None)  # returns at once: the thread delivers
+    assert outbox.dispatcher.wait_idle(timeout=30)
+    assert [e.event.n for e in durable.seen] == [0, 1, 2]
+    assert not OutboxMessage.objects.filter(state=OutboxMessage.State.PENDING).exists()
+    # requests that finished while the thread was busy shared a dispatch: at most one each
+    assert 1 <= outbox.dispatcher.sent - sent <= 3
+    signals.request_started.send(sender=None)
+    signals.request_finished.send(sender=None)  # a request without events asks for nothing
+    assert outbox.dispatcher.wait_idle(timeout=10) and outbox.dispatcher.sent - sent <= 3
