@@ -216,7 +216,22 @@ def deliveries_fan_out(envelope: Envelope) -> list[EventDelivery]:
     Called in the outbox row's transaction; the CloudEvent is fixed here, once.
     """
     event = envelope.event
+    # few subscriptions, read whole: JSON "contains" is not portable (SQLite has none)
+    subscribed = [
+        sub
+        for sub in EventSubscription.objects.filter(enabled=True).prefetch_related("pools").order_by("pk")
+        if event.type in sub.event_types
+    ]
+    if not subscribed:  # the common case: nobody wants this type, no facets to read, nothing to encode
+        return []
     facets = facets_of(envelope)
+    wanted = [
+        sub
+        for sub in subscribed
+        if matches(
+            facets, projects=sub.projects, providers=sub.providers, pool_ids={p.pk for p in sub.pools.all()}
+        )
+    ]
     body = encode(
         cloudevent(
             event_id=envelope.id,
@@ -226,14 +241,6 @@ def deliveries_fan_out(envelope: Envelope) -> list[EventDelivery]:
             data=event.payload(),
         )
     )
-    wanted = [
-        sub  # few subscriptions, read whole: JSON "contains" is not portable (SQLite has none)
-        for sub in EventSubscription.objects.filter(enabled=True).prefetch_related("pools").order_by("pk")
-        if event.type in sub.event_types
-        and matches(
-            facets, projects=sub.projects, providers=sub.providers, pool_ids={p.pk for p in sub.pools.all()}
-        )
-    ]
     made = EventDelivery.objects.bulk_create(
         [
             EventDelivery(
