@@ -101,18 +101,27 @@ def _rows(pool: Any, slots: range, length: int) -> Iterator[tuple[Any, ...]]:
         yield tuple(row[column] for column in LOAD_COLUMNS)
 
 
-def load_allocations(pool: Any, slots: range, *, method: str, length: int = CHILD_LENGTH) -> None:
+def load_allocations(pool: Any, slots: range, *, method: str, length: int = CHILD_LENGTH) -> int | None:
     """Insert one active /``length`` allocation per slot, bypassing the allocator (rebuild afterwards).
 
-    ``copy``: PostgreSQL COPY (the exclusion constraint still checks every row);
-    ``executemany``: one prepared INSERT for all rows (SQLite); ``bulk_create``: the
-    ORM (on SQLite limited to 49 rows per statement by its 999 parameters).
+    ``service``: ``allocations_load``, the bulk load of ``ipam_load`` and the NetBox
+    import (every row checked, the free space derived: no rebuild needed; returns the
+    free block count); ``copy``: PostgreSQL COPY (the exclusion constraint still
+    checks every row); ``executemany``: one prepared INSERT for all rows (SQLite);
+    ``bulk_create``: the ORM (on SQLite limited to 49 rows per statement by its 999
+    parameters).
     """
     from django.db import connection, transaction
 
     from allocations.models import Allocation
     from allocations.services import quota_units
 
+    if method == "service":
+        from allocations.services.bulk_load import LoadRow, allocations_load
+
+        base = int(pool.network.network_address)
+        given = (LoadRow(line=i + 1, cidr=str(slot_net(base, slot, length))) for i, slot in enumerate(slots))
+        return allocations_load(pool=pool, rows=given, actor=bench_actor(ACTOR)).free_blocks
     table = Allocation._meta.db_table
     columns = ", ".join(LOAD_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -139,6 +148,7 @@ def load_allocations(pool: Any, slots: range, *, method: str, length: int = CHIL
                     Allocation.objects.bulk_create(objects, batch_size=5000)
                     objects = []
             Allocation.objects.bulk_create(objects, batch_size=5000)
+    return None
 
 
 @dataclass
@@ -155,21 +165,25 @@ class Prepared:
 
 
 def prepare_pool(vendor: str, n: int, shape: str, label: str, loader: str = "auto") -> Prepared:
-    """Create a pool, bulk-load N /56s in ``shape``, rebuild its free space, ANALYZE."""
+    """Create a pool, bulk-load N /56s in ``shape`` (auto: ``allocations_load``, which derives the
+    free space; the raw loaders are followed by ``pool_rebuild_free_space``), ANALYZE."""
     from allocations.services import pool_rebuild_free_space
 
     pool = new_pool(label)
     if loader == "auto":
-        loader = "copy" if vendor == "postgres" else "executemany"
+        loader = "service"
     load_s = rebuild_s = 0.0
     blocks = 1
     if n:
         with step(f"{VENDOR_NAMES[vendor]}: loading {fmt_int(n)} {shape} /56s with {loader}") as timing:
-            load_allocations(pool, fragment_slots(n, shape), method=loader)
+            loaded_blocks = load_allocations(pool, fragment_slots(n, shape), method=loader)
         load_s = timing["seconds"]
-        with step(f"{VENDOR_NAMES[vendor]}: pool_rebuild_free_space over {fmt_int(n)} allocations") as timing:
-            blocks = pool_rebuild_free_space(pool=pool, actor=bench_actor(ACTOR))
-        rebuild_s = timing["seconds"]
+        if loaded_blocks is not None:  # the service derived the free space itself
+            blocks = loaded_blocks
+        else:
+            with step(f"{VENDOR_NAMES[vendor]}: pool_rebuild_free_space over {fmt_int(n)} allocations") as t:
+                blocks = pool_rebuild_free_space(pool=pool, actor=bench_actor(ACTOR))
+            rebuild_s = t["seconds"]
         if vendor == "postgres":
             analyze(TABLES)
     return Prepared(pool, n, shape, load_s, rebuild_s, blocks, loader if n else "-")

@@ -1,4 +1,5 @@
-"""CPU time of the server side of ``bench/api.py``: gunicorn's processes and PostgreSQL's backends.
+"""CPU time of the server side of ``bench/api.py``: gunicorn's processes, PostgreSQL's backends
+and, in the production mode (``--broker``), the Celery worker's processes.
 
 Read from ``/proc/<pid>/stat`` (user + system time; Linux only, no dependency), for
 gunicorn's master and every process below it, and for the PostgreSQL backends
@@ -55,10 +56,14 @@ def _backends() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def cpu_snapshot(gunicorn_pid: int) -> dict[str, dict[int, float]]:
-    """CPU seconds so far of each gunicorn process and each PostgreSQL backend of the database."""
-    snapshot: dict[str, dict[int, float]] = {"gunicorn": {}, "postgres": {}}
-    for side, pids in (("gunicorn", _descendants(gunicorn_pid)), ("postgres", _backends())):
+def cpu_snapshot(gunicorn_pid: int, celery_pid: int | None = None) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each gunicorn process, each PostgreSQL backend of the database and,
+    given its pid, each process of the Celery worker."""
+    sides = [("gunicorn", _descendants(gunicorn_pid)), ("postgres", _backends())]
+    if celery_pid is not None:
+        sides.append(("celery", _descendants(celery_pid)))
+    snapshot: dict[str, dict[int, float]] = {side: {} for side, _ in sides}
+    for side, pids in sides:
         for pid in pids:
             if (stat := _stat(pid)) is not None:
                 snapshot[side][pid] = stat[1]
@@ -68,17 +73,19 @@ def cpu_snapshot(gunicorn_pid: int) -> dict[str, dict[int, float]]:
 def cpu_split(
     before: dict[str, dict[int, float]], after: dict[str, dict[int, float]], wall_s: float
 ) -> dict[str, Any]:
-    """CPU seconds of gunicorn and PostgreSQL between two snapshots, their shares and CPUs busy."""
+    """CPU seconds of gunicorn, PostgreSQL (and the Celery worker) between two snapshots, their
+    shares and CPUs busy."""
     spent = {
         side: sum(max(0.0, t - before[side].get(pid, 0.0)) for pid, t in after[side].items())
-        for side in ("gunicorn", "postgres")
+        for side in after
     }
-    total = spent["gunicorn"] + spent["postgres"]
+    total = sum(spent.values())
+    split: dict[str, Any] = {}
+    for side, seconds in spent.items():
+        split[f"{side}_cpu_s"] = sig3(seconds)
+        split[f"{side}_share"] = sig3(seconds / total) if total else None
     return {
-        "gunicorn_cpu_s": sig3(spent["gunicorn"]),
-        "postgres_cpu_s": sig3(spent["postgres"]),
-        "gunicorn_share": sig3(spent["gunicorn"] / total) if total else None,
-        "postgres_share": sig3(spent["postgres"] / total) if total else None,
+        **split,
         "cpus_busy": sig3(total / wall_s) if wall_s > 0 else None,
         "gunicorn_processes": len(after["gunicorn"]),
         "postgres_backends": len(after["postgres"]),

@@ -43,9 +43,21 @@ class Gunicorn:
     """gunicorn serving the project on the benchmark database, in its own session."""
 
     def __init__(
-        self, workers: int, threads: int, conn_max_age: int, *, tls: tuple[str, str, str] | None = None
+        self,
+        workers: int,
+        threads: int,
+        conn_max_age: int,
+        *,
+        tls: tuple[str, str, str] | None = None,
+        broker: str = "",
     ) -> None:
-        """``tls``: (certificate, key, CA file) to serve HTTPS with, as kube-apiserver needs."""
+        """``tls``: (certificate, key, CA file) to serve HTTPS with, as kube-apiserver needs.
+
+        ``broker``: a Celery broker URL: the production mode, with one Celery worker
+        (``--pool solo``, in its own session) delivering the outbox the requests
+        fill; empty: the embedded mode (no broker, Celery eager: each web process
+        delivers in its dispatcher thread, as ``make run`` does).
+        """
         self.port = free_port()
         self.tls = tls
         self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -57,7 +69,7 @@ class Gunicorn:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback: no redirect to HTTPS
-            "CELERY_BROKER_URL": "",
+            "CELERY_BROKER_URL": broker,
             "LOG_LEVEL": "WARNING",
             "API_THROTTLE_TOKEN_RATE": "1000000/min",
             "DB_CONN_MAX_AGE": str(conn_max_age),
@@ -77,6 +89,19 @@ class Gunicorn:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.worker: subprocess.Popen[bytes] | None = None
+        if broker:
+            worker = [sys.executable, "-m", "celery", "-A", "ipam_portal", "worker", "--pool", "solo"]
+            worker += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            with self.log.open("ab") as out:
+                self.worker = subprocess.Popen(
+                    worker,
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -102,14 +127,16 @@ class Gunicorn:
             return ""
 
     def stop(self) -> None:
-        """Stop gunicorn (quick shutdown), so that the database can be dropped afterwards."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
+        """Stop gunicorn and the Celery worker (quick shutdown), so that the database can be dropped."""
+        for proc in (self.proc, self.worker):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGQUIT)
             try:
-                self.proc.wait(timeout=15)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the session we started
-                self.proc.wait(timeout=15)
+                os.killpg(proc.pid, signal.SIGKILL)  # the session we started
+                proc.wait(timeout=15)
         self.log.unlink(missing_ok=True)
 
 

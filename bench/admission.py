@@ -62,9 +62,9 @@ from bench._common import (
     print_errors,
     print_table,
     progress,
+    service_ms,
     sig3,
     step,
-    timed_ms,
 )
 from bench._http import Gunicorn, Run
 
@@ -113,7 +113,7 @@ def measure_service(count: int) -> list[float]:
             raise RuntimeError(f"the service refused svc-{i}: {decision.message}")
         return decision
 
-    times = [timed_ms(partial(call, i))[0] for i in range(WARMUP + count)]
+    times = [service_ms(partial(call, i))[0] for i in range(WARMUP + count)]
     return times[WARMUP:]
 
 

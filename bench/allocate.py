@@ -274,9 +274,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loader",
-        choices=["auto", "copy", "executemany", "bulk_create"],
+        choices=["auto", "service", "copy", "executemany", "bulk_create"],
         default="auto",
-        help="how N existing rows are inserted (auto: COPY on PostgreSQL, executemany on SQLite)",
+        help="how N existing rows are inserted (auto: service, the bulk load allocations_load; copy: "
+        "PostgreSQL COPY, executemany: one prepared INSERT, bulk_create: the ORM, each then "
+        "pool_rebuild_free_space)",
     )
     parser.add_argument("--prefill", type=int, default=10_000, help="fragmented /56s in the concurrency pool")
     args = parser.parse_args(argv)

@@ -243,6 +243,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--conn-max-age", type=int, default=60, help="DB_CONN_MAX_AGE of the server (0: connect per request)"
     )
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("BENCH_BROKER", ""),
+        help="Celery broker URL (e.g. redis://127.0.0.1:6379/15; default $BENCH_BROKER): the production "
+        "mode, one Celery worker delivers the outbox; empty: the embedded mode (web processes deliver)",
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv or [])  # for the children of several sizes
     if args.existing is not None:
@@ -274,7 +280,12 @@ def print_size(
     )
     print(
         f"gunicorn {args.workers} workers x {args.threads} threads, DB_CONN_MAX_AGE={args.conn_max_age}, "
-        f"DEBUG off; clients: separate processes with keep-alive connections"
+        f"DEBUG off; clients: separate processes with keep-alive connections; "
+        + (
+            f"production mode: broker {args.broker}, one Celery worker delivers the outbox"
+            if args.broker
+            else "embedded mode: no broker, the web processes deliver the outbox"
+        )
     )
     print()
     rows = []
@@ -332,7 +343,7 @@ def print_size(
         rows,
     )
     rows = [[op, fmt_int(v["free_blocks"]), fmt3(v["seconds"])] for op, v in data["loading"].items()]
-    print_table("Data loading: COPY + pool_rebuild_free_space", ["pool", "free blocks", "s"], rows)
+    print_table("Data loading: allocations_load (the bulk load)", ["pool", "free blocks", "s"], rows)
 
 
 def print_summary(sizes: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
@@ -350,7 +361,11 @@ def print_summary(sizes: list[dict[str, Any]], targets: list[dict[str, Any]]) ->
                 fmt3(r["throughput_vs_1"].get("shoot"), "×"),
                 r["failures"],
                 r["overlaps"],
-                f"{fmt3(cpu.get('gunicorn_share'))} / {fmt3(cpu.get('postgres_share'))}",
+                " / ".join(
+                    fmt3(cpu.get(f"{side}_share"))
+                    for side in ("gunicorn", "postgres", "celery")
+                    if f"{side}_share" in cpu
+                ),
                 fmt3(cpu.get("cpus_busy")),
             ]
         )
@@ -358,7 +373,7 @@ def print_summary(sizes: list[dict[str, Any]], targets: list[dict[str, Any]]) ->
         f"Ratios per size (issue 18, due at {fmt_int(FLAT_SIZE)}): HTTP p50 / service p50 with one client"
         f" (allocation <= {HTTP_VS_SERVICE['allocate']:g}x, shoot <= {HTTP_VS_SERVICE['shoot']:g}x);"
         f" throughput of the most clients / one client (>= {THROUGHPUT_VS_1:g}x); CPU split of the"
-        " most-clients allocation level: gunicorn / PostgreSQL share, CPUs busy",
+        " most-clients allocation level: gunicorn / PostgreSQL (/ Celery worker) share, CPUs busy",
         [
             "N existing",
             "alloc HTTP/svc",
@@ -392,7 +407,7 @@ def measure_size(args: argparse.Namespace, existing: int) -> tuple[dict[str, Any
             pool_id = data["shoots_pool"] if op == "shoot" else data["alloc_pool"]
             with step(f"{op}: {WARMUP}+{args.service_calls} service calls in-process (no HTTP)"):
                 service[op] = measure_service(op, pool_id, args.service_calls)
-        server = Gunicorn(args.workers, args.threads, args.conn_max_age)
+        server = Gunicorn(args.workers, args.threads, args.conn_max_age, broker=args.broker)
         try:
             with step(f"gunicorn: starting {args.workers} workers on {server.base}"):
                 server.wait_ready()
@@ -401,9 +416,11 @@ def measure_size(args: argparse.Namespace, existing: int) -> tuple[dict[str, Any
                 for clients in args.clients:
                     per_client = max(1, args.requests // clients)
                     with step(f"{op}: {clients} client(s) x {WARMUP}+{per_client} requests"):
-                        before = cpu_snapshot(server.proc.pid)
+                        celery = server.worker.pid if server.worker else None
+                        before = cpu_snapshot(server.proc.pid, celery)
                         result = run_level(server, data["keys"], op, pool_id, clients, per_client)
-                        cpu[(op, clients)] = cpu_split(before, cpu_snapshot(server.proc.pid), result.wall_s)
+                        after = cpu_snapshot(server.proc.pid, celery)
+                        cpu[(op, clients)] = cpu_split(before, after, result.wall_s)
                     result.existing = existing
                     runs.append(result)
         finally:
@@ -480,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
                 "workers": args.workers,
                 "threads": args.threads,
                 "conn_max_age": args.conn_max_age,
+                "broker": args.broker or None,
             },
             "warmup_per_client": WARMUP,
             "ratios": [s["ratios"] for s in sizes],
