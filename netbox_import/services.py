@@ -6,16 +6,17 @@
    pools, every row by prefix with the live allocations of its pool: what exists
    is ``unchanged`` (importing twice changes nothing). The rest is written through
    the allocation services — :func:`~allocations.services.pool_create` for pools
-   (a child pool is carved from its parent), and :func:`_load` for the rows of
-   one pool (one INSERT into a pool the import created, :func:`pool_allocate` per
-   row into an existing one) — in one unit of work: a conflict with the portal's own data
-   (an overlap, a name taken, a quota) found while writing rolls everything back.
+   (a child pool is carved from its parent), and for the rows of each pool the bulk
+   load (:func:`~allocations.services.allocations_load`, via :func:`_load`) — in
+   one unit of work: a conflict with the portal's own data (an overlap, a name
+   taken, a quota) found while writing rolls everything back.
 3. A dry run plans and matches the same way and creates the pools inside a
    transaction that is rolled back; rows of a pool created by the import are
    known not to conflict (the plan checked them against each other and nothing
    else is in a new pool), so only rows into existing pools are tried.
 
-Audited: each pool and allocation as its service records it, plus one
+Audited: each pool as its service records it, the rows of each pool as one
+``allocation.load`` event (count, time, digest of the loaded prefixes), plus one
 ``netbox.import`` event with the counts when anything was written.
 """
 
@@ -31,9 +32,7 @@ from allocations.choices import LIVE_STATES, OwnerType, PoolKind, Role
 from allocations.errors import AlreadyExists, ImportConflict, IpamError
 from allocations.models import Allocation, Pool
 from allocations.selectors import containing_keys
-from allocations.services import pool_allocate, pool_create, pool_rebuild_free_space
-from allocations.services.allocate import check_given, new_allocation
-from allocations.services.staged import allocations_insert
+from allocations.services import LoadRefused, LoadRow, allocations_load, pool_create
 from allocations.services.units import unit_of_work
 from audit.services import Actor, audit_record
 
@@ -41,7 +40,6 @@ from . import plan as planning
 from .records import Estate
 
 _MATCH_CHUNK = 500
-_INSERT_CHUNK = 5000
 
 
 @dataclass
@@ -206,7 +204,7 @@ def _write(report: NetboxReport, actor: Actor, *, dry_run: bool) -> None:
             _match_rows(result)
         if result.rows_new and not (dry_run and fresh):
             assert result.pool is not None
-            _load(result.pool, result.rows_new, actor, fresh=fresh)
+            _load(result.pool, result.rows_new, actor)
 
 
 def _live_pool(planned: planning.PlannedPool) -> Pool | None:
@@ -279,48 +277,34 @@ def _match_rows(result: PoolResult) -> None:
     result.rows_unchanged = len(rows) - len(result.rows_new)
 
 
-def _load(pool: Pool, rows: Sequence[planning.Row], actor: Actor, *, fresh: bool) -> None:
+def _load(pool: Pool, rows: Sequence[planning.Row], actor: Actor) -> None:
     """Write the rows of one pool: the one place the import writes allocations.
 
-    Into a pool this import created (``fresh``) the rows are known to be disjoint
-    from each other and from the child pools carved from it (the plan checked them
-    together) and nothing else can be in it: each is checked by the allocator's
-    rules for a given prefix (:func:`check_given`) and charged to its project
-    (:func:`new_allocation`), all are written with one INSERT, audited and
-    published (:func:`allocations_insert`), and the pool's free space is derived
-    once (:func:`pool_rebuild_free_space`). On PostgreSQL the exclusion constraint
-    still refuses any overlap, which rolls the whole import back. Into an existing
-    pool each row goes through :func:`pool_allocate` (its free space, its overlap
-    errors naming the allocation in the way).
+    Through the bulk load (:func:`allocations_load`, the path of ``ipam_load``): every
+    row is checked by the allocator's rules for a given prefix, the rows against each
+    other and against the pool's live allocations (its child pools, and in a pool
+    the portal held already its own allocations) in one sorted sweep; they are
+    written with one ``INSERT … SELECT`` (on PostgreSQL the exclusion constraint
+    still refuses any overlap), charged to their projects, the free space is
+    derived once, and the pool gets one ``allocation.load`` audit event with the
+    digest of what was loaded. A refusal names the NetBox prefixes and rolls the
+    whole import back.
     """
-    ordered = sorted(rows, key=lambda r: int(r.net.network_address))
-    if fresh:
-        staged = []
-        for row in ordered:
-            check_given(pool, row.net)
-            allocation = new_allocation(
-                pool=pool,
-                net=row.net,
-                actor=actor,
-                owner_type=row.owner_type,
-                role=Role.SUBNET,
-                project=row.source.tenant,
-                label=row.label,
+
+    def given() -> Iterator[LoadRow]:
+        for line, row in enumerate(rows, 1):
+            yield LoadRow(
+                line=line,
+                cidr=str(row.net),
                 description=row.description,
+                label=row.label,
+                project=row.source.tenant,
+                role=Role.SUBNET,
+                owner_type=row.owner_type,
             )
-            staged.append(allocation)
-        for i in range(0, len(staged), _INSERT_CHUNK):
-            allocations_insert(allocations=staged[i : i + _INSERT_CHUNK], actor=actor)
-        pool_rebuild_free_space(pool=pool, actor=actor)
-        return
-    for row in ordered:
-        pool_allocate(
-            pool=pool,
-            actor=actor,
-            cidr=str(row.net),
-            owner_type=row.owner_type,
-            role=Role.SUBNET,
-            project=row.source.tenant,
-            label=row.label,
-            description=row.description,
-        )
+
+    try:
+        allocations_load(pool=pool, rows=given(), actor=actor)
+    except LoadRefused as refused:
+        named = [f"{rows[p.line - 1].source.text()}: {p.message}" for p in refused.problems]
+        raise ImportConflict(f"into pool {pool.name}: " + "; ".join(named), field="prefixes") from None

@@ -130,7 +130,7 @@ def allocations_load(
     ``rows``: any iterable of :class:`LoadRow` (a generator is read once, never
     held: memory is O(:data:`CHUNK`)). Refusals — per row (bad prefix, wrong
     family, outside the pool, length not allowed, unknown role/owner_type/state,
-    a quarantined or held row without ``expires_at``), overlaps inside the load
+    a quarantined row without ``expires_at``), overlaps inside the load
     (both lines named) or with a live allocation of the pool, project quota —
     are collected (at most ``max_problems``) and raised together as
     :class:`LoadRefused`; nothing is written. ``dry_run``: every check, then
@@ -216,10 +216,11 @@ def _checked(pool: Pool, row: LoadRow, now: dt.datetime) -> tuple[Any, ...]:
         raise IpamError(f"a load gives owner_type {' or '.join(LOAD_OWNER_TYPES)} only", field="owner_type")
     if row.state not in LIVE_STATES:
         raise IpamError(f"{row.state!r} is not one of: {', '.join(LIVE_STATES)}", field="state")
-    if row.expires_at is None and (
-        row.state == AllocationState.QUARANTINED or row.owner_type == OwnerType.RESERVATION
-    ):
-        raise IpamError("a quarantined or reserved (held) allocation needs expires_at", field="expires_at")
+    # a reservation may lapse (expires_at: a hold) or not, as pool_allocate allows; a quarantine ends
+    if row.expires_at is None and row.state == AllocationState.QUARANTINED:
+        raise IpamError(
+            "a quarantined allocation needs expires_at (when its quarantine ends)", field="expires_at"
+        )
     for field, longest in (("project", 63), ("label", 100)):
         if len(getattr(row, field)) > longest:
             raise IpamError(f"at most {longest} characters", field=field)

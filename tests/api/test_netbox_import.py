@@ -8,6 +8,7 @@ holding /64s, tenants, reservations, tags, IPv4 and IPv6.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from io import StringIO
@@ -134,8 +135,18 @@ def test_the_rest_api_is_read_page_by_page_with_the_token_and_imported(actor, mo
         assert pool_free_space_problems(pool=pool) == []
     summary = AuditEvent.objects.get(action="netbox.import")
     assert summary.after["pools_create"] == 6 and summary.after["allocations_create"] == 7
-    assert AuditEvent.objects.filter(action="allocation.allocate").count() == 7 + 4  # rows + carved pools
-    assert OutboxMessage.objects.count() > 0
+    assert AuditEvent.objects.filter(action="allocation.allocate").count() == 4  # the carved pools
+    # the rows go through the bulk load: one event per pool with the count and the digest of its rows
+    loads = AuditEvent.objects.filter(action="allocation.load")
+    assert sum(event.after["count"] for event in loads) == 7
+    for event in loads:
+        loaded = Allocation.objects.filter(pool_id=event.object_id, label__startswith="netbox:prefix:")
+        cidrs = sorted(loaded, key=lambda a: (a.family, a.first))
+        assert (
+            event.after["digest"]
+            == hashlib.sha256("".join(f"{a.cidr}\n" for a in cidrs).encode()).hexdigest()
+        )
+    assert OutboxMessage.objects.filter(event_type="allocation.loaded").count() == loads.count()
 
 
 @pytest.mark.django_db
@@ -266,6 +277,23 @@ def test_a_conflict_with_the_portal_found_while_writing_leaves_nothing(actor, ma
         netbox_import(estate=estate_from_objects(**estate_data()), actor=actor)
     assert counts() == before  # pools, allocations, free blocks, audit events, outbox: as they were
     assert not refused.value.report.written  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_rows_overlapping_an_allocation_of_an_existing_pool_name_both_and_leave_nothing(
+    actor, make_pool
+) -> None:
+    ours = make_pool(name="ours-v4", cidr="10.0.0.0/8")  # NetBox's aggregate 2: matched, not created
+    pool_allocate(pool=ours, actor=actor, cidr="10.2.0.0/25")  # inside NetBox's prefix 23
+    before = counts()
+    dry = netbox_import(estate=estate_from_objects(**estate_data()), actor=actor, dry_run=True)
+    assert counts() == before and not dry.ok
+    [conflict] = dry.conflicts
+    assert "prefix 23 10.2.0.0/24 in VRF lab" in conflict.message and "10.2.0.0/25" in conflict.message
+    with pytest.raises(ImportConflict) as refused:
+        netbox_import(estate=estate_from_objects(**estate_data()), actor=actor)
+    assert "10.2.0.0/25" in str(refused.value)
+    assert counts() == before  # the IPv6 pools and rows written before it were rolled back too
 
 
 @pytest.mark.django_db
