@@ -172,6 +172,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--per-client", type=int, default=25, help="requests per concurrent client")
     parser.add_argument("--netbox", help="a NetBox 4.x base URL to measure side by side")
     parser.add_argument("--netbox-token", default=os.environ.get("NETBOX_TOKEN", ""), help="its API token")
+    parser.add_argument(
+        "--broker",
+        default=os.environ.get("BENCH_BROKER", ""),
+        help="Celery broker URL for our server (production mode, one Celery worker; default $BENCH_BROKER); "
+        "empty: the embedded mode",
+    )
     args = parser.parse_args(argv)
     args.sizes = args.sizes or ([0, 1000] if args.quick else [0, 1000, 10_000])
     if args.netbox and not args.netbox.startswith(("http://", "https://")):
@@ -222,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
             pools[n] = prepare_pool("postgres", n, "fragmented", f"nb-{n}").pool
         admin = get_user_model().objects.create_superuser("bench-admin", "", "x" * 24)
         keys = [token_create(user=admin, name=f"bench-{i}", actor=actor)[1] for i in range(args.clients)]
-        server = Gunicorn(server_opts.workers, server_opts.threads, server_opts.conn_max_age)
+        server = Gunicorn(
+            server_opts.workers, server_opts.threads, server_opts.conn_max_age, broker=args.broker
+        )
         try:
             with step(f"gunicorn: starting {server_opts.workers} workers on {server.base}"):
                 server.wait_ready()
