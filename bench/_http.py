@@ -80,8 +80,18 @@ class Gunicorn:
         command += ["-w", str(workers), "--threads", str(threads), "--timeout", "120"]
         if tls:
             command += ["--certfile", tls[0], "--keyfile", tls[1]]
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
+        self.log.write_bytes(b"")
+        self.proc = self._spawn(command, env)
+        self.worker: subprocess.Popen[bytes] | None = None
+        if broker:
+            worker = [sys.executable, "-m", "celery", "-A", "ipam_portal", "worker", "--pool", "solo"]
+            worker += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            self.worker = self._spawn(worker, env)
+
+    def _spawn(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """``command`` in its own session, its output appended to the log."""
+        with self.log.open("ab") as out:
+            return subprocess.Popen(
                 command,
                 cwd=PROJECT_ROOT,
                 env=env,
@@ -89,25 +99,16 @@ class Gunicorn:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.worker: subprocess.Popen[bytes] | None = None
-        if broker:
-            worker = [sys.executable, "-m", "celery", "-A", "ipam_portal", "worker", "--pool", "solo"]
-            worker += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-            with self.log.open("ab") as out:
-                self.worker = subprocess.Popen(
-                    worker,
-                    cwd=PROJECT_ROOT,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.worker is not None and self.worker.poll() is not None:
+                raise RuntimeError(
+                    f"the Celery worker exited with {self.worker.returncode}:\n{self.log_tail()}"
+                )
             context = ssl.create_default_context(cafile=self.tls[2]) if self.tls else None
             try:
                 with urllib.request.urlopen(  # noqa: S310 - our own server on loopback
