@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import Actor, audit_record
+from audit.services import Actor, audit_batch, audit_record
 from ipam_portal.events import publish
 
 from .. import events, freespace, prefixes
@@ -167,14 +167,17 @@ def pool_allocate(
                 hold_until=hold_until,
             )
             allocation.save()
-            audit_record(
-                actor=actor,
-                action="allocation.hold" if hold_until else "allocation.allocate",
-                obj=allocation,
-                after=allocation.snapshot(),
-                project=project,
-            )
-            publish(events.AllocationAllocated.of(allocation, held=hold_until is not None), actor=actor)
+            # The audit event is written last, after the outbox row: the audit chain is one writer
+            # at a time from its head's read to COMMIT, so no other statement runs inside that lock.
+            with audit_batch():
+                audit_record(
+                    actor=actor,
+                    action="allocation.hold" if hold_until else "allocation.allocate",
+                    obj=allocation,
+                    after=allocation.snapshot(),
+                    project=project,
+                )
+                publish(events.AllocationAllocated.of(allocation, held=hold_until is not None), actor=actor)
     except IntegrityError:
         if net is None:
             raise
@@ -347,16 +350,17 @@ def allocation_release(
             allocation_transition(allocation, transition)
             allocation.expires_at = now + dt.timedelta(seconds=seconds)
             allocation.save(update_fields=["state", "expires_at", "released_at", "released_by"])
-        audit_record(
-            actor=actor,
-            action=f"allocation.{transition}",
-            obj=allocation,
-            before=before,
-            after=allocation.snapshot(),
-            project=allocation.project,
-        )
         until = None if at_once or allocation.expires_at is None else allocation.expires_at.isoformat()
-        publish(events.AllocationReleased.of(allocation, how=str(transition), until=until), actor=actor)
+        with audit_batch():  # the event goes last, after the outbox row (as in pool_allocate)
+            audit_record(
+                actor=actor,
+                action=f"allocation.{transition}",
+                obj=allocation,
+                before=before,
+                after=allocation.snapshot(),
+                project=allocation.project,
+            )
+            publish(events.AllocationReleased.of(allocation, how=str(transition), until=until), actor=actor)
     return allocation
 
 

@@ -125,13 +125,16 @@ def test_pool_allocation_reads_the_pool_without_a_join(c: dict[str, APIClient]) 
     selects = [q for q in sql if q.lstrip().upper().startswith("SELECT")]
     assert tables(sql, "SELECT")[:2] == ["accounts_apitoken", "allocations_pool"]
     assert " JOIN " not in selects[1]
-    # the claim of a free block (and the rest of it, if it was split), the allocation, its audit
-    # event, and the outbox row of the durable subscriber (outbound events)
+    # the claim of a free block (and the rest of it, if it was split), the allocation, the outbox
+    # row of the durable subscriber (outbound events), and last its audit event: the audit chain's
+    # lock, taken by reading its head, is held to COMMIT, and nothing else runs inside it
     assert tables(sql, "INSERT")[-3:] == [
         "allocations_allocation",
-        "audit_auditevent",
         "events_outboxmessage",
+        "audit_auditevent",
     ]
+    head = next(i for i, q in enumerate(sql) if "audit_chain_head" in q or "FROM audit_auditevent" in q)
+    assert [q.split()[0] for q in sql[head + 1 :]] == ["INSERT"]  # the audit event, then COMMIT
     assert len(sql) <= 7, "\n".join(sql)
     assert response.json() == drf.ModelSerializer.to_representation(
         s.AllocationSerializer(), Allocation.objects.get(pk=response.json()["id"])
