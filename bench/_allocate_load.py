@@ -1,9 +1,10 @@
 """Pools and data of ``bench/allocate.py``: /56 slot arithmetic, fresh /32 pools, bulk loaders.
 
 A pool is a fresh root /32 in the RFC 9637 documentation range; its N existing /56s
-are inserted directly (bypassing the allocator: PostgreSQL ``COPY``, one prepared
-``INSERT`` or ``bulk_create``), then ``pool_rebuild_free_space()`` derives the free
-blocks and PostgreSQL gets ``ANALYZE``. Also used by ``bench/ui.py``.
+are loaded with ``allocations_load`` (the bulk load, which derives the free blocks),
+or inserted raw (PostgreSQL ``COPY``, one prepared ``INSERT`` or ``bulk_create``) and
+then ``pool_rebuild_free_space()``; PostgreSQL gets ``ANALYZE``. Also used by
+``bench/ui.py``, ``bench/netbox.py`` and ``bench/api.py``.
 
 Django models and services are imported inside the functions: the script sets up
 Django (:func:`bench._common.bench_database`) before calling any of them.
@@ -102,7 +103,8 @@ def _rows(pool: Any, slots: range, length: int) -> Iterator[tuple[Any, ...]]:
 
 
 def load_allocations(pool: Any, slots: range, *, method: str, length: int = CHILD_LENGTH) -> int | None:
-    """Insert one active /``length`` allocation per slot, bypassing the allocator (rebuild afterwards).
+    """One active /``length`` allocation per slot, loaded by ``method``; the free block count, or
+    None when the caller must rebuild the free space (the raw loaders bypass the allocator).
 
     ``service``: ``allocations_load``, the bulk load of ``ipam_load`` and the NetBox
     import (every row checked, the free space derived: no rebuild needed; returns the

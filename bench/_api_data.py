@@ -1,8 +1,9 @@
 """Data of ``bench/api.py``: pools, seed, N existing /64s, API tokens, and the in-process baseline.
 
 Both measured pools (the OpenStack shoots pool and a plain pool) hold N fragmented
-/64s (every other one), bulk-loaded with ``allocations_load``. :func:`measure_service` times the same operations the
-HTTP clients send, as plain service calls in the benchmark process.
+/64s (every other one), bulk-loaded with ``allocations_load``. :func:`measure_service`
+times the same operations the HTTP clients send, as plain service calls in the
+benchmark process.
 
 Django models and services are imported inside the functions: the script sets up
 Django (:func:`bench._common.bench_database`) before calling any of them.

@@ -132,19 +132,24 @@ def dispatch_deferred() -> Iterator[None]:
     if _request.serving:
         yield
         return
-    _request.serving, _request.dispatch = True, False
+    request_started()
     try:
         yield
     finally:
-        wanted = _request.dispatch
-        _request.serving, _request.dispatch = False, False
-        if wanted:
+        if _deferral_ended():
             dispatch()
 
 
 def request_started(**kwargs: object) -> None:
     """``request_started``: dispatches of this thread wait for the end of the request."""
     _request.serving, _request.dispatch = True, False
+
+
+def _deferral_ended() -> bool:
+    """End this thread's deferral; whether a dispatch was asked for during it."""
+    wanted = _request.dispatch
+    _request.serving, _request.dispatch = False, False
+    return wanted
 
 
 def dispatch_after_response(**kwargs: object) -> None:
@@ -156,9 +161,7 @@ def dispatch_after_response(**kwargs: object) -> None:
     are logged, as for any on-commit dispatch: the committed rows stay pending and
     the next dispatch or the periodic sweep delivers them.
     """
-    wanted = _request.dispatch
-    _request.serving, _request.dispatch = False, False
-    if not wanted:
+    if not _deferral_ended():
         return
     if getattr(settings, "OUTBOX_DISPATCH_IN_BACKGROUND", True):
         dispatcher.wake()
@@ -170,7 +173,7 @@ def _dispatch_logged() -> None:
     try:
         dispatch()
     except Exception:  # logged: the response is out, the rows are safe in the outbox
-        logger.exception("outbox: dispatch after the response failed")
+        logger.exception("outbox: the dispatch after a response failed")
 
 
 class Dispatcher:
@@ -191,7 +194,7 @@ class Dispatcher:
         self._idle.set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.sent = 0  # dispatches sent by the thread (for tests and the curious)
+        self.sent = 0  # dispatches the thread made (a failed one is logged and counted too)
 
     def wake(self) -> None:
         """Ask for a dispatch soon (returns at once)."""

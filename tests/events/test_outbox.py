@@ -341,3 +341,22 @@ def test_the_background_dispatcher_delivers_after_the_response_and_coalesces(sub
     signals.request_started.send(sender=None)
     signals.request_finished.send(sender=None)  # a request without events asks for nothing
     assert outbox.dispatcher.wait_idle(timeout=10) and outbox.dispatcher.sent - sent <= 3
+
+
+def test_dispatch_deferred_delivers_at_the_end_of_its_block_and_nested_at_the_requests(subscribers) -> None:
+    durable = subscribers("t.deferred", Delivery.OUTBOX)
+    with outbox.dispatch_deferred():
+        for n in range(2):
+            with transaction.atomic():
+                publish(Rang(bell="o", n=n))
+        assert durable.seen == []  # committed, waiting for the end of the block
+    assert [e.event.n for e in durable.seen] == [0, 1]
+    signals.request_started.send(sender=None)
+    try:
+        with outbox.dispatch_deferred():
+            with transaction.atomic():
+                publish(Rang(bell="o", n=2))
+        assert len(durable.seen) == 2  # inside a request the block leaves it to the request's end
+    finally:
+        signals.request_finished.send(sender=None)
+    assert [e.event.n for e in durable.seen] == [0, 1, 2]
