@@ -117,7 +117,9 @@ def test_two_workers_with_beat_run_each_periodic_task_once_per_period(tmp_path: 
     assert expected - 2 <= both_until - both_from <= expected + 1, (both_until - both_from, expected)
     assert claimed - 1 <= executed <= claimed, (executed, claimed)
     sent = [len(re.findall("Sending due task reclaim-expired-prefixes", w.log.read_text())) for w in workers]
-    assert sum(sent) == claimed  # the scheduler that lost a claim sent nothing
+    # the scheduler that lost a claim sent nothing; the winner logs its send after committing the
+    # claim, so a worker stopped in between leaves the last claim without its line
+    assert claimed - 1 <= sum(sent) <= claimed, (sent, claimed)
 
 
 @pytest.mark.slow
