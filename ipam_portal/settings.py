@@ -326,6 +326,11 @@ OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 300)
 # coalesced, so the server thread is free for the next request of the connection at once;
 # false: sent by the server thread itself (what the test suite does, to stay synchronous).
 OUTBOX_DISPATCH_IN_BACKGROUND = env_bool("OUTBOX_DISPATCH_IN_BACKGROUND", True)
+# That thread sends at most one dispatch per this many milliseconds (the first after a quiet
+# spell at once): the requests finishing meanwhile share it, their rows delivered in one pass.
+OUTBOX_DISPATCH_INTERVAL_MS = env_int("OUTBOX_DISPATCH_INTERVAL_MS", 50)
+# Rows a delivery pass hands to their subscribers in one transaction (one claim, one UPDATE).
+OUTBOX_DELIVERY_BATCH = env_int("OUTBOX_DELIVERY_BATCH", 50)
 # Delivered rows are kept this long (failed rows until retried or deleted by an admin).
 OUTBOX_RETENTION_SECONDS = env_int("OUTBOX_RETENTION_SECONDS", 7 * 24 * 3600)
 

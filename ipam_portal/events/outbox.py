@@ -27,13 +27,14 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 
 from ipam_portal.batching import WriteBatch
@@ -44,7 +45,7 @@ from .models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
-_BATCH = 200
+_PASS = 200  # rows one deliver() pass handles at most
 
 
 def _setting(name: str, default: int) -> int:
@@ -184,7 +185,9 @@ class Dispatcher:
     delivery) would delay the client's next request. Here it waits for this thread
     instead, and the requests that finish while it is busy share one more dispatch:
     every row committed before :meth:`wake` is seen by a dispatch that starts after
-    it. The thread starts on first use (again in a forked worker) and is a daemon: a
+    it. Dispatches are at least ``OUTBOX_DISPATCH_INTERVAL_MS`` apart (the first after
+    a quiet spell goes at once): under load one dispatch, and one delivery pass, serves
+    the requests of that interval instead of each its own. The thread starts on first use (again in a forked worker) and is a daemon: a
     dispatch lost at exit leaves its rows pending for the periodic sweep.
     """
 
@@ -212,9 +215,16 @@ class Dispatcher:
     def _run(self) -> None:
         from django.db import close_old_connections
 
+        last = -float("inf")
         while True:
             self._wanted.wait()
+            # at most one dispatch per OUTBOX_DISPATCH_INTERVAL_MS: the requests that finish
+            # meanwhile share it, and a worker delivers their rows in one pass
+            pause = _setting("OUTBOX_DISPATCH_INTERVAL_MS", 50) / 1000 - (time.monotonic() - last)
+            if pause > 0:
+                time.sleep(pause)
             self._wanted.clear()
+            last = time.monotonic()
             try:
                 _dispatch_logged()
                 self.sent += 1
@@ -262,10 +272,24 @@ class DeliveryResult:
         return dataclasses.asdict(self)
 
 
-def _earlier_pending(row: OutboxMessage) -> bool:
-    return OutboxMessage.objects.filter(
-        subscriber=row.subscriber, subject=row.subject, state=OutboxMessage.State.PENDING, pk__lt=row.pk
-    ).exists()
+def _blocked_pairs(rows: list[OutboxMessage]) -> dict[tuple[str, str], int]:
+    """(subscriber, subject) → the first pk of a pending row of that pair outside ``rows``.
+
+    A row waits while an earlier row of its subscriber and subject is pending: one not due
+    yet (backing off), one another worker holds right now, or one this pass left pending.
+    """
+    found = (
+        OutboxMessage.objects.filter(
+            state=OutboxMessage.State.PENDING,
+            subject__in={row.subject for row in rows},
+            pk__lt=rows[-1].pk,
+        )
+        .exclude(pk__in=[row.pk for row in rows])
+        .values("subscriber", "subject")
+        .annotate(first=Min("pk"))
+        .order_by()
+    )
+    return {(f["subscriber"], f["subject"]): f["first"] for f in found}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -273,51 +297,80 @@ def _error_text(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
-def _deliver_one(row_id: int, now: dt.datetime, result: DeliveryResult) -> None:
-    with transaction.atomic():
-        row = (
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(pk=row_id, state=OutboxMessage.State.PENDING, next_attempt_at__lte=now)
-            .first()
-        )
-        if row is None:
-            return  # delivered meanwhile, or taken by another worker right now
-        if _earlier_pending(row):
-            result.waiting += 1
-            return
-        row.attempts += 1
-        sub = registry.subscriptions.get(row.subscriber)
-        try:
-            if sub is None:
-                raise LookupError(f"no subscriber named {row.subscriber!r} is registered")
-            envelope = envelope_of(row)
-            with transaction.atomic():  # a savepoint: a failing handler's writes go, the row's stay
-                sub.handler(envelope)
-        except Exception as exc:  # any subscriber error is recorded on its row, never raised
-            row.last_error = _error_text(exc)
-            if row.attempts >= _setting("OUTBOX_MAX_ATTEMPTS", 8) or sub is None:
-                row.state = OutboxMessage.State.FAILED
-                result.failed += 1
-                logger.error(
-                    "outbox: %s gave up on %s after %d attempts",
-                    row.subscriber,
-                    row,
-                    row.attempts,
-                    exc_info=True,
-                )
-            else:
-                row.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(row.attempts))
-                result.retried += 1
-                logger.warning(
-                    "outbox: %s failed on %s (attempt %d)", row.subscriber, row, row.attempts, exc_info=True
-                )
+def _attempt(row: OutboxMessage, now: dt.datetime, result: DeliveryResult) -> None:
+    """Hand ``row`` to its subscriber in a savepoint; set its fields to the outcome (not saved)."""
+    row.attempts += 1
+    sub = registry.subscriptions.get(row.subscriber)
+    try:
+        if sub is None:
+            raise LookupError(f"no subscriber named {row.subscriber!r} is registered")
+        envelope = envelope_of(row)
+        with transaction.atomic():  # a savepoint: a failing handler's writes go, the row's stay
+            sub.handler(envelope)
+    except Exception as exc:  # any subscriber error is recorded on its row, never raised
+        row.last_error = _error_text(exc)
+        if row.attempts >= _setting("OUTBOX_MAX_ATTEMPTS", 8) or sub is None:
+            row.state = OutboxMessage.State.FAILED
+            result.failed += 1
+            logger.error(
+                "outbox: %s gave up on %s after %d attempts", row.subscriber, row, row.attempts, exc_info=True
+            )
         else:
-            row.state = OutboxMessage.State.DELIVERED
-            row.delivered_at = timezone.now()
-            row.last_error = ""
-            result.delivered += 1
-        row.save(update_fields=["attempts", "state", "next_attempt_at", "last_error", "delivered_at"])
-    _count(row)
+            row.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(row.attempts))
+            result.retried += 1
+            logger.warning(
+                "outbox: %s failed on %s (attempt %d)", row.subscriber, row, row.attempts, exc_info=True
+            )
+    else:
+        row.state = OutboxMessage.State.DELIVERED
+        row.delivered_at = timezone.now()
+        row.last_error = ""
+        result.delivered += 1
+
+
+def _deliver_batch(after: int, take: int, now: dt.datetime, result: DeliveryResult) -> int | None:
+    """Claim up to ``take`` due rows above pk ``after`` and deliver them in one transaction.
+
+    Rows another worker holds are skipped (``SKIP LOCKED``). Each handler runs in its own
+    savepoint, so one failing undoes only its own writes; the delivered rows are marked in
+    one UPDATE at the end, the others one by one (retries and failures are rare). Returns
+    the last claimed pk, or None if nothing was due.
+    """
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(state=OutboxMessage.State.PENDING, next_attempt_at__lte=now, pk__gt=after)
+            .order_by("pk")[:take]
+        )
+        if not rows:
+            return None
+        blocked = _blocked_pairs(rows)
+        held: set[tuple[str, str]] = set()  # pairs whose earlier row in this batch stays pending
+        attempted = []
+        for row in rows:
+            pair = (row.subscriber, row.subject)
+            if pair in held or blocked.get(pair, row.pk) < row.pk:
+                result.waiting += 1
+                held.add(pair)
+                continue
+            _attempt(row, now, result)
+            attempted.append(row)
+            if row.state != OutboxMessage.State.DELIVERED:
+                held.add(pair)
+        delivered = [row for row in attempted if row.state == OutboxMessage.State.DELIVERED]
+        if delivered:
+            OutboxMessage.objects.filter(pk__in=[row.pk for row in delivered]).update(
+                state=OutboxMessage.State.DELIVERED,
+                attempts=F("attempts") + 1,
+                delivered_at=timezone.now(),
+                last_error="",
+            )
+        for row in attempted:
+            if row.state != OutboxMessage.State.DELIVERED:
+                row.save(update_fields=["attempts", "state", "next_attempt_at", "last_error"])
+    for row in attempted:
+        _count(row)
+    return rows[-1].pk
 
 
 def _count(row: OutboxMessage) -> None:
@@ -327,13 +380,19 @@ def _count(row: OutboxMessage) -> None:
 
 
 def deliver(*, limit: int | None = None, now: dt.datetime | None = None) -> DeliveryResult:
-    """Deliver every due pending row, oldest first (each row in its own transaction)."""
+    """Deliver the due pending rows, oldest first: at most ``limit`` (default 200) in this pass,
+    ``OUTBOX_DELIVERY_BATCH`` per transaction (:func:`_deliver_batch`)."""
     now = now or timezone.now()
     result = DeliveryResult()
-    due = OutboxMessage.objects.filter(state=OutboxMessage.State.PENDING, next_attempt_at__lte=now)
-    ids = list(due.order_by("pk").values_list("pk", flat=True)[: limit or _BATCH])
-    for row_id in ids:
-        _deliver_one(row_id, now, result)
+    budget = limit or _PASS
+    size = max(1, _setting("OUTBOX_DELIVERY_BATCH", 50))
+    after = 0
+    while budget > 0:
+        last = _deliver_batch(after, min(size, budget), now, result)
+        if last is None:
+            break
+        budget -= min(size, budget)
+        after = last
     return result
 
 

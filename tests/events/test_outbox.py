@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import ClassVar
 
@@ -293,6 +295,143 @@ def test_outside_a_transaction_a_batch_writes_at_once(subscribers) -> None:
         assert OutboxMessage.objects.count() == 1
 
 
+# --- a pass delivers in batches: one claim and one UPDATE per batch -------------------
+
+
+def _pending_in_a_request(events: list[Rang]) -> list[Envelope]:
+    """Publish ``events`` (one transaction each) inside a request that has not finished: pending rows."""
+    envelopes = []
+    for event in events:
+        with transaction.atomic():
+            envelopes.append(publish(event))
+    return envelopes
+
+
+def _statements_on_outbox(ctx: CaptureQueriesContext, verb: str) -> int:
+    return sum(
+        1
+        for q in ctx.captured_queries
+        if q["sql"].lstrip().upper().startswith(verb) and "events_outboxmessage" in q["sql"]
+    )
+
+
+def test_a_pass_claims_and_marks_a_batch_at_a_time_and_keeps_each_subjects_order(
+    subscribers, settings
+) -> None:
+    settings.OUTBOX_DELIVERY_BATCH = 10
+    failing = {4}  # the event n=4 fails once: its writes roll back, later events of its bell wait
+
+    def fail_some(envelope: Envelope) -> None:
+        seen.append(envelope.event.n)
+        with connection.cursor() as cur:
+            cur.execute("INSERT INTO test_outbox_batch (n) VALUES (%s)", [envelope.event.n])
+        if envelope.event.n in failing:
+            failing.discard(envelope.event.n)
+            raise RuntimeError("receiver down")
+
+    seen: list[int] = []
+    with connection.cursor() as cur:
+        cur.execute("CREATE TABLE test_outbox_batch (n integer PRIMARY KEY)")
+    subscribe(Rang, name="t.batched", delivery=Delivery.OUTBOX)(fail_some)
+    signals.request_started.send(sender=None)
+    try:
+        # 25 events on 5 bells: bell k gets n = k, k+5, k+10, ...
+        _pending_in_a_request([Rang(bell=f"b{n % 5}", n=n) for n in range(25)])
+        with CaptureQueriesContext(connection) as ctx:
+            result = outbox.deliver()
+        # bell b4 stops at its failed first event (n=4): n=9, 14, 19, 24 wait behind it
+        assert result.as_dict() == {"delivered": 20, "retried": 1, "failed": 0, "waiting": 4}
+        assert seen == [n for n in range(25) if n % 5 != 4 or n == 4]
+        # three batches of up to 10 (and an empty claim that ends the pass): one claim, one look
+        # for earlier pending rows of the same subjects and one UPDATE of the delivered rows each,
+        # plus the UPDATE of the one retried row
+        assert _statements_on_outbox(ctx, "SELECT") == 3 * 2 + 1
+        assert _statements_on_outbox(ctx, "UPDATE") == 3 + 1
+        with connection.cursor() as cur:
+            cur.execute("SELECT n FROM test_outbox_batch ORDER BY n")
+            stored = [n for (n,) in cur.fetchall()]
+        assert stored == sorted(n for n in range(25) if n % 5 != 4)  # the failed handler's write is gone
+        delivered = OutboxMessage.objects.filter(state=OutboxMessage.State.DELIVERED)
+        assert set(delivered.values_list("attempts", flat=True)) == {1}
+        assert not delivered.filter(delivered_at=None).exists()
+        result = outbox.deliver(now=timezone.now() + dt.timedelta(hours=1))
+        assert result.as_dict() == {"delivered": 5, "retried": 0, "failed": 0, "waiting": 0}
+        assert seen[-5:] == [4, 9, 14, 19, 24]  # b4 in its order once its first event went through
+        assert OutboxMessage.objects.get(payload__n=4).attempts == 2
+    finally:
+        signals.request_finished.send(sender=None)
+        unsubscribe("t.batched")
+        with connection.cursor() as cur:
+            cur.execute("DROP TABLE test_outbox_batch")
+
+
+def test_a_pass_handles_at_most_its_limit(subscribers, settings) -> None:
+    settings.OUTBOX_DELIVERY_BATCH = 4
+    durable = subscribers("t.limited", Delivery.OUTBOX)
+    signals.request_started.send(sender=None)
+    try:
+        _pending_in_a_request([Rang(bell="lim", n=n) for n in range(10)])
+        assert outbox.deliver(limit=6).delivered == 6
+        assert outbox.deliver().delivered == 4
+        assert [e.event.n for e in durable.seen] == list(range(10))
+    finally:
+        signals.request_finished.send(sender=None)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (SKIP LOCKED): PostgreSQL")
+def test_a_row_another_worker_holds_is_skipped_and_holds_back_its_subject_only(subscribers) -> None:
+    durable = subscribers("t.held", Delivery.OUTBOX)
+    signals.request_started.send(sender=None)
+    try:
+        first, _, _ = _pending_in_a_request([Rang(bell="h", n=1), Rang(bell="h", n=2), Rang(bell="i", n=3)])
+        row = OutboxMessage.objects.get(event_id=first.id)
+        locked, release = threading.Event(), threading.Event()
+
+        def other_worker() -> None:
+            try:
+                with transaction.atomic():
+                    OutboxMessage.objects.select_for_update().get(pk=row.pk)
+                    locked.set()
+                    release.wait(30)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=other_worker)
+        worker.start()
+        try:
+            assert locked.wait(30)
+            result = outbox.deliver()
+        finally:
+            release.set()
+            worker.join(30)
+        assert (result.delivered, result.waiting) == (1, 1)  # n=1 skipped, n=2 waits behind it
+        assert [e.event.n for e in durable.seen] == [3]
+        assert outbox.deliver().delivered == 2
+        assert [e.event.n for e in durable.seen] == [3, 1, 2]
+    finally:
+        signals.request_finished.send(sender=None)
+
+
+def test_the_dispatcher_spaces_its_dispatches_by_the_interval(subscribers, settings) -> None:
+    """Dispatches are OUTBOX_DISPATCH_INTERVAL_MS apart; the first after a quiet spell goes at once."""
+    settings.OUTBOX_DISPATCH_IN_BACKGROUND = True
+    settings.OUTBOX_DISPATCH_INTERVAL_MS = 300
+    durable = subscribers("t.spaced", Delivery.OUTBOX)
+    assert outbox.dispatcher.wait_idle(timeout=10)
+    time.sleep(0.3)  # a quiet spell
+    took = []
+    for n in range(3):  # one request at a time (the in-memory SQLite of the tests has one writer)
+        started = time.monotonic()
+        signals.request_started.send(sender=None)
+        with transaction.atomic():
+            publish(Rang(bell="s", n=n))
+        signals.request_finished.send(sender=None)
+        assert outbox.dispatcher.wait_idle(timeout=30)
+        took.append(time.monotonic() - started)
+    assert [e.event.n for e in durable.seen] == [0, 1, 2]
+    assert took[0] < 0.3 <= min(took[1:]) + 0.02  # at once, then each 0.3 s after the one before
+
+
 # --- the in-process delivery of a request runs after its response --------------------
 
 
@@ -325,6 +464,7 @@ def test_after_a_request_without_events_a_dispatch_is_immediate_again(subscriber
 def test_the_background_dispatcher_delivers_after_the_response_and_coalesces(subscribers, settings) -> None:
     """OUTBOX_DISPATCH_IN_BACKGROUND (the default outside tests): the dispatcher thread delivers."""
     settings.OUTBOX_DISPATCH_IN_BACKGROUND = True
+    settings.OUTBOX_DISPATCH_INTERVAL_MS = 0  # no spacing (tested below): coalescing alone
     durable = subscribers("t.background", Delivery.OUTBOX)
     assert outbox.dispatcher.wait_idle(timeout=10)
     sent = outbox.dispatcher.sent
