@@ -278,6 +278,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # RabbitMQ does so as soon as the worker's connection drops.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Celery's Django fixup closes every database connection before and after each task, whatever
+# CONN_MAX_AGE says (a new PostgreSQL backend per task), and only once per this many tasks when
+# set: so it never does, and the worker treats connections around a task as Django does around a
+# request instead (DB_CONN_MAX_AGE, DB_CONN_HEALTH_CHECKS; ipam_portal/celery.py).
+CELERY_DB_REUSE_MAX = 2**31
 # Several beat schedulers (replicas started with --beat) send each periodic task once:
 # the portal's database decides which (ipam_portal/beat).
 CELERY_BEAT_SCHEDULER = "ipam_portal.beat.scheduler:OncePerPeriodScheduler"
