@@ -5,7 +5,8 @@ transaction and asks for delivery after commit (while serving an HTTP request:
 after its response is sent); inside :func:`outbox_batch` (a unit of work) the
 rows of the whole block go in one INSERT at its end. :func:`deliver` hands each
 due row to its subscriber inside a transaction that also marks the row
-delivered, so a subscriber's database writes happen once; effects outside the database happen
+delivered (a batch of ``OUTBOX_DELIVERY_BATCH`` rows per transaction, each handler
+in its own savepoint), so a subscriber's database writes happen once; effects outside the database happen
 at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
 
 * A failing subscriber is retried with exponential backoff and jitter, up to
@@ -34,7 +35,7 @@ from contextlib import AbstractContextManager
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Min, QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from ipam_portal.batching import WriteBatch
@@ -272,24 +273,26 @@ class DeliveryResult:
         return dataclasses.asdict(self)
 
 
-def _blocked_pairs(rows: list[OutboxMessage]) -> dict[tuple[str, str], int]:
-    """(subscriber, subject) → the first pk of a pending row of that pair outside ``rows``.
-
-    A row waits while an earlier row of its subscriber and subject is pending: one not due
-    yet (backing off), one another worker holds right now, or one this pass left pending.
-    """
-    found = (
+def _claim(after: int, take: int, now: dt.datetime) -> list[OutboxMessage]:
+    """Lock up to ``take`` due pending rows above pk ``after``, oldest first, skipping rows
+    another worker holds; each with ``earlier_pending``: the pk of the nearest earlier pending
+    row of its subscriber and subject (None if there is none), read in the same statement."""
+    earlier = (
         OutboxMessage.objects.filter(
+            subscriber=OuterRef("subscriber"),
+            subject=OuterRef("subject"),
             state=OutboxMessage.State.PENDING,
-            subject__in={row.subject for row in rows},
-            pk__lt=rows[-1].pk,
+            pk__lt=OuterRef("pk"),
         )
-        .exclude(pk__in=[row.pk for row in rows])
-        .values("subscriber", "subject")
-        .annotate(first=Min("pk"))
-        .order_by()
+        .order_by("-pk")
+        .values("pk")[:1]
     )
-    return {(f["subscriber"], f["subject"]): f["first"] for f in found}
+    return list(
+        OutboxMessage.objects.select_for_update(skip_locked=True)
+        .filter(state=OutboxMessage.State.PENDING, next_attempt_at__lte=now, pk__gt=after)
+        .annotate(earlier_pending=Subquery(earlier))
+        .order_by("pk")[:take]
+    )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -328,28 +331,24 @@ def _attempt(row: OutboxMessage, now: dt.datetime, result: DeliveryResult) -> No
         result.delivered += 1
 
 
-def _deliver_batch(after: int, take: int, now: dt.datetime, result: DeliveryResult) -> int | None:
+def _deliver_batch(after: int, take: int, now: dt.datetime, result: DeliveryResult) -> list[OutboxMessage]:
     """Claim up to ``take`` due rows above pk ``after`` and deliver them in one transaction.
 
-    Rows another worker holds are skipped (``SKIP LOCKED``). Each handler runs in its own
-    savepoint, so one failing undoes only its own writes; the delivered rows are marked in
-    one UPDATE at the end, the others one by one (retries and failures are rare). Returns
-    the last claimed pk, or None if nothing was due.
+    A row waits while an earlier row of its subscriber and subject is pending: one outside
+    the batch (not due yet, held by another worker, or left pending earlier in this pass),
+    or one of the batch that stays pending. Each handler runs in its own savepoint, so one
+    failing undoes only its own writes; the delivered rows are marked in one UPDATE at the
+    end, the others one by one (retries and failures are rare). Returns the claimed rows.
     """
     with transaction.atomic():
-        rows = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(state=OutboxMessage.State.PENDING, next_attempt_at__lte=now, pk__gt=after)
-            .order_by("pk")[:take]
-        )
-        if not rows:
-            return None
-        blocked = _blocked_pairs(rows)
+        rows = _claim(after, take, now)
+        claimed = {row.pk for row in rows}
         held: set[tuple[str, str]] = set()  # pairs whose earlier row in this batch stays pending
         attempted = []
         for row in rows:
             pair = (row.subscriber, row.subject)
-            if pair in held or blocked.get(pair, row.pk) < row.pk:
+            earlier: int | None = row.earlier_pending  # type: ignore[attr-defined]  # _claim's annotation
+            if pair in held or (earlier is not None and earlier not in claimed):
                 result.waiting += 1
                 held.add(pair)
                 continue
@@ -370,7 +369,7 @@ def _deliver_batch(after: int, take: int, now: dt.datetime, result: DeliveryResu
                 row.save(update_fields=["attempts", "state", "next_attempt_at", "last_error"])
     for row in attempted:
         _count(row)
-    return rows[-1].pk
+    return rows
 
 
 def _count(row: OutboxMessage) -> None:
@@ -388,11 +387,12 @@ def deliver(*, limit: int | None = None, now: dt.datetime | None = None) -> Deli
     size = max(1, _setting("OUTBOX_DELIVERY_BATCH", 50))
     after = 0
     while budget > 0:
-        last = _deliver_batch(after, min(size, budget), now, result)
-        if last is None:
+        take = min(size, budget)
+        rows = _deliver_batch(after, take, now, result)
+        if len(rows) < take:  # nothing more was due (rows committed since have their own dispatch)
             break
-        budget -= min(size, budget)
-        after = last
+        budget -= take
+        after = rows[-1].pk
     return result
 
 
