@@ -4,10 +4,11 @@
 transaction and asks for delivery after commit (while serving an HTTP request:
 after its response is sent); inside :func:`outbox_batch` (a unit of work) the
 rows of the whole block go in one INSERT at its end. :func:`deliver` hands each
-due row to its subscriber inside a transaction that also marks the row
-delivered (a batch of ``OUTBOX_DELIVERY_BATCH`` rows per transaction, each handler
-in its own savepoint), so a subscriber's database writes happen once; effects outside the database happen
-at least once, with the same ``Envelope.id`` every time (receivers deduplicate).
+due row to its subscriber inside a transaction that also marks the row delivered
+(``OUTBOX_DELIVERY_BATCH`` rows per transaction, each handler in its own
+savepoint), so a subscriber's database writes happen once; effects outside the
+database happen at least once, with the same ``Envelope.id`` every time
+(receivers deduplicate).
 
 * A failing subscriber is retried with exponential backoff and jitter, up to
   ``OUTBOX_MAX_ATTEMPTS``, then the row is ``failed`` with its last error, shown
@@ -188,8 +189,9 @@ class Dispatcher:
     every row committed before :meth:`wake` is seen by a dispatch that starts after
     it. Dispatches are at least ``OUTBOX_DISPATCH_INTERVAL_MS`` apart (the first after
     a quiet spell goes at once): under load one dispatch, and one delivery pass, serves
-    the requests of that interval instead of each its own. The thread starts on first use (again in a forked worker) and is a daemon: a
-    dispatch lost at exit leaves its rows pending for the periodic sweep.
+    the requests of that interval instead of each its own. The thread starts on first
+    use (again in a forked worker) and is a daemon: a dispatch lost at exit leaves its
+    rows pending for the periodic sweep.
     """
 
     def __init__(self) -> None:
