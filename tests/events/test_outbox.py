@@ -251,8 +251,13 @@ def test_delivered_rows_are_purged_after_the_retention_failed_rows_stay(subscrib
 # --- batching: the rows of a unit of work in one INSERT --------------------------------
 
 
-def _outbox_inserts(ctx: CaptureQueriesContext) -> int:
-    return sum(q["sql"].startswith('INSERT INTO "events_outboxmessage"') for q in ctx.captured_queries)
+def _statements_on_outbox(ctx: CaptureQueriesContext, verb: str) -> int:
+    """How many ``verb`` statements (INSERT, SELECT, UPDATE) on the outbox table ``ctx`` saw."""
+    return sum(
+        1
+        for q in ctx.captured_queries
+        if q["sql"].lstrip().upper().startswith(verb) and "events_outboxmessage" in q["sql"]
+    )
 
 
 def test_rows_of_a_batch_are_written_in_one_insert_at_its_end_and_delivered_in_order(subscribers) -> None:
@@ -265,7 +270,7 @@ def test_rows_of_a_batch_are_written_in_one_insert_at_its_end_and_delivered_in_o
             third = publish(Rang(bell="h", n=3))
             assert not OutboxMessage.objects.exists()  # not yet: the block is still open
         assert OutboxMessage.objects.count() == 3  # written before the commit, in the transaction
-    assert _outbox_inserts(ctx) == 1
+    assert _statements_on_outbox(ctx, "INSERT") == 1
     assert list(OutboxMessage.objects.order_by("pk").values_list("event_id", flat=True)) == [
         first.id,
         second.id,
@@ -302,21 +307,13 @@ def test_outside_a_transaction_a_batch_writes_at_once(subscribers) -> None:
 # --- a pass delivers in batches: one claim and one UPDATE per batch -------------------
 
 
-def _pending_in_a_request(events: list[Rang]) -> list[Envelope]:
-    """Publish ``events`` (one transaction each) inside a request that has not finished: pending rows."""
+def _pending(events: list[Rang]) -> list[Envelope]:
+    """Publish ``events``, one transaction each; inside :func:`outbox.dispatch_deferred` they stay pending."""
     envelopes = []
     for event in events:
         with transaction.atomic():
             envelopes.append(publish(event))
     return envelopes
-
-
-def _statements_on_outbox(ctx: CaptureQueriesContext, verb: str) -> int:
-    return sum(
-        1
-        for q in ctx.captured_queries
-        if q["sql"].lstrip().upper().startswith(verb) and "events_outboxmessage" in q["sql"]
-    )
 
 
 def test_a_pass_claims_and_marks_a_batch_at_a_time_and_keeps_each_subjects_order(
@@ -338,33 +335,32 @@ def test_a_pass_claims_and_marks_a_batch_at_a_time_and_keeps_each_subjects_order
     with connection.cursor() as cur:
         cur.execute("CREATE TABLE test_outbox_batch (n integer PRIMARY KEY)")
     subscribe(Rang, name="t.batched", delivery=Delivery.OUTBOX)(fail_some)
-    signals.request_started.send(sender=None)
     try:
-        # 25 events on 5 bells: bell k gets n = k, k+5, k+10, ...
-        _pending_in_a_request([Rang(bell=f"b{n % 5}", n=n) for n in range(25)])
-        with CaptureQueriesContext(connection) as ctx:
-            result = outbox.deliver()
-        # bell b4 stops at its failed first event (n=4): n=9, 14, 19, 24 wait behind it
-        assert result.as_dict() == {"delivered": 20, "retried": 1, "failed": 0, "waiting": 4}
-        assert seen == [n for n in range(25) if n % 5 != 4 or n == 4]
-        # three batches of up to 10 (the third, short, ends the pass): one claim (with each row's
-        # earlier pending row of its subject) and one UPDATE of the delivered rows each, plus the
-        # UPDATE of the one retried row
-        assert _statements_on_outbox(ctx, "SELECT") == 3
-        assert _statements_on_outbox(ctx, "UPDATE") == 3 + 1
-        with connection.cursor() as cur:
-            cur.execute("SELECT n FROM test_outbox_batch ORDER BY n")
-            stored = [n for (n,) in cur.fetchall()]
-        assert stored == sorted(n for n in range(25) if n % 5 != 4)  # the failed handler's write is gone
-        delivered = OutboxMessage.objects.filter(state=OutboxMessage.State.DELIVERED)
-        assert set(delivered.values_list("attempts", flat=True)) == {1}
-        assert not delivered.filter(delivered_at=None).exists()
-        result = outbox.deliver(now=timezone.now() + dt.timedelta(hours=1))
-        assert result.as_dict() == {"delivered": 5, "retried": 0, "failed": 0, "waiting": 0}
-        assert seen[-5:] == [4, 9, 14, 19, 24]  # b4 in its order once its first event went through
-        assert OutboxMessage.objects.get(payload__n=4).attempts == 2
+        with outbox.dispatch_deferred():
+            # 25 events on 5 bells: bell k gets n = k, k+5, k+10, ...
+            _pending([Rang(bell=f"b{n % 5}", n=n) for n in range(25)])
+            with CaptureQueriesContext(connection) as ctx:
+                result = outbox.deliver()
+            # bell b4 stops at its failed first event (n=4): n=9, 14, 19, 24 wait behind it
+            assert result.as_dict() == {"delivered": 20, "retried": 1, "failed": 0, "waiting": 4}
+            assert seen == [n for n in range(25) if n % 5 != 4 or n == 4]
+            # three batches of up to 10 (the third, short, ends the pass): one claim (with each row's
+            # earlier pending row of its subject) and one UPDATE of the delivered rows each, plus the
+            # UPDATE of the one retried row
+            assert _statements_on_outbox(ctx, "SELECT") == 3
+            assert _statements_on_outbox(ctx, "UPDATE") == 3 + 1
+            with connection.cursor() as cur:
+                cur.execute("SELECT n FROM test_outbox_batch ORDER BY n")
+                stored = [n for (n,) in cur.fetchall()]
+            assert stored == sorted(n for n in range(25) if n % 5 != 4)  # the failed handler's write is gone
+            delivered = OutboxMessage.objects.filter(state=OutboxMessage.State.DELIVERED)
+            assert set(delivered.values_list("attempts", flat=True)) == {1}
+            assert not delivered.filter(delivered_at=None).exists()
+            result = outbox.deliver(now=timezone.now() + dt.timedelta(hours=1))
+            assert result.as_dict() == {"delivered": 5, "retried": 0, "failed": 0, "waiting": 0}
+            assert seen[-5:] == [4, 9, 14, 19, 24]  # b4 in its order once its first event went through
+            assert OutboxMessage.objects.get(payload__n=4).attempts == 2
     finally:
-        signals.request_finished.send(sender=None)
         unsubscribe("t.batched")
         with connection.cursor() as cur:
             cur.execute("DROP TABLE test_outbox_batch")
@@ -373,22 +369,18 @@ def test_a_pass_claims_and_marks_a_batch_at_a_time_and_keeps_each_subjects_order
 def test_a_pass_handles_at_most_its_limit(subscribers, settings) -> None:
     settings.OUTBOX_DELIVERY_BATCH = 4
     durable = subscribers("t.limited", Delivery.OUTBOX)
-    signals.request_started.send(sender=None)
-    try:
-        _pending_in_a_request([Rang(bell="lim", n=n) for n in range(10)])
+    with outbox.dispatch_deferred():
+        _pending([Rang(bell="lim", n=n) for n in range(10)])
         assert outbox.deliver(limit=6).delivered == 6
         assert outbox.deliver().delivered == 4
         assert [e.event.n for e in durable.seen] == list(range(10))
-    finally:
-        signals.request_finished.send(sender=None)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks (SKIP LOCKED): PostgreSQL")
 def test_a_row_another_worker_holds_is_skipped_and_holds_back_its_subject_only(subscribers) -> None:
     durable = subscribers("t.held", Delivery.OUTBOX)
-    signals.request_started.send(sender=None)
-    try:
-        first, _, _ = _pending_in_a_request([Rang(bell="h", n=1), Rang(bell="h", n=2), Rang(bell="i", n=3)])
+    with outbox.dispatch_deferred():
+        first, _, _ = _pending([Rang(bell="h", n=1), Rang(bell="h", n=2), Rang(bell="i", n=3)])
         row = OutboxMessage.objects.get(event_id=first.id)
         locked, release = threading.Event(), threading.Event()
 
@@ -413,8 +405,6 @@ def test_a_row_another_worker_holds_is_skipped_and_holds_back_its_subject_only(s
         assert [e.event.n for e in durable.seen] == [3]
         assert outbox.deliver().delivered == 2
         assert [e.event.n for e in durable.seen] == [3, 1, 2]
-    finally:
-        signals.request_finished.send(sender=None)
 
 
 def test_the_dispatcher_spaces_its_dispatches_by_the_interval(settings) -> None:
