@@ -7,7 +7,10 @@ chain at that point; rewriting the whole chain is caught only against a checkpoi
 signed with a key the database does not hold (:func:`checkpoint_mac`).
 
 Pure Python, no Django: the writer (:mod:`audit.services`) and the verifier
-(:mod:`audit.selectors`) must compute exactly the same bytes, so both call here.
+(:mod:`audit.selectors`) must compute exactly the same bytes, so both call here. On
+PostgreSQL the writer hands :func:`event_content` to the database function
+``audit_append()``, which adds ``seq``, ``created_at`` and ``prev_hash`` under the
+chain's lock exactly as :func:`canonical_text` does (the tests verify its events here).
 
 Canonical form: a JSON array of the fields in a fixed order (:data:`HASHED_FIELDS`,
 then ``prev_hash``), nested keys sorted, no whitespace, UTF-8; ``created_at`` in UTC
@@ -72,21 +75,41 @@ def canonical_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_content(fields: Mapping[str, Any]) -> str:
+    """The canonical JSON of an event's own fields, those after ``created_at`` (no brackets).
+
+    The text fields, ``before`` and ``after``, comma-separated as in the canonical
+    array: :func:`canonical_text` puts ``seq`` and ``created_at`` before it and
+    ``prev_hash`` after it. The PostgreSQL writer sends this to ``audit_append()``,
+    which knows those three only under the chain's lock.
+    """
+    return ",".join(
+        _dumps(value)
+        for value in (*(fields[name] for name in _TEXT_FIELDS), fields["before"], fields["after"])
+    )
+
+
+def canonical_text(seq: int, created_at: dt.datetime, content: str, prev_hash: str) -> str:
+    """The canonical JSON array of an event (:data:`HASHED_FIELDS`, then ``prev_hash``): what is hashed.
+
+    The same text as ``json.dumps([seq, created_at, *fields, prev_hash], sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)``. ``audit_append()`` (migration
+    ``audit.0009``) concatenates it the same way in SQL; the verifier reads it back here.
+    """
+    return f"[{int(seq)},{_dumps(canonical_time(created_at))},{content},{_dumps(prev_hash)}]"
+
+
 def event_hash(fields: Mapping[str, Any], prev_hash: str) -> str:
     """The hash of an event with ``fields`` (:data:`HASHED_FIELDS`) following ``prev_hash``.
 
     ``before`` and ``after`` must be as a JSON column reads them back (:func:`json_value`).
     ``True`` and ``1`` are different JSON, as they are in the columns.
     """
-    content = [  # in the order of HASHED_FIELDS
-        int(fields["seq"]),
-        canonical_time(fields["created_at"]),
-        *(fields[name] for name in _TEXT_FIELDS),
-        fields["before"],
-        fields["after"],
-        prev_hash,
-    ]
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = canonical_text(fields["seq"], fields["created_at"], event_content(fields), prev_hash)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -32,7 +32,8 @@ class AuditEvent(models.Model):
     order they were written, ``prev_hash`` is the ``hash`` of event ``seq - 1`` and
     ``hash`` covers this event's fields and ``prev_hash``; ``manage.py
     ipam_audit_verify`` walks it. ``created_at`` is set when the event is written,
-    under the chain's lock, so it never goes backwards along ``seq``.
+    under the chain's lock (on PostgreSQL by the database's clock, in
+    ``audit_append()``), so it never goes backwards along ``seq``.
     """
 
     Source = Source  # the doors a change comes through (the kernel's, shared with Actor)

@@ -5,17 +5,20 @@ A composite change (a whole shoot, a bulk request) records many events; inside
 of the block — still inside the transaction of the change, so a rolled-back
 change leaves no event and a committed one always has all of its events.
 
-This is the one writer of the hash chain (:mod:`audit.chain`). Before its first
-event a transaction reads the chain head under a lock held until it ends (on
-PostgreSQL ``audit_chain_head()``: an advisory lock and a fresh read in one
-statement; SQLite's ``BEGIN IMMEDIATE`` already makes one writer at a time), so
-concurrent writers extend the chain one after the other, never fork it. Later
-events of the same transaction extend the head it remembers: one extra statement
-per transaction, not per event.
+This is the one writer of the hash chain (:mod:`audit.chain`). Concurrent writers
+extend the chain one after the other under a lock held until their transaction
+ends, never fork it. On PostgreSQL one statement does it all, ``audit_append()``
+(migration ``audit.0009``): the advisory lock, a fresh read of the head, ``seq``,
+``created_at``, the hash and the INSERT — so the lock is held for that statement
+and the COMMIT, not across round trips and Python in between. On SQLite
+(``BEGIN IMMEDIATE`` already makes one writer at a time) the first event of a
+transaction reads the head, hashed here, and later ones extend the head it
+remembers.
 """
 
 from __future__ import annotations
 
+import json
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -25,7 +28,7 @@ from django.utils import timezone
 from ipam_portal.actors import SYSTEM, Actor
 from ipam_portal.batching import WriteBatch, marker_alive, new_marker
 
-from .chain import GENESIS, event_hash, json_value
+from .chain import GENESIS, HASHED_FIELDS, event_content, event_hash, json_value
 from .models import AuditEvent
 
 # Actor and SYSTEM live in the kernel; the services that record events import them from here too.
@@ -41,38 +44,61 @@ class _Head:
 
 
 def _read_head() -> tuple[int, str]:
-    """Lock the chain for this transaction and read its head (seq 0 and GENESIS when empty)."""
+    """SQLite: the chain head (seq 0 and GENESIS when empty); the transaction holds the write lock."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT head_seq, head_hash FROM audit_chain_head()")
-        else:  # one writer at a time: the transaction holds SQLite's write lock
-            cursor.execute("SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1")
+        cursor.execute("SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1")
         row = cursor.fetchone()
-    if row is None or row[0] is None:
-        return 0, GENESIS
-    return int(row[0]), row[1]
+    return (0, GENESIS) if row is None else (int(row[0]), row[1])
+
+
+#: What ``audit_append()`` stores of each event besides the chain's own fields (seq, created_at).
+_STORED = HASHED_FIELDS[2:]
+
+
+def _append_postgresql(events: list[AuditEvent]) -> None:
+    """Append ``events`` with one ``audit_append()`` call; it sets their id, seq, time and hashes."""
+    payload = [
+        {**{name: event.__dict__[name] for name in _STORED}, "content": event_content(event.__dict__)}
+        for event in events
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, event_seq, event_created, event_prev, event_hash FROM audit_append(%s::jsonb)",
+            [json.dumps(payload)],
+        )
+        rows = cursor.fetchall()
+    for event, (pk, seq, created_at, prev, hash_) in zip(events, rows, strict=True):
+        event.pk, event.seq, event.created_at, event.prev_hash, event.hash = pk, seq, created_at, prev, hash_
+        event._state.adding, event._state.db = False, connection.alias
+
+
+def _append_sqlite(events: list[AuditEvent]) -> None:
+    """Append ``events`` after the head this transaction remembers (or reads), in one INSERT.
+
+    The head is remembered on the connection once the INSERT succeeded; it is read
+    again after a commit, a rollback, or the rollback of the savepoint that wrote it.
+    """
+    head: _Head | None = getattr(connection, "_audit_chain_head", None)
+    seq, prev = (head.seq, head.hash) if head is not None and marker_alive(head.marker) else _read_head()
+    now = timezone.now()
+    for event in events:
+        seq += 1
+        event.seq, event.prev_hash, event.created_at = seq, prev, now
+        event.hash = prev = event_hash(event.__dict__, prev)
+    if len(events) == 1:
+        events[0].save()
+    else:
+        AuditEvent.objects.bulk_create(events)
+    cast(Any, connection)._audit_chain_head = _Head(seq, prev)  # per connection, like its transaction
 
 
 def _write(events: list[AuditEvent]) -> None:
-    """Append ``events`` to the chain after its head, in one INSERT, inside one transaction.
-
-    The head a transaction wrote is remembered on the connection once the INSERT
-    succeeded; it is read again (and locked again) after a commit, a rollback, or
-    the rollback of the savepoint that wrote it.
-    """
+    """Append ``events`` to the chain after its head, in one statement, inside one transaction."""
     with transaction.atomic(savepoint=False):
-        head: _Head | None = getattr(connection, "_audit_chain_head", None)
-        seq, prev = (head.seq, head.hash) if head is not None and marker_alive(head.marker) else _read_head()
-        now = timezone.now()
-        for event in events:
-            seq += 1
-            event.seq, event.prev_hash, event.created_at = seq, prev, now
-            event.hash = prev = event_hash(event.__dict__, prev)
-        if len(events) == 1:
-            events[0].save()
+        if connection.vendor == "postgresql":
+            _append_postgresql(events)
         else:
-            AuditEvent.objects.bulk_create(events)
-        cast(Any, connection)._audit_chain_head = _Head(seq, prev)  # per connection, like its transaction
+            _append_sqlite(events)
 
 
 _BATCH: WriteBatch[AuditEvent] = WriteBatch("audit", _write)

@@ -20,13 +20,16 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext, override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from audit.chain import GENESIS, event_hash
+from audit.chain import GENESIS, canonical_text, event_content, event_hash, json_value
 from audit.models import AuditEvent
 from audit.selectors import chain_verify, checkpoint_create
 from audit.services import Actor, audit_batch, audit_record
 from ipam_portal.errors import IpamError
+from tests.support.sql import appends_audit
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor("alice", "command")
@@ -72,13 +75,16 @@ def test_events_are_chained_in_order_and_verify(subject: Any) -> None:
     assert (report.head_seq, report.head_hash) == (events[-1].seq, events[-1].hash)
 
 
-def test_one_transaction_reads_the_head_once(subject: Any) -> None:
+def test_an_event_costs_one_statement_and_the_head_is_read_once(subject: Any) -> None:
     with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
         record(subject, 3)
-    heads = [
-        q for q in ctx.captured_queries if "audit_chain_head" in q["sql"] or "ORDER BY seq DESC" in q["sql"]
-    ]
-    assert len(heads) == 1
+    sql = [q["sql"] for q in ctx.captured_queries if "audit" in q["sql"]]
+    heads = [q for q in sql if "ORDER BY seq DESC" in q]
+    assert sum(map(appends_audit, sql)) == 3
+    # PostgreSQL: audit_append() locks, reads the head and inserts in one statement; SQLite: the
+    # transaction reads the head once and remembers what it appended
+    assert len(heads) == (0 if connection.vendor == "postgresql" else 1)
+    assert len(sql) == 3 + len(heads)
     assert chain_verify().ok
 
 
@@ -269,14 +275,26 @@ def test_concurrent_writers_extend_one_chain() -> None:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=write) for _ in range(4)]
+    def write_batches() -> None:
+        try:
+            for _ in range(10):
+                with transaction.atomic(), audit_batch():
+                    record(subject, 3)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write) for _ in range(4)] + [threading.Thread(target=write_batches)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert not errors
     report = chain_verify()
-    assert report.ok and report.events == 80
+    assert report.ok and report.events == 110
+    times = list(AuditEvent.objects.order_by("seq").values_list("created_at", flat=True))
+    assert times == sorted(times)  # stamped under the chain's lock: never backwards along seq
 
 
 @pytest.mark.slow
@@ -288,3 +306,104 @@ def test_an_untouched_chain_of_100000_events_verifies_quickly(subject: Any) -> N
     seconds = time.perf_counter() - started
     print(f"\nverified {report.events} events in {seconds:.2f} s on {connection.vendor}")
     assert report.ok and report.events == 100_000
+
+
+AWKWARD = [
+    "",
+    'quotes " and \\ backslashes \\" and /',
+    "lines\nand\ttabs\r and \x01 controls \x1f",
+    "ümlaut, ß, 漢字, emoji 🛰️, RTL \u202e, combining e\u0301, \u2028 separators \u2029",
+]
+
+
+def test_awkward_content_is_stored_and_hashed_as_the_verifier_reads_it(subject: Any) -> None:
+    """The writer's canonical text (audit_append() on PostgreSQL) is the verifier's, whatever the content."""
+    before = {
+        "z": [1, 2.5, -0.0, 1e16, 1e-7, True, False, None],
+        "a": {"nested": AWKWARD, "é": {}},
+        "10": 1,
+        "9": 2,
+    }
+    written = []
+    for i, text in enumerate(AWKWARD):
+        with transaction.atomic(), audit_batch():
+            written.append(
+                audit_record(
+                    actor=Actor(text or "x", "api"),
+                    action="test.awkward",
+                    obj=subject,
+                    message=text,
+                    project=f"p{i}",
+                    before=before if i % 2 else None,
+                    after={"text": text, "i": i},
+                )
+            )
+            written.append(audit_record(actor=ACTOR, action="test.awkward", object_repr=text, after=[text]))
+    for event in written:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        names = (
+            "seq",
+            "created_at",
+            "prev_hash",
+            "hash",
+            "actor",
+            "message",
+            "object_repr",
+            "before",
+            "after",
+        )
+        assert {n: getattr(stored, n) for n in names} == {n: getattr(event, n) for n in names}
+        assert stored.hash == event_hash(stored.__dict__, stored.prev_hash)
+    without = [written[0].pk, written[1].pk]  # no before: SQL NULL, not JSON null
+    assert AuditEvent.objects.filter(pk__in=without, before__isnull=True).count() == 2
+    assert AuditEvent.objects.get(pk=written[2].pk).before == json_value(before)
+    report = chain_verify()
+    assert report.ok and report.events == len(written)
+
+
+@given(
+    fields=st.fixed_dictionaries(
+        {name: st.text() for name in ("actor", "source", "action", "object_type", "object_id")}
+        | {name: st.text() for name in ("object_repr", "project", "message")}
+        | {
+            "seq": st.integers(min_value=1, max_value=2**62),
+            "created_at": st.datetimes(timezones=st.just(dt.UTC)),
+            "before": st.none()
+            | st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers()
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(),
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                max_leaves=8,
+            ),
+            "after": st.none() | st.dictionaries(st.text(), st.text() | st.integers(), max_size=3),
+        }
+    ),
+    prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+)
+def test_the_canonical_text_is_the_json_array_it_always_was(fields: dict[str, Any], prev: str) -> None:
+    """Chains written before ``audit_append()`` still verify: the pieces join to the same JSON."""
+    array = [
+        fields["seq"],
+        fields["created_at"].isoformat(timespec="microseconds"),
+        *(
+            fields[name]
+            for name in (
+                "actor",
+                "source",
+                "action",
+                "object_type",
+                "object_id",
+                "object_repr",
+                "project",
+                "message",
+            )
+        ),
+        fields["before"],
+        fields["after"],
+        prev,
+    ]
+    expected = json.dumps(array, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_text(fields["seq"], fields["created_at"], event_content(fields), prev) == expected
