@@ -99,7 +99,11 @@ def _estate(body: dict[str, Any]) -> Estate:
         source="json" if "csv" not in body else "json+csv",
     )
     if body.get("csv"):  # into the same estate: CSV rows name tenants by name, JSON tenants count too
-        estate_from_csv(sorted(body["csv"].items()), estate=estate)
+        try:
+            estate_from_csv(sorted(body["csv"].items()), estate=estate)
+        except BaseException:
+            estate.close()
+            raise
     return estate
 
 
@@ -158,16 +162,16 @@ class NetboxViewSet(ApiViewSet):
         query.is_valid(raise_exception=True)
         body = NetboxImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        estate = _estate(dict(body.validated_data))
-        try:
-            report = netbox_import(
-                estate=estate,
-                actor=request_actor(request),
-                dry_run=query.validated_data["dry_run"],
-                skip_deprecated=query.validated_data["skip_deprecated"],
-            )
-        except ImportConflict as exc:
-            return _conflict_response(exc.report)  # type: ignore[arg-type]
+        with _estate(dict(body.validated_data)) as estate:
+            try:
+                report = netbox_import(
+                    estate=estate,
+                    actor=request_actor(request),
+                    dry_run=query.validated_data["dry_run"],
+                    skip_deprecated=query.validated_data["skip_deprecated"],
+                )
+            except ImportConflict as exc:
+                return _conflict_response(exc.report)  # type: ignore[arg-type]
         if not report.ok:
             return _conflict_response(report)
         return Response(report.as_dict())

@@ -20,22 +20,36 @@ The mapping (docs/netbox-import.md):
 Conflicts, each naming the NetBox ids and prefixes: the same prefix twice under
 one pool (a VRF whose ``enforce_unique`` is off, or two VRFs), overlaps between
 siblings, prefixes outside any container or aggregate, unsupported statuses.
+
+**Memory.** The estate's prefixes are on disk (:class:`~netbox_import.spool.PrefixSpool`);
+the plan reads them in one pass in address order — (family, first address,
+length), then aggregates before prefixes, then input order — and keeps only a
+stack of the open prefixes that contain the current one (at most one per prefix
+length, each with its first candidate per VRF: NetBox's parent rule needs no
+more). A prefix's parent is decided when it is read (every prefix that contains
+it has been read), whether a non-container becomes a pool when the pass leaves
+its range (its children lie inside it). Each row goes back to the spool under
+its pool; the sibling checks then stream each pool's rows in address order,
+merged with its child pools. In memory: the pools, VRFs, tenants and conflicts
+(and the skipped prefixes the report names), never the rows.
 """
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from allocations import prefixes
 from allocations.choices import OwnerType, PoolKind
 
-from .records import AGGREGATE, Estate, NetboxPrefix
+from .records import AGGREGATE, Estate, NetboxPrefix, spooled
 
 _ULA = ipaddress.ip_network("fc00::/7")
+#: Prefix statuses the portal has a counterpart for (the others: a conflict, or skipped).
+PLANNED = ("container", "active", "reserved")
 
 
 @dataclass
@@ -53,9 +67,10 @@ class Conflict:
 
 @dataclass
 class Row:
-    """One allocation to load: a NetBox prefix with status active or reserved."""
+    """One allocation to load: a NetBox prefix with status active or reserved (``seq``: its place in the spool)."""
 
     source: NetboxPrefix
+    seq: int = 0
 
     @property
     def net(self) -> prefixes.IPNetwork:
@@ -77,13 +92,20 @@ class Row:
 
 @dataclass
 class PlannedPool:
-    """A pool to match or create: its NetBox sources, parent, child pools and rows."""
+    """A pool to match or create: its NetBox sources, parent, child pools and how many rows it gets.
+
+    The rows themselves stay in the spool (:meth:`Plan.rows_of`), under ``handle``;
+    ``order`` is (rank, input order) of its main source, the order pools are listed in.
+    """
 
     net: prefixes.IPNetwork
     sources: list[NetboxPrefix]
+    handle: int = 0
+    order: tuple[int, int] = (0, 0)
     parent: PlannedPool | None = None
     children: list[PlannedPool] = field(default_factory=list)
-    rows: list[Row] = field(default_factory=list)
+    row_count: int = 0
+    reserved_count: int = 0
 
     @property
     def main(self) -> NetboxPrefix:
@@ -138,18 +160,37 @@ class PlannedPool:
 
 @dataclass
 class Plan:
-    """The pools (parents before children) with their rows, what was skipped, and every conflict."""
+    """The pools (in NetBox's order) with their row counts, what was skipped, and every conflict.
 
+    The rows are read back from the estate's spool, a pool at a time (:meth:`rows_of`).
+    """
+
+    estate: Estate
     pools: list[PlannedPool] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     skipped: list[NetboxPrefix] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return sum(len(p.rows) for p in self.pools)
+        return sum(p.row_count for p in self.pools)
 
     def top_down(self) -> Iterator[PlannedPool]:
         yield from sorted(self.pools, key=lambda p: (p.depth, p.net.version, int(p.net.network_address)))
+
+    def rows_of(self, pool: PlannedPool, *, new_only: bool = False) -> Iterator[Row]:
+        """The rows of ``pool`` in address order, streamed (``new_only``: those not marked held)."""
+        for row in self.estate.spool.members(pool.handle, new_only=new_only):
+            seq, _, record = spooled(row)
+            yield Row(record, seq)
+
+    def row(self, seq: int) -> Row:
+        """One row by its place in the spool (how a load refusal names it)."""
+        _, _, record = spooled(self.estate.spool.row(seq))
+        return Row(record, seq)
+
+    def mark_held(self, rows: Iterable[Row]) -> None:
+        """These rows are in their existing pool already: :meth:`rows_of` with ``new_only`` skips them."""
+        self.estate.spool.add_held(r.seq for r in rows)
 
 
 def _visible(parent: NetboxPrefix, child: NetboxPrefix) -> bool:
@@ -161,163 +202,250 @@ def _visible(parent: NetboxPrefix, child: NetboxPrefix) -> bool:
     return parent.vrf == child.vrf
 
 
-def plan_estate(estate: Estate, *, skip_deprecated: bool = False) -> Plan:
-    """The estate as pools and rows, with every conflict NetBox's data holds (see the module doc)."""
-    plan = Plan()
-    items: list[NetboxPrefix] = list(estate.aggregates)
-    for p in estate.prefixes:
-        if p.status in ("container", "active", "reserved"):
-            items.append(p)
-        elif p.status == "deprecated" and skip_deprecated:
-            plan.skipped.append(p)
-        else:
+@dataclass(eq=False)
+class _Open:
+    """A prefix read whose range the pass has not left: its parent, and its pool if it is one."""
+
+    item: NetboxPrefix
+    order: tuple[int, int]  # (rank, seq)
+    parent: _Open | None = None
+    pool: PlannedPool | None = None
+
+
+@dataclass(eq=False)
+class _Frame:
+    """The open prefixes of one key (a stack level): the first that may be a parent, per visibility.
+
+    NetBox's parent of a prefix is, at the longest key that has one, the first
+    candidate (aggregates first, then input order) it counts as a parent. Of one
+    key that is the first aggregate or global container (seen by every VRF) or
+    the first prefix of the child's own VRF: ``universal`` and ``by_vrf`` keep just
+    those, and ``waiting`` the ones of them that are no container (they become a
+    pool if a child picks them, else a row, when the pass leaves the key's range).
+    """
+
+    family: int
+    first: int
+    last: int
+    length: int
+    aggregate: _Open | None = None
+    universal: _Open | None = None
+    by_vrf: dict[str | None, _Open] = field(default_factory=dict)
+    waiting: list[_Open] = field(default_factory=list)
+
+    def candidate(self, child: NetboxPrefix) -> _Open | None:
+        found = [c for c in (self.universal, self.by_vrf.get(child.vrf)) if c is not None]
+        found = [c for c in found if _visible(c.item, child)]
+        return min(found, key=lambda c: c.order) if found else None
+
+
+class _Planner:
+    """One sorted pass over the spool (see the module doc); conflicts kept with their report order."""
+
+    def __init__(self, estate: Estate, skip_deprecated: bool) -> None:
+        self.estate = estate
+        self.skip_deprecated = skip_deprecated
+        self.plan = Plan(estate=estate)
+        self.found: list[tuple[tuple[Any, ...], Conflict]] = []  # (report order, conflict)
+        self.stack: list[_Frame] = []
+
+    def conflict(self, order: tuple[Any, ...], conflict: Conflict) -> None:
+        self.found.append((order, conflict))
+
+    def run(self) -> Plan:
+        spool = self.estate.spool
+        spool.clear_members()
+        for row in spool.in_input_order(rank=1, statuses_not=PLANNED):
+            seq, _, p = spooled(row)
+            if p.status == "deprecated" and self.skip_deprecated:
+                self.plan.skipped.append(p)
+                continue
             hint = " (or skip deprecated prefixes)" if p.status == "deprecated" else ""
-            plan.conflicts.append(
+            self.conflict(
+                (0, seq),
                 Conflict(
                     "unsupported_status",
                     f"{p.text()}: status {p.status!r} has no counterpart in the portal{hint}",
                     [p.who()],
-                )
+                ),
             )
+        for row in spool.in_address_order(prefix_statuses=PLANNED):
+            seq, rank, item = spooled(row)
+            self.read(item, (rank, seq))
+        while self.stack:
+            self.close(self.stack.pop())
+        spool.flush()
+        self.plan.pools.sort(key=lambda p: p.order)
+        for pool in self.plan.pools:
+            pool.children.sort(key=lambda c: c.order)
+        self.check_siblings()
+        self.plan.conflicts = [c for _, c in sorted(self.found, key=lambda f: f[0])]
+        return self.plan
 
-    # Index every candidate parent by its exact key; probe only the lengths that occur.
-    by_key: dict[tuple[int, int, int], list[NetboxPrefix]] = defaultdict(list)
-    lengths: dict[int, set[int]] = defaultdict(set)
-    for item in items:
-        by_key[item.key].append(item)
-        lengths[item.net.version].add(item.net.prefixlen)
-    sorted_lengths = {fam: sorted(ls, reverse=True) for fam, ls in lengths.items()}
+    # ----------------------------------------------------------------- the pass
 
-    # A container (any VRF) with exactly an aggregate's prefix is that aggregate's pool.
-    aggregate_of: dict[tuple[int, int, int], PlannedPool] = {}
-    pools: dict[int, PlannedPool] = {}  # id(source) -> its pool
-    for agg in estate.aggregates:
-        if agg.key in aggregate_of:
-            other = aggregate_of[agg.key].main
-            plan.conflicts.append(
-                Conflict(
-                    "duplicate",
-                    f"{agg.text()} is also {other.text()}",
-                    [other.who(), agg.who()],
-                    field="aggregates",
-                )
-            )
-            continue
-        pool = PlannedPool(net=agg.net, sources=[agg])
-        aggregate_of[agg.key] = pool
-        pools[id(agg)] = pool
-    for item in items:
-        if item.kind != AGGREGATE and item.status == "container" and item.key in aggregate_of:
-            aggregate_of[item.key].sources.append(item)
-            pools[id(item)] = aggregate_of[item.key]
-
-    def parent_of(item: NetboxPrefix) -> NetboxPrefix | None:
-        fam, first, length = item.key
-        bits = prefixes.family_bits(fam)
-        for candidate_length in sorted_lengths[fam]:
-            if candidate_length >= length:
-                continue
-            mask = ~(prefixes.block_size(candidate_length, bits) - 1)
-            for candidate in by_key.get((fam, first & mask, candidate_length), ()):
-                if _visible(candidate, item):
-                    return candidate
-        return None
-
-    parents: dict[int, NetboxPrefix | None] = {}
-    has_children: set[int] = set()
-    for item in items:
-        if item.kind == AGGREGATE or (id(item) in pools and pools[id(item)].main is not item):
-            continue  # an aggregate is a root; a container merged into one has its parent
-        parent = parent_of(item)
-        parents[id(item)] = parent
-        if parent is not None:
-            has_children.add(id(parent))
-
-    for item in items:
-        if id(item) in pools:
-            continue
-        if item.status == "container" or id(item) in has_children:
-            pools[id(item)] = PlannedPool(net=item.net, sources=[item])
-
-    for item in items:
-        if id(item) not in parents:
-            continue
-        parent = parents[id(item)]
-        own = pools.get(id(item))
-        if parent is None:
-            if own is not None and not own.promoted:
-                continue  # a root container
-            plan.conflicts.append(
-                Conflict(
-                    "outside_container",
-                    f"{item.text()} lies in no container or aggregate: the portal allocates only "
-                    "from pools (add an aggregate or a container for it in NetBox)",
-                    [item.who()],
-                )
-            )
-            continue
-        parent_pool = pools[id(parent)]
-        if own is not None:
-            own.parent = parent_pool
-            parent_pool.children.append(own)
+    def read(self, item: NetboxPrefix, order: tuple[int, int]) -> None:
+        family, first, length = item.key
+        last = int(item.net.broadcast_address)
+        while self.stack and (self.stack[-1].family != family or self.stack[-1].last < first):
+            self.close(self.stack.pop())
+        top = self.stack[-1] if self.stack else None
+        if top is not None and (top.first, top.length) == (first, length):
+            frame, outer = top, self.stack[:-1]
         else:
-            parent_pool.rows.append(Row(item))
-
-    seen: set[int] = set()
-    for pool in pools.values():
-        if id(pool) not in seen:
-            seen.add(id(pool))
-            plan.pools.append(pool)
-    roots = [p for p in plan.pools if p.parent is None]
-    for fam in (4, 6):
-        _siblings(plan, [(p.net, p.who()) for p in roots if p.net.version == fam], "root pools", estate)
-    for pool in plan.pools:
-        members = [(c.net, c.who()) for c in pool.children] + [(r.net, [r.source.who()]) for r in pool.rows]
-        _siblings(plan, members, f"pool {pool.name}", estate)
-    return plan
-
-
-def _siblings(
-    plan: Plan,
-    members: list[tuple[prefixes.IPNetwork, list[dict[str, Any]]]],
-    where: str,
-    estate: Estate,
-) -> None:
-    """Siblings of one pool never overlap: a sorted sweep names every pair that does."""
-    members.sort(key=lambda m: (int(m[0].network_address), m[0].prefixlen))
-    last_end = -1
-    last: tuple[prefixes.IPNetwork, list[dict[str, Any]]] | None = None
-    for net, who in members:
-        start = int(net.network_address)
-        if last is not None and start <= last_end:
-            other_net, other_who = last
-            if other_net == net:
-                vrfs = {w["vrf"] for w in other_who + who}
-                unique = [
-                    estate.vrfs[v].name
-                    for v in vrfs
-                    if v in estate.vrfs and not estate.vrfs[v].enforce_unique
-                ]
-                why = f" (VRF {unique[0]} has enforce_unique off)" if unique else ""
-                plan.conflicts.append(
+            frame, outer = _Frame(family, first, last, length), self.stack[:]
+            self.stack.append(frame)
+        if item.kind == AGGREGATE:
+            if frame.aggregate is not None:
+                other = frame.aggregate.item
+                self.conflict(
+                    (1, order[1]),
                     Conflict(
                         "duplicate",
-                        f"{net} is in NetBox twice in {where}{why}: {_names(other_who)} and {_names(who)}",
+                        f"{item.text()} is also {other.text()}",
+                        [other.who(), item.who()],
+                        field="aggregates",
+                    ),
+                )
+                return  # never a pool, never a parent: the first aggregate is
+            opened = _Open(item, order)
+            self.new_pool(opened)
+            frame.aggregate = frame.universal = opened
+            return  # an aggregate is a root
+        if item.status == "container" and frame.aggregate is not None:
+            assert frame.aggregate.pool is not None
+            frame.aggregate.pool.sources.append(item)  # the aggregate's own container: one pool
+            return
+        parent = next((c for f in reversed(outer) if (c := f.candidate(item)) is not None), None)
+        opened = _Open(item, order, parent)
+        if parent is not None and parent.pool is None:
+            self.new_pool(parent)  # a prefix that holds prefixes is a pool (promoted)
+        pickable = item.vrf not in frame.by_vrf
+        if pickable:
+            frame.by_vrf[item.vrf] = opened
+        if item.status == "container":
+            if item.vrf is None and frame.universal is None:
+                frame.universal = opened
+            self.new_pool(opened)
+        elif pickable:
+            frame.waiting.append(opened)  # a row, unless a child picks it before the pass leaves it
+        else:
+            self.place_row(opened)  # an earlier prefix of its VRF is the one any child would pick
+
+    def new_pool(self, opened: _Open) -> None:
+        pool = PlannedPool(
+            net=opened.item.net, sources=[opened.item], handle=len(self.plan.pools) + 1, order=opened.order
+        )
+        opened.pool = pool
+        self.plan.pools.append(pool)
+        if opened.parent is not None:
+            assert opened.parent.pool is not None
+            pool.parent = opened.parent.pool
+            opened.parent.pool.children.append(pool)
+        elif opened.item.kind != AGGREGATE and opened.item.status != "container":
+            self.outside(opened)  # a promoted prefix in no container: its pool stays a root
+
+    def close(self, frame: _Frame) -> None:
+        for opened in frame.waiting:
+            if opened.pool is None:
+                self.place_row(opened)
+
+    def place_row(self, opened: _Open) -> None:
+        if opened.parent is None:
+            self.outside(opened)
+            return
+        pool = opened.parent.pool
+        assert pool is not None
+        pool.row_count += 1
+        pool.reserved_count += opened.item.status == "reserved"
+        family, first, length = opened.item.key
+        self.estate.spool.add_member(pool.handle, family, first, length, *opened.order)
+
+    def outside(self, opened: _Open) -> None:
+        item = opened.item
+        self.conflict(
+            (2, *opened.order),
+            Conflict(
+                "outside_container",
+                f"{item.text()} lies in no container or aggregate: the portal allocates only "
+                "from pools (add an aggregate or a container for it in NetBox)",
+                [item.who()],
+            ),
+        )
+
+    # ----------------------------------------------------------------- siblings
+
+    def check_siblings(self) -> None:
+        """Roots per family, then each pool's members (child pools and rows), each swept in address order.
+
+        A row's record is read back from the spool only when it is in a conflict:
+        the sweep itself reads the member index alone.
+        """
+        roots = [p for p in self.plan.pools if p.parent is None]
+        for fam in (4, 6):
+            members = sorted((_member(p) for p in roots if p.net.version == fam), key=lambda m: (m[0], m[2]))
+            self.siblings((3, fam), members, "root pools")
+        for pool in self.plan.pools:
+            children = sorted(
+                ((int(c.net.network_address), c.net.prefixlen, 0, c.order), _member(c)) for c in pool.children
+            )
+            bits = prefixes.family_bits(pool.net.version)
+            rows = (
+                (
+                    (first, length, 1, (rank, seq)),
+                    (first, first + prefixes.block_size(length, bits) - 1, length, self.row_who(seq)),
+                )
+                for first, length, rank, seq in self.estate.spool.member_keys(pool.handle)
+            )
+            merged = (member for _, member in heapq.merge(children, rows, key=lambda m: m[0]))
+            self.siblings((4, *pool.order), merged, f"pool {pool.name}")
+
+    def row_who(self, seq: int) -> Callable[[], list[dict[str, Any]]]:
+        return lambda: [self.plan.row(seq).source.who()]
+
+    def siblings(self, order: tuple[Any, ...], members: Iterable[_Member], where: str) -> None:
+        """Siblings of one pool never overlap: a sweep in address order names every pair that does."""
+        last_end = -1
+        last: _Member | None = None
+        vrfs = self.estate.vrfs
+        for i, member in enumerate(members):
+            start, end, length, who_of = member
+            if last is not None and start <= last_end:
+                who, other_who = who_of(), last[3]()
+                if (last[0], last[2]) == (start, length):
+                    names = {w["vrf"] for w in other_who + who}
+                    unique = [vrfs[v].name for v in names if v in vrfs and not vrfs[v].enforce_unique]
+                    why = f" (VRF {unique[0]} has enforce_unique off)" if unique else ""
+                    conflict = Conflict(
+                        "duplicate",
+                        f"{who[0]['prefix']} is in NetBox twice in {where}{why}: {_names(other_who)} and "
+                        f"{_names(who)}",
                         other_who + who,
                     )
-                )
-            else:
-                plan.conflicts.append(
-                    Conflict(
+                else:
+                    conflict = Conflict(
                         "overlap",
                         f"{_names(who)} overlaps {_names(other_who)} in {where}: one pool has one "
                         "address space, whatever the VRF",
                         other_who + who,
                     )
-                )
-        end = int(net.broadcast_address)
-        if end > last_end:
-            last_end, last = end, (net, who)
+                self.conflict((*order, i), conflict)
+            if end > last_end:
+                last_end, last = end, member
+
+
+#: A sibling in the sweep: first and last address, length, and how to name it (called on a conflict).
+_Member = tuple[int, int, int, "Callable[[], list[dict[str, Any]]]"]
+
+
+def _member(pool: PlannedPool) -> _Member:
+    net = pool.net
+    return (int(net.network_address), int(net.broadcast_address), net.prefixlen, pool.who)
+
+
+def plan_estate(estate: Estate, *, skip_deprecated: bool = False) -> Plan:
+    """The estate as pools and rows, with every conflict NetBox's data holds (see the module doc)."""
+    return _Planner(estate, skip_deprecated).run()
 
 
 def _names(who: list[dict[str, Any]]) -> str:

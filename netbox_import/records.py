@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
+import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from allocations import prefixes
 from allocations.errors import IpamError
+
+from .spool import PrefixSpool
 
 #: NetBox's own prefix statuses (PrefixStatusChoices); a deployment may add more (FIELD_CHOICES).
 STATUSES = ("container", "active", "reserved", "deprecated")
@@ -78,21 +82,76 @@ class NetboxVrf:
     enforce_unique: bool = True
 
 
-@dataclass
 class Estate:
-    """Everything read from one NetBox: prefixes, aggregates, VRFs by name, tenant slugs by name."""
+    """Everything read from one NetBox: prefixes and aggregates spooled to disk, VRFs and tenants in memory.
 
-    prefixes: list[NetboxPrefix] = field(default_factory=list)
-    aggregates: list[NetboxPrefix] = field(default_factory=list)
-    vrfs: dict[str, NetboxVrf] = field(default_factory=dict)
-    tenants: dict[str, str] = field(default_factory=dict)  # name -> slug
-    source: str = ""
+    The prefixes and aggregates go to a :class:`~netbox_import.spool.PrefixSpool`
+    (a private temporary SQLite file) as they are read, a batch at a time, so an
+    estate of any size holds O(VRFs + tenants) in memory; the planner reads them
+    back in address order. Close it (``with estate:``) to delete the file; an
+    estate that is collected unclosed deletes it too.
+    """
 
-    def extend(self, other: Estate) -> None:
-        self.prefixes += other.prefixes
-        self.aggregates += other.aggregates
-        self.vrfs.update(other.vrfs)
-        self.tenants.update(other.tenants)
+    def __init__(self, *, source: str = "") -> None:
+        self.vrfs: dict[str, NetboxVrf] = {}
+        self.tenants: dict[str, str] = {}  # name -> slug
+        self.source = source
+        self.spool = PrefixSpool()
+
+    def __enter__(self) -> Estate:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.spool.close()
+
+    def add(self, record: NetboxPrefix) -> None:
+        """Spool one prefix or aggregate (input order is kept: NetBox's aggregates rank first)."""
+        net = record.net
+        self.spool.add(
+            (
+                0 if record.kind == AGGREGATE else 1,
+                net.version,
+                int(net.network_address),
+                net.prefixlen,
+                record.kind,
+                record.id,
+                record.status,
+                record.vrf,
+                record.tenant,
+                record.description,
+                json.dumps(record.tags),
+                record.ref,
+            )
+        )
+
+    @property
+    def size(self) -> int:
+        """How many prefixes and aggregates were read."""
+        return self.spool.count
+
+
+def spooled(row: tuple[Any, ...]) -> tuple[int, int, NetboxPrefix]:
+    """A row of the spool (:data:`netbox_import.spool.PAYLOAD` order) as ``(seq, rank, record)``."""
+    seq, rank, family, first, length, kind, id_, status, vrf, tenant, description, tags, ref = row
+    address = int.from_bytes(first, "big")
+    net: prefixes.IPNetwork = (
+        ipaddress.IPv4Network((address, length)) if family == 4 else ipaddress.IPv6Network((address, length))
+    )
+    record = NetboxPrefix(
+        kind=kind,
+        id=id_,
+        net=net,
+        status=status,
+        vrf=vrf,
+        tenant=tenant,
+        description=description,
+        tags=tuple(json.loads(tags)),
+        ref=ref,
+    )
+    return seq, rank, record
 
 
 # --------------------------------------------------------------------------- cells
@@ -287,20 +346,26 @@ def estate_from_objects(
     tenants: Iterable[Any] = (),
     source: str = "json",
 ) -> Estate:
-    """An estate from NetBox API objects (the ``results`` of each endpoint's pages)."""
+    """An estate from NetBox API objects (the ``results`` of each endpoint's pages).
+
+    Each iterable is read once, in this order: tenants, VRFs, aggregates, prefixes
+    (a generator of pages is read page by page: the prefixes go to the spool).
+    """
     estate = Estate(source=source)
-    for i, obj in enumerate(tenants):
-        name, slug = tenant_from(obj, ref=f"tenants[{i}]")
-        estate.tenants[name] = slug
-    for i, obj in enumerate(vrfs):
-        vrf = vrf_from(obj, ref=f"vrfs[{i}]")
-        estate.vrfs[vrf.name] = vrf
-    for i, obj in enumerate(aggregates):
-        estate.aggregates.append(
-            prefix_from(obj, ref=f"aggregates[{i}]", kind=AGGREGATE, tenants=estate.tenants)
-        )
-    for i, obj in enumerate(prefixes):
-        estate.prefixes.append(prefix_from(obj, ref=f"prefixes[{i}]", tenants=estate.tenants))
+    try:
+        for i, obj in enumerate(tenants):
+            name, slug = tenant_from(obj, ref=f"tenants[{i}]")
+            estate.tenants[name] = slug
+        for i, obj in enumerate(vrfs):
+            vrf = vrf_from(obj, ref=f"vrfs[{i}]")
+            estate.vrfs[vrf.name] = vrf
+        for i, obj in enumerate(aggregates):
+            estate.add(prefix_from(obj, ref=f"aggregates[{i}]", kind=AGGREGATE, tenants=estate.tenants))
+        for i, obj in enumerate(prefixes):
+            estate.add(prefix_from(obj, ref=f"prefixes[{i}]", tenants=estate.tenants))
+    except BaseException:
+        estate.close()
+        raise
     return estate
 
 
@@ -342,23 +407,42 @@ def csv_kind(header: Iterable[str]) -> str:
     )
 
 
-def read_csv(
-    text: str, *, origin: str = "csv", kind: str | None = None, estate: Estate | None = None
-) -> Estate:
-    """Add one CSV export to ``estate`` (a new one by default); ``kind`` is guessed from the header.
+#: A CSV export: its whole text, or its lines (an open text file, read once).
+CsvLines = str | Iterable[str] | TextIO
 
-    Read tenants and VRFs before prefixes: a prefix's ``Tenant`` column is the
-    tenant's name, turned into its slug through the tenants read so far.
-    """
-    estate = estate if estate is not None else Estate(source=origin)
-    text = text.lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text))
+
+def _reader(lines: CsvLines, origin: str) -> tuple[Iterator[list[str]], list[str]]:
+    """A CSV reader over ``lines`` (a leading BOM dropped) and its header row."""
+    if isinstance(lines, str):
+        lines = io.StringIO(lines.lstrip("\ufeff"))
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:
         raise InvalidNetbox("the CSV export is empty", field=origin) from None
     except csv.Error as exc:
         raise InvalidNetbox(f"not CSV: {exc}", field=origin) from None
+    if header:
+        header[0] = header[0].lstrip("\ufeff")
+    return reader, header
+
+
+def read_csv(
+    text: CsvLines, *, origin: str = "csv", kind: str | None = None, estate: Estate | None = None
+) -> Estate:
+    """Add one CSV export to ``estate`` (a new one by default); ``kind`` is guessed from the header.
+
+    Read tenants and VRFs before prefixes: a prefix's ``Tenant`` column is the
+    tenant's name, turned into its slug through the tenants read so far. ``text``
+    may be an open file: it is read a line at a time, the prefixes spooled.
+    """
+    reader, header = _reader(text, origin)
+    return _read_rows(reader, header, origin=origin, kind=kind, estate=estate or Estate(source=origin))
+
+
+def _read_rows(
+    reader: Iterator[list[str]], header: list[str], *, origin: str, kind: str | None, estate: Estate
+) -> Estate:
     kind = kind or csv_kind(header)
     names = [_HEADERS.get(h.strip().lower(), "") for h in header]
     fields = {name: h for name, h in zip(names, header, strict=True) if name}
@@ -382,14 +466,15 @@ def read_csv(
                 vrf = vrf_from(obj, ref=ref, fields=fields)
                 estate.vrfs[vrf.name] = vrf
             else:
-                record = prefix_from(
-                    obj,
-                    ref=ref,
-                    kind=AGGREGATE if kind == "aggregates" else "prefix",
-                    tenants=estate.tenants,
-                    fields=fields,
+                estate.add(
+                    prefix_from(
+                        obj,
+                        ref=ref,
+                        kind=AGGREGATE if kind == "aggregates" else "prefix",
+                        tenants=estate.tenants,
+                        fields=fields,
+                    )
                 )
-                (estate.aggregates if kind == "aggregates" else estate.prefixes).append(record)
     except csv.Error as exc:
         raise InvalidNetbox(f"not CSV: {exc}", field=origin) from None
     return estate
@@ -399,16 +484,23 @@ _CSV_ORDER = {"tenants": 0, "vrfs": 1, "aggregates": 2, "prefixes": 3}
 
 
 def estate_from_csv(
-    exports: Iterable[tuple[str, str]], *, source: str = "csv", estate: Estate | None = None
+    exports: Iterable[tuple[str, CsvLines]], *, source: str = "csv", estate: Estate | None = None
 ) -> Estate:
-    """Several CSV exports ``(origin, text)`` as an estate (added to ``estate``): tenants and VRFs first."""
+    """Several CSV exports ``(origin, text or lines)`` as an estate (added to ``estate``): tenants and VRFs first.
+
+    Each export's header is read first (for its kind), then the exports in order
+    of kind, each as a stream: open files are never read whole.
+    """
     kinds = []
-    for origin, text in exports:
-        first = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), None)
-        if first is None:
-            raise InvalidNetbox("the CSV export is empty", field=origin)
-        kinds.append((_CSV_ORDER[csv_kind(first)], origin, text))
-    estate = estate if estate is not None else Estate(source=source)
-    for _, origin, text in sorted(kinds, key=lambda k: k[0]):
-        read_csv(text, origin=origin, estate=estate)
-    return estate
+    for origin, lines in exports:
+        reader, header = _reader(lines, origin)
+        kinds.append((_CSV_ORDER[csv_kind(header)], origin, reader, header))
+    target = estate if estate is not None else Estate(source=source)
+    try:
+        for _, origin, reader, header in sorted(kinds, key=lambda k: k[0]):
+            _read_rows(reader, header, origin=origin, kind=None, estate=target)
+    except BaseException:
+        if estate is None:
+            target.close()
+        raise
+    return target

@@ -22,13 +22,13 @@ Audited: each pool as its service records it, the rows of each pool as one
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Q
 
-from allocations.choices import LIVE_STATES, OwnerType, PoolKind, Role
+from allocations.choices import LIVE_STATES, PoolKind, Role
 from allocations.errors import AlreadyExists, ImportConflict, IpamError
 from allocations.models import Allocation, Pool
 from allocations.selectors import containing_keys
@@ -48,11 +48,10 @@ class PoolResult:
     action: str = "create"  # or "unchanged"
     pool: Pool | None = None
     parent_name: str = ""
-    rows_new: list[planning.Row] = field(default_factory=list)
+    rows_new: int = 0  # how many of the planned rows are (or would be) created
     rows_unchanged: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        rows = self.planned.rows
         return {
             "name": self.pool.name if self.pool is not None else self.planned.name,
             "cidr": str(self.planned.net),
@@ -62,9 +61,9 @@ class PoolResult:
             "vrfs": self.planned.vrfs,
             "project": self.planned.tenant,
             "allocations": {
-                "create": len(self.rows_new),
+                "create": self.rows_new,
                 "unchanged": self.rows_unchanged,
-                "reserved": sum(1 for r in rows if r.owner_type == OwnerType.RESERVATION),
+                "reserved": self.planned.reserved_count,
             },
         }
 
@@ -88,7 +87,7 @@ class NetboxReport:
         return {
             "pools_create": sum(1 for p in self.pools if p.action == "create"),
             "pools_unchanged": sum(1 for p in self.pools if p.action == "unchanged"),
-            "allocations_create": sum(len(p.rows_new) for p in self.pools),
+            "allocations_create": sum(p.rows_new for p in self.pools),
             "allocations_unchanged": sum(p.rows_unchanged for p in self.pools),
             "skipped": len(self.skipped),
             "conflicts": len(self.conflicts),
@@ -163,13 +162,13 @@ def netbox_import(
     report.pools = [PoolResult(planned=p) for p in plan.top_down()]
     if plan.conflicts:  # NetBox's own data does not fit: name everything, touch nothing
         for result in report.pools:
-            result.rows_new = list(result.planned.rows)
+            result.rows_new = result.planned.row_count
         if not dry_run:
             raise report.refusal()
         return report
     try:
         with unit_of_work():
-            _write(report, actor, dry_run=dry_run)
+            _write(plan, report, actor, dry_run=dry_run)
             if dry_run:
                 raise _Rollback
             if report.changes:
@@ -192,19 +191,19 @@ def netbox_import(
     return report
 
 
-def _write(report: NetboxReport, actor: Actor, *, dry_run: bool) -> None:
+def _write(plan: planning.Plan, report: NetboxReport, actor: Actor, *, dry_run: bool) -> None:
     by_plan: dict[int, PoolResult] = {id(r.planned): r for r in report.pools}
     for result in report.pools:  # parents first
         parent = by_plan[id(result.planned.parent)].pool if result.planned.parent is not None else None
         _pool_for(result, parent, actor)
         fresh = result.action == "create"
         if fresh:
-            result.rows_new = list(result.planned.rows)
+            result.rows_new = result.planned.row_count
         else:
-            _match_rows(result)
+            _match_rows(plan, result)
         if result.rows_new and not (dry_run and fresh):
             assert result.pool is not None
-            _load(result.pool, result.rows_new, actor)
+            _load(plan, result.planned, result.pool, actor, new_only=not fresh)
 
 
 def _live_pool(planned: planning.PlannedPool) -> Pool | None:
@@ -261,23 +260,40 @@ def _pool_for(result: PoolResult, parent: Pool | None, actor: Actor) -> None:
     result.parent_name = parent.name if parent is not None else ""
 
 
-def _match_rows(result: PoolResult) -> None:
-    """Split the rows of an existing pool into the ones it holds already and the new ones."""
+def _match_rows(plan: planning.Plan, result: PoolResult) -> None:
+    """Count the rows of an existing pool it holds already (marked held in the spool) and the new ones.
+
+    Streamed: the pool's rows are read from the spool and matched a chunk at a time.
+    """
     assert result.pool is not None
-    rows = result.planned.rows
-    held: set[str] = set()
-    for i in range(0, len(rows), _MATCH_CHUNK):
-        chunk = [str(r.net) for r in rows[i : i + _MATCH_CHUNK]]
-        held.update(
+    total = 0
+    for chunk in _chunks(plan.rows_of(result.planned), _MATCH_CHUNK):
+        total += len(chunk)
+        held = set(
             Allocation.objects.filter(
-                Q(cidr__in=chunk), pool=result.pool, scope="", state__in=LIVE_STATES
+                Q(cidr__in=[str(r.net) for r in chunk]), pool=result.pool, scope="", state__in=LIVE_STATES
             ).values_list("cidr", flat=True)
         )
-    result.rows_new = [r for r in rows if str(r.net) not in held]
-    result.rows_unchanged = len(rows) - len(result.rows_new)
+        if held:
+            plan.mark_held([r for r in chunk if str(r.net) in held])
+            result.rows_unchanged += sum(1 for r in chunk if str(r.net) in held)
+    result.rows_new = total - result.rows_unchanged
 
 
-def _load(pool: Pool, rows: Sequence[planning.Row], actor: Actor) -> None:
+def _chunks(rows: Iterable[planning.Row], size: int) -> Iterator[list[planning.Row]]:
+    chunk: list[planning.Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _load(
+    plan: planning.Plan, planned: planning.PlannedPool, pool: Pool, actor: Actor, *, new_only: bool
+) -> None:
     """Write the rows of one pool: the one place the import writes allocations.
 
     Through the bulk load (:func:`allocations_load`, the path of ``ipam_load``): every
@@ -288,13 +304,14 @@ def _load(pool: Pool, rows: Sequence[planning.Row], actor: Actor) -> None:
     still refuses any overlap), charged to their projects, the free space is
     derived once, and the pool gets one ``allocation.load`` audit event with the
     digest of what was loaded. A refusal names the NetBox prefixes and rolls the
-    whole import back.
+    whole import back. The rows are streamed from the spool (``new_only``: not
+    those the pool holds already), each with its place in the spool as its line.
     """
 
     def given() -> Iterator[LoadRow]:
-        for line, row in enumerate(rows, 1):
+        for row in plan.rows_of(planned, new_only=new_only):
             yield LoadRow(
-                line=line,
+                line=row.seq,
                 cidr=str(row.net),
                 description=row.description,
                 label=row.label,
@@ -306,5 +323,5 @@ def _load(pool: Pool, rows: Sequence[planning.Row], actor: Actor) -> None:
     try:
         allocations_load(pool=pool, rows=given(), actor=actor)
     except LoadRefused as refused:
-        named = [f"{rows[p.line - 1].source.text()}: {p.message}" for p in refused.problems]
+        named = [f"{plan.row(p.line).source.text()}: {p.message}" for p in refused.problems]
         raise ImportConflict(f"into pool {pool.name}: " + "; ".join(named), field="prefixes") from None

@@ -12,6 +12,7 @@ are not followed, so the token goes nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,18 +73,20 @@ def _get_json(session: requests.Session, url: str) -> Any:
         raise NetboxUnavailable(f"NetBox's answer for {url} is not JSON", field="url") from None
 
 
-def fetch_objects(session: requests.Session, base: str, path: str) -> list[Any]:
-    """Every object of one endpoint, page by page (``next`` links on the same origin only)."""
+def fetch_objects(session: requests.Session, base: str, path: str) -> Iterator[Any]:
+    """Every object of one endpoint, page by page (``next`` links on the same origin only).
+
+    A generator: one page is held at a time, the next fetched when it is used up.
+    """
     origin = _origin(base)
     url: str | None = f"{base}/{path}?limit={PAGE_SIZE}"
-    out: list[Any] = []
     for _ in range(MAX_PAGES):
         if url is None:
-            return out
+            return
         page = _get_json(session, url)
         if not isinstance(page, dict) or not isinstance(page.get("results"), list):
             raise NetboxUnavailable(f"{url} is not a NetBox list page (no results)", field="url")
-        out += page["results"]
+        yield from page["results"]
         following = page.get("next")
         if following is not None and (not isinstance(following, str) or _origin(following) != origin):
             raise NetboxUnavailable(f"{url}: the next page {following!r} is not on {base}", field="url")
@@ -92,7 +95,11 @@ def fetch_objects(session: requests.Session, base: str, path: str) -> list[Any]:
 
 
 def fetch_estate(url: str, token: str) -> Estate:
-    """The estate of the NetBox at ``url`` (checked against the allow-list), read with ``token``."""
+    """The estate of the NetBox at ``url`` (checked against the allow-list), read with ``token``.
+
+    The endpoints are read in turn, a page at a time, straight into the estate's
+    spool: memory holds one page, not the estate.
+    """
     base = check_url(url)
     token = (token or "").strip()
     if not token:
@@ -107,5 +114,5 @@ def fetch_estate(url: str, token: str) -> Estate:
         }
     )
     with session:
-        found = {name: fetch_objects(session, base, path) for name, path in ENDPOINTS}
-    return estate_from_objects(**found, source=base)
+        pages = {name: fetch_objects(session, base, path) for name, path in ENDPOINTS}
+        return estate_from_objects(**pages, source=base)  # reads the generators in ENDPOINTS order

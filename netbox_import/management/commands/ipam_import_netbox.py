@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,7 +13,7 @@ from django.core.management.base import CommandParser
 from allocations.errors import ImportConflict
 from ipam_portal.errors import IpamError
 from ipam_portal.management.base import IpamCommand, usage_error
-from netbox_import.records import estate_from_csv
+from netbox_import.records import Estate, estate_from_csv
 from netbox_import.services import NetboxReport, netbox_import
 from netbox_import.source import fetch_estate
 
@@ -38,17 +40,16 @@ class Command(IpamCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if bool(options["url"]) == bool(options["csv"]):
             raise usage_error("give either --url (NetBox's REST API) or --csv FILE…")
-        if options["url"]:
-            token = options["token"] or os.environ.get("NETBOX_TOKEN", "")
-            estate = fetch_estate(options["url"], token)
-        else:
-            exports = []
-            for name in options["csv"]:
-                try:
-                    exports.append((Path(name).name, Path(name).read_text(encoding="utf-8-sig")))
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise IpamError(f"cannot read {name}: {exc}", field="csv") from None
-            estate = estate_from_csv(exports, source="csv")
+        with ExitStack() as files:
+            if options["url"]:
+                token = options["token"] or os.environ.get("NETBOX_TOKEN", "")
+                estate = files.enter_context(fetch_estate(options["url"], token))
+            else:
+                exports = [(Path(name).name, _lines(name, files)) for name in options["csv"]]
+                estate = files.enter_context(estate_from_csv(exports, source="csv"))
+            self._import(estate, options)
+
+    def _import(self, estate: Estate, options: dict[str, Any]) -> None:
         try:
             report = netbox_import(
                 estate=estate,
@@ -63,3 +64,19 @@ class Command(IpamCommand):
         self.emit(options, report.as_dict(), report.lines)
         if not report.ok:  # a dry run that found conflicts: the real import's exit status
             raise report.refusal()
+
+
+def _lines(name: str, files: ExitStack) -> Iterator[str]:
+    """The lines of one CSV file, read as they are parsed (never whole); a read error names the file."""
+    try:
+        handle = files.enter_context(open(name, encoding="utf-8-sig"))
+    except OSError as exc:
+        raise IpamError(f"cannot read {name}: {exc}", field="csv") from None
+
+    def lines() -> Iterator[str]:
+        try:
+            yield from handle
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IpamError(f"cannot read {name}: {exc}", field="csv") from None
+
+    return lines()
