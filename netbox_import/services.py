@@ -22,7 +22,8 @@ Audited: each pool as its service records it, the rows of each pool as one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -266,8 +267,8 @@ def _match_rows(plan: planning.Plan, result: PoolResult) -> None:
     Streamed: the pool's rows are read from the spool and matched a chunk at a time.
     """
     assert result.pool is not None
-    total = 0
-    for chunk in _chunks(plan.rows_of(result.planned), _MATCH_CHUNK):
+    total, rows = 0, plan.rows_of(result.planned)
+    while chunk := list(itertools.islice(rows, _MATCH_CHUNK)):
         total += len(chunk)
         held = set(
             Allocation.objects.filter(
@@ -278,17 +279,6 @@ def _match_rows(plan: planning.Plan, result: PoolResult) -> None:
             plan.mark_held([r for r in chunk if str(r.net) in held])
             result.rows_unchanged += sum(1 for r in chunk if str(r.net) in held)
     result.rows_new = total - result.rows_unchanged
-
-
-def _chunks(rows: Iterable[planning.Row], size: int) -> Iterator[list[planning.Row]]:
-    chunk: list[planning.Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _load(
