@@ -54,7 +54,8 @@ class Gunicorn:
         """``tls``: (certificate, key, CA file) to serve HTTPS with, as kube-apiserver needs.
 
         ``broker``: a Celery broker URL: the production mode, with one Celery worker
-        (``--pool solo``, in its own session) delivering the outbox the requests
+        (``--pool solo``, in its own session; ``CACHE_URL`` the broker's Redis, shared
+        by the web processes and the worker as in production) delivering the outbox the requests
         fill; empty: the embedded mode (no broker, Celery eager: each web process
         delivers in its dispatcher thread, as ``make run`` does).
         """
@@ -70,6 +71,9 @@ class Gunicorn:
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on loopback: no redirect to HTTPS
             "CELERY_BROKER_URL": broker,
+            # production mode shares the cache between web processes and the worker (as
+            # CACHE_URL does in production): with a Redis broker, the same Redis
+            "CACHE_URL": broker if broker.startswith("redis://") else os.environ.get("CACHE_URL", ""),
             "LOG_LEVEL": "WARNING",
             "API_THROTTLE_TOKEN_RATE": "1000000/min",
             "DB_CONN_MAX_AGE": str(conn_max_age),

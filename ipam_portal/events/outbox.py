@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -48,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
 _PASS = 200  # rows one deliver() pass handles at most
+#: Cache key (``CACHE_URL``, shared by the web processes and the workers): a worker is
+#: delivering and will look once more after it stops, so a dispatch would add nothing.
+DRAINING = "outbox:draining"
+DRAIN_SECONDS = 10  # how long one task keeps delivering before it ends (the next dispatch starts one)
 
 
 def _setting(name: str, default: int) -> int:
@@ -115,13 +120,24 @@ def dispatch() -> None:
     (:func:`dispatch_after_response`, on ``request_finished``): the client's answer
     never depends on the delivery, the rows are committed already, and a request
     that commits several times dispatches once. Outside a request it happens now.
+    With a broker no task is sent while a worker drains the outbox (:func:`deliver_draining`).
     """
     if _request.serving:
         _request.dispatch = True
         return
     from .tasks import deliver_outbox
 
+    if not deliver_outbox.app.conf.task_always_eager and _draining():
+        return  # a worker is delivering, and looks once more after it stops
     deliver_outbox.delay()
+
+
+def _draining() -> bool:
+    try:
+        return bool(cache.get(DRAINING))
+    except Exception:  # the cache down: dispatch, as if nobody drained
+        logger.warning("outbox: cannot read %s from the cache; dispatching", DRAINING, exc_info=True)
+        return False
 
 
 @contextlib.contextmanager
@@ -274,6 +290,10 @@ class DeliveryResult:
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
+    def add(self, other: DeliveryResult) -> None:
+        for name, value in dataclasses.asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 def _claim(after: int, take: int, now: dt.datetime) -> list[OutboxMessage]:
     """Lock up to ``take`` due pending rows above pk ``after``, oldest first, skipping rows
@@ -394,6 +414,41 @@ def deliver(*, limit: int | None = None, now: dt.datetime | None = None) -> Deli
         budget -= take
         after = rows[-1].pk
     return result
+
+
+def deliver_draining(*, seconds: float = DRAIN_SECONDS) -> DeliveryResult:
+    """Deliver, and go on delivering while rows keep coming (a worker's task, with a broker).
+
+    Under load most requests would each send a task that finds the rows of one
+    or two requests: while this runs, :func:`dispatch` sends none (the
+    :data:`DRAINING` key is set) and this delivers what they committed, a pass every
+    ``OUTBOX_DISPATCH_INTERVAL_MS``, until a pass finds nothing or ``seconds`` are
+    up. It clears the key and then delivers once more: a dispatch skipped while the
+    key was set came after its rows were committed, so before that last pass. The
+    key expires by itself if the worker dies; the periodic sweep delivers then. One
+    worker drains at a time: a task that finds the key set makes one pass.
+    """
+    try:
+        mine = cache.add(DRAINING, 1, timeout=int(seconds) + 30)
+    except Exception:  # the cache down: one pass, and the dispatchers keep sending
+        logger.warning("outbox: cannot set %s in the cache; one pass", DRAINING, exc_info=True)
+        mine = False
+    if not mine:
+        return deliver()  # another worker drains (and looks again when it stops): one pass, no second slot
+    total = DeliveryResult()
+    interval = _setting("OUTBOX_DISPATCH_INTERVAL_MS", 50) / 1000
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            result = deliver()
+            total.add(result)
+            if not (result.delivered or result.retried or result.failed) or time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
+    finally:
+        cache.delete(DRAINING)
+    total.add(deliver())
+    return total
 
 
 def next_due_in(now: dt.datetime | None = None) -> float | None:

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import pytest
 from django.core import signals
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -513,3 +514,41 @@ def test_dispatch_deferred_delivers_at_the_end_of_its_block_and_nested_at_the_re
     finally:
         signals.request_finished.send(sender=None)
     assert [e.event.n for e in durable.seen] == [0, 1, 2]
+
+
+# --- a draining worker (with a broker): one task delivers while rows keep coming ---------
+
+
+@pytest.fixture
+def no_drainer() -> Iterator[None]:
+    cache.delete(outbox.DRAINING)
+    yield
+    cache.delete(outbox.DRAINING)
+
+
+def test_a_drain_delivers_until_a_pass_finds_nothing_then_clears_its_key(subscribers, no_drainer) -> None:
+    durable = subscribers("t.drained", Delivery.OUTBOX)
+    with outbox.dispatch_deferred():
+        _pending([Rang(bell="d", n=n) for n in range(3)])
+        keys_seen: list[object] = []
+        subscribe(Rang, name="t.key-seen", delivery=Delivery.OUTBOX)(
+            lambda e: keys_seen.append(cache.get(outbox.DRAINING))
+        )
+        try:
+            _pending([Rang(bell="e")])
+            result = outbox.deliver_draining(seconds=5)
+        finally:
+            unsubscribe("t.key-seen")
+    assert result.delivered == 5 and [e.event.n for e in durable.seen] == [0, 1, 2, 0]
+    assert keys_seen == [1]  # dispatchers saw a drainer while it delivered
+    assert cache.get(outbox.DRAINING) is None  # and none once it stopped
+
+
+def test_a_task_that_finds_another_drainer_makes_one_pass_and_leaves_its_key(subscribers, no_drainer) -> None:
+    durable = subscribers("t.second", Delivery.OUTBOX)
+    cache.set(outbox.DRAINING, 1, timeout=60)  # another worker drains
+    with outbox.dispatch_deferred():
+        _pending([Rang(bell="f", n=n) for n in range(2)])
+        assert outbox.deliver_draining(seconds=5).delivered == 2
+    assert len(durable.seen) == 2
+    assert cache.get(outbox.DRAINING) == 1  # the other worker's, cleared by it
