@@ -393,7 +393,7 @@ class _Planner:
             rows = (
                 (
                     (first, length, 1, (rank, seq)),
-                    (first, first + prefixes.block_size(length, bits) - 1, length, self.row_who(seq)),
+                    (first, prefixes.block_last(first, length, bits), length, self.row_who(seq)),
                 )
                 for first, length, rank, seq in self.estate.spool.member_keys(pool.handle)
             )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -136,10 +135,7 @@ class Estate:
 def spooled(row: tuple[Any, ...]) -> tuple[int, int, NetboxPrefix]:
     """A row of the spool (:data:`netbox_import.spool.PAYLOAD` order) as ``(seq, rank, record)``."""
     seq, rank, family, first, length, kind, id_, status, vrf, tenant, description, tags, ref = row
-    address = int.from_bytes(first, "big")
-    net: prefixes.IPNetwork = (
-        ipaddress.IPv4Network((address, length)) if family == 4 else ipaddress.IPv6Network((address, length))
-    )
+    net = prefixes.make_network(prefixes.from_key(first), length, family)
     record = NetboxPrefix(
         kind=kind,
         id=id_,

@@ -19,7 +19,7 @@ Tables (all O(prefixes) on disk; the page cache is bounded by :data:`CACHE_KIB`)
   back in address order;
 * ``held``: the rows an existing pool already holds (matched, not loaded).
 
-Pure stdlib, no Django: the store knows tuples; :class:`netbox_import.records.Estate`
+Pure (stdlib and the prefix arithmetic), no Django: the store knows tuples; :class:`netbox_import.records.Estate`
 turns them into records.
 """
 
@@ -29,6 +29,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from allocations.prefixes import from_key, to_key
+
 BATCH = 1000  # rows buffered before one executemany: the O(page) of the spool
 CACHE_KIB = 2048  # SQLite's page cache (its default): what the store may hold in memory
 
@@ -37,11 +39,6 @@ PAYLOAD = ("kind", "id", "status", "vrf", "tenant", "description", "tags", "ref"
 _COLUMNS = ("rank", "family", "first", "length", *PAYLOAD)
 _SELECT = "p.seq, " + ", ".join(f"p.{c}" for c in _COLUMNS)
 _ORDER = "family, first, length, rank, seq"
-
-
-def key_bytes(first: int) -> bytes:
-    """A network address as the store's sort key: 16 big-endian bytes (IPv4 and IPv6 alike)."""
-    return first.to_bytes(16, "big")
 
 
 class PrefixSpool:
@@ -80,7 +77,7 @@ class PrefixSpool:
     def add(self, row: tuple[Any, ...]) -> None:
         """Append one row: ``(rank, family, first, length, *PAYLOAD)``, ``first`` an int."""
         rank, family, first, length, *payload = row
-        self._pending.append((rank, family, key_bytes(first), length, *payload))
+        self._pending.append((rank, family, to_key(first), length, *payload))
         self.count += 1
         if len(self._pending) >= BATCH:
             self.flush()
@@ -108,7 +105,7 @@ class PrefixSpool:
 
     def add_member(self, pool: int, family: int, first: int, length: int, rank: int, seq: int) -> None:
         """Row ``seq`` is an allocation of planned pool ``pool``."""
-        self._members.append((pool, family, key_bytes(first), length, rank, seq))
+        self._members.append((pool, family, to_key(first), length, rank, seq))
         if len(self._members) >= BATCH:
             self.flush()
 
@@ -162,7 +159,7 @@ class PrefixSpool:
             "SELECT first, length, rank, seq FROM member WHERE pool = ? ORDER BY family, first, length, rank, seq",
             (pool,),
         ):
-            yield int.from_bytes(first, "big"), length, rank, seq
+            yield from_key(first), length, rank, seq
 
     def row(self, seq: int) -> tuple[Any, ...]:
         """One row by its input order."""

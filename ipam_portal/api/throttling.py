@@ -40,8 +40,7 @@ class TokenRateThrottle(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.now = self.timer()
-        window, elapsed = divmod(self.now, self.duration)
+        window, elapsed = divmod(self.timer(), self.duration)
         current, previous = f"{self.key}:{int(window)}", f"{self.key}:{int(window) - 1}"
         counts = self.cache.get_many([current, previous])
         self.counts = counts.get(current, 0), counts.get(previous, 0)
